@@ -1,0 +1,7 @@
+/** Workers entry: the Hono app, and the Durable Object classes wrangler.toml binds. */
+import { app } from "./app";
+
+export { MissionState } from "../lib/state/mission-state";
+export { MetricsAggregator } from "../lib/telemetry/aggregator";
+
+export default app;

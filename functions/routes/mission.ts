@@ -1,0 +1,39 @@
+import { Hono } from "hono";
+import { MISSION_PHASES, phaseChangeSchema } from "../../lib/domain/schemas";
+import { PHASE_POLICIES, validTransitions } from "../../lib/domain/phase-policy";
+import type { AppEnv } from "../../lib/env";
+import { requireScope } from "../../lib/http/auth";
+import { ApiError } from "../../lib/http/errors";
+import { requireJson, validate } from "../../lib/http/validation";
+import { callMission, historyCache, phaseCache, rememberPhase } from "../../lib/mission/mission-client";
+
+/** Mission phase, and the recurrence memory's statistics. */
+export const missionRoutes = new Hono<AppEnv>()
+  .get("/phase", async (c) => {
+    const info = await callMission(c.env, (s) => s.getPhase());
+    rememberPhase(info.phase);
+    const policy = PHASE_POLICIES[info.phase];
+    return c.json({
+      ...info,
+      description: policy.description,
+      allowed_actions: policy.allowedActions,
+      valid_transitions: validTransitions(info.phase),
+      phases: MISSION_PHASES,
+    });
+  })
+  .post("/phase", requireScope("admin"), requireJson(), validate("json", phaseChangeSchema), async (c) => {
+    const { phase, force, reason } = c.req.valid("json");
+    const result = await callMission(c.env, (s) => s.setPhase(phase, force ?? false, reason));
+    if (!result.changed) {
+      throw new ApiError(409, "invalid_transition", result.reason, "phase");
+    }
+    rememberPhase(result.phase);
+    return c.json({ changed: true, previous_phase: result.from, phase: result.phase, reason: result.reason });
+  })
+  .get("/memory/stats", async (c) => {
+    const stored = await callMission(c.env, (s) => s.stats());
+    return c.json({
+      recurrence_memory: stored,
+      isolate_cache: { phase: phaseCache.stats(), history: historyCache.stats() },
+    });
+  });

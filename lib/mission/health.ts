@@ -1,0 +1,55 @@
+/**
+ * Service health: this isolate's view of each dependency. Storage is pinged with a short deadline;
+ * the collector's status is what the last export saw, so /health never waits on it.
+ */
+import type { Env } from "../env";
+import { dependencyStatus, type DependencyStatus } from "../state/dependency-health";
+import type { MissionPhase } from "../domain/schemas";
+import { callMission } from "./mission-client";
+
+/** How long /health waits for the storage ping before calling it degraded. */
+export const STORAGE_PING_TIMEOUT_MS = 500;
+const isolateStartedAt = Date.now();
+
+export interface HealthReport {
+  status: "healthy" | "degraded";
+  version: string;
+  uptime_seconds: number;
+  started_at: string;
+  mission_phase: MissionPhase | null;
+  dependencies: Record<string, DependencyStatus & { latency_ms?: number }>;
+}
+
+export async function healthReport(env: Env, now = Date.now()): Promise<HealthReport> {
+  const started = Date.now();
+  let phase: MissionPhase | null = null;
+  let storageError: string | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const ping = callMission(env, (s) => s.ping());
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${STORAGE_PING_TIMEOUT_MS} ms`)), STORAGE_PING_TIMEOUT_MS);
+    });
+    phase = (await Promise.race([ping, deadline])).phase;
+  } catch (err) {
+    storageError = err instanceof Error ? err.message : String(err);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+  const storage = { ...dependencyStatus("storage"), latency_ms: Date.now() - started };
+  if (storageError) Object.assign(storage, { status: "degraded", last_error: storageError });
+  const dependencies = {
+    storage,
+    collector: dependencyStatus("collector"),
+    metrics_aggregator: dependencyStatus("metrics_aggregator"),
+  };
+  const degraded = Object.values(dependencies).some((d) => d.status === "degraded");
+  return {
+    status: degraded ? "degraded" : "healthy",
+    version: env.SERVICE_VERSION ?? "0.0.0",
+    uptime_seconds: Math.round((now - isolateStartedAt) / 1000),
+    started_at: new Date(isolateStartedAt).toISOString(),
+    mission_phase: phase,
+    dependencies,
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * The isolate's way to the MissionState object: one stub per isolate, and the memory-engine caches
+ * in front of the reads that every request makes (phase, each source's recent readings).
+ */
+import type { Reading } from "../domain/detector";
+import type { MissionPhase } from "../domain/schemas";
+import type { Env } from "../env";
+import { reportDependency } from "../state/dependency-health";
+import { IsolateCache } from "../state/isolate-cache";
+import { HISTORY_LENGTH, type MissionState } from "../state/mission-state";
+
+/** One mission, one object: its name is fixed so every isolate reaches the same one. */
+const MISSION_OBJECT_NAME = "mission";
+
+export const phaseCache = new IsolateCache<MissionPhase>("phase", { ttlMillis: 2000, maxEntries: 1 });
+export const historyCache = new IsolateCache<Reading[]>("history", { ttlMillis: 2000, maxEntries: 5000 });
+
+export function missionState(env: Env): DurableObjectStub<MissionState> {
+  return env.MISSION_STATE.get(env.MISSION_STATE.idFromName(MISSION_OBJECT_NAME));
+}
+
+/** Calls the object, recording the storage dependency's health as seen by this isolate. */
+export async function callMission<T>(env: Env, call: (stub: DurableObjectStub<MissionState>) => Promise<T>): Promise<T> {
+  try {
+    const result = await call(missionState(env));
+    reportDependency("storage", true);
+    return result;
+  } catch (err) {
+    reportDependency("storage", false, err);
+    throw err;
+  }
+}
+
+export interface DetectionContext {
+  phase: MissionPhase | undefined;
+  histories: Map<string, Reading[]>;
+  /** False when the object could not be reached and the context is what the cache had. */
+  fresh: boolean;
+}
+
+/** Phase and histories for these sources: from the cache where live, else one call to the object. */
+export async function detectionContext(env: Env, satelliteIds: readonly string[]): Promise<DetectionContext> {
+  const histories = new Map<string, Reading[]>();
+  const missing: string[] = [];
+  for (const id of new Set(satelliteIds)) {
+    const cached = historyCache.get(id);
+    if (cached) histories.set(id, cached);
+    else missing.push(id);
+  }
+  const phase = phaseCache.get("phase");
+  if (missing.length === 0 && phase) return { phase, histories, fresh: true };
+  try {
+    const ctx = await callMission(env, (s) => s.context(missing));
+    phaseCache.set("phase", ctx.phase);
+    for (const id of missing) {
+      const history = ctx.histories[id] ?? [];
+      historyCache.set(id, history);
+      histories.set(id, history);
+    }
+    return { phase: ctx.phase, histories, fresh: true };
+  } catch {
+    for (const id of missing) histories.set(id, []);
+    return { phase, histories, fresh: false };
+  }
+}
+
+/** After a request is recorded, this isolate's cache already knows the new readings. */
+export function rememberReadings(satelliteId: string, history: readonly Reading[]): void {
+  historyCache.set(satelliteId, history.slice(-HISTORY_LENGTH));
+}
+
+export function rememberPhase(phase: MissionPhase): void {
+  phaseCache.set("phase", phase);
+}
