@@ -1,0 +1,369 @@
+/**
+ * MetricsAggregator: the Durable Object that turns the delta points of many short-lived isolates
+ * into one cumulative stream per label set, and pushes those streams as cumulative OTLP to the
+ * collector. Because the running totals live here (in SQLite), a collector restart loses nothing
+ * and Prometheus sees no counter reset; because one object owns a stream and pushes it with one
+ * `service.instance.id`, Prometheus sees exactly one series per label set.
+ *
+ *   isolates ──RPC ingest(batchId, points)──▶ MetricsAggregator (shard = hash(name) % N)
+ *                                               │ SQLite: streams, batch ids (TTL)
+ *                                               └─alarm ~1 s─▶ OTLP/HTTP cumulative ─▶ collector
+ *
+ * - `ingest` is idempotent per batch id: a batch re-sent after a failed-looking send is ignored.
+ * - Sums (counters, UpDownCounters) add, histograms add bucket-wise, gauges keep the value with
+ *   the latest time.
+ * - Every push carries ALL streams of the shard, stamped with a time strictly after the previous
+ *   push (Prometheus rejects duplicate or out-of-order samples), and a fixed per-stream start time.
+ * - A failed push is simply retried on the next alarm: the state is cumulative.
+ * - While streams changed recently it pushes every `pushIntervalMillis`; while idle but active in
+ *   the last `idleStopMillis` it re-pushes every `keepaliveMillis` so series stay fresh; then stops.
+ * - An empty OTEL_EXPORTER_OTLP_ENDPOINT turns pushing off.
+ *
+ * Scaling out: streams are sharded by metric name over METRICS_AGGREGATOR_SHARDS objects
+ * (`metrics-shard-N`); one stream always has one owner, so shards never write the same series.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { ValueType, type HrTime } from "@opentelemetry/api";
+import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
+import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
+import { AggregationTemporality, DataPointType, type MetricData, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
+import type { Env } from "../env";
+import { SERVICE_NAME, serviceResource } from "./meter-provider";
+import { streamKey, type HistogramValue, type MetricPoint, type PointKind } from "./points";
+
+/** The fixed `service.instance.id` of every push: one Prometheus `instance` for the whole service. */
+export const AGGREGATOR_INSTANCE_ID = SERVICE_NAME;
+
+/** Timing and bounds of the aggregator (fixed per deployment). */
+export const aggregatorConfig = {
+  /** Delay from the first change to the push that carries it. */
+  pushIntervalMillis: 1000,
+  /** Re-push period while nothing changed, so series stay fresh in Prometheus. */
+  keepaliveMillis: 15_000,
+  /** Stop the alarm when nothing was ingested for this long. */
+  idleStopMillis: 10 * 60_000,
+  /** Longest wait between retries of a failed push. */
+  maxRetryMillis: 10_000,
+  /** How long batch ids are remembered (must exceed the isolates' retention age). */
+  batchIdTtlMillis: 2 * 60 * 60_000,
+  /** Streams kept at most; points of new streams beyond it are dropped and counted. */
+  maxStreams: 20_000,
+  /** OTLP push timeout. */
+  pushTimeoutMillis: 5000,
+};
+
+/** What `ingest` answers. */
+export interface IngestResult {
+  /** False when the batch id was seen before (nothing was added). */
+  accepted: boolean;
+  /** Points merged (0 for a duplicate). */
+  merged: number;
+}
+
+/** Counters of one aggregator, for tests and the exactness report. */
+export interface AggregatorStats {
+  streams: number;
+  batchesAccepted: number;
+  batchesDuplicate: number;
+  pointsDropped: number;
+  pushes: number;
+  pushFailures: number;
+  lastPushMs: number;
+  version: number;
+  pushedVersion: number;
+}
+
+interface StreamRow {
+  key: string;
+  name: string;
+  description: string;
+  unit: string;
+  kind: PointKind;
+  attributes: string;
+  value: number | null;
+  histogram: string | null;
+  time_ms: number;
+  start_ms: number;
+  [column: string]: SqlStorageValue;
+}
+
+const millisToHrTime = (ms: number): HrTime => {
+  const whole = Math.floor(ms);
+  return [Math.floor(whole / 1000), (whole % 1000) * 1e6];
+};
+
+function addHistograms(into: HistogramValue, delta: HistogramValue): HistogramValue | undefined {
+  if (
+    into.boundaries.length !== delta.boundaries.length ||
+    into.boundaries.some((b, i) => b !== delta.boundaries[i]) ||
+    delta.bucketCounts.length !== into.bucketCounts.length
+  )
+    return undefined;
+  return {
+    boundaries: into.boundaries,
+    bucketCounts: into.bucketCounts.map((c, i) => c + (delta.bucketCounts[i] ?? 0)),
+    sum: into.sum + delta.sum,
+    count: into.count + delta.count,
+    ...((into.min !== undefined || delta.min !== undefined) && { min: Math.min(into.min ?? Infinity, delta.min ?? Infinity) }),
+    ...((into.max !== undefined || delta.max !== undefined) && { max: Math.max(into.max ?? -Infinity, delta.max ?? -Infinity) }),
+  };
+}
+
+function validPoint(p: MetricPoint): boolean {
+  if (!p || typeof p.name !== "string" || !p.name || typeof p.attributes !== "object" || p.attributes === null) return false;
+  if (p.kind === "histogram") {
+    const h = p.histogram;
+    return !!h && Array.isArray(h.boundaries) && Array.isArray(h.bucketCounts) && h.bucketCounts.length === h.boundaries.length + 1 && Number.isFinite(h.count) && Number.isFinite(h.sum);
+  }
+  return (p.kind === "counter" || p.kind === "updowncounter" || p.kind === "gauge") && typeof p.value === "number" && Number.isFinite(p.value);
+}
+
+/**
+ * One shard of cumulative metric state. Isolates call `ingest` by RPC (see ./flush.ts).
+ *
+ * @example
+ * const ns = env.METRICS_AGGREGATOR;
+ * await ns.get(ns.idFromName("metrics-shard-0")).ingest("isolate-1-0", points);
+ */
+export class MetricsAggregator extends DurableObject<Env> {
+  readonly #sql: SqlStorage;
+  #exporter: { key: string; exporter: OTLPMetricExporter } | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql = ctx.storage.sql;
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS streams (
+      key TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL, unit TEXT NOT NULL, kind TEXT NOT NULL,
+      attributes TEXT NOT NULL, value REAL, histogram TEXT, time_ms REAL NOT NULL, start_ms INTEGER NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)`);
+    this.#sql.exec(`CREATE INDEX IF NOT EXISTS batches_at ON batches (at_ms)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL)`);
+  }
+
+  #meta(key: string): number {
+    const row = this.#sql.exec<{ value: number }>(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0];
+    return row?.value ?? 0;
+  }
+
+  #setMeta(key: string, value: number): void {
+    this.#sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value);
+  }
+
+  #bumpMeta(key: string, by = 1): void {
+    this.#sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = value + excluded.value`, key, by);
+  }
+
+  /**
+   * Merges one batch of delta points into the cumulative streams, once per batch id.
+   * Invalid points are skipped and counted, never thrown on.
+   */
+  async ingest(batchId: string, points: MetricPoint[]): Promise<IngestResult> {
+    const now = Date.now();
+    const result = this.ctx.storage.transactionSync((): IngestResult => {
+      const seen = this.#sql.exec(`SELECT 1 FROM batches WHERE id = ?`, batchId).toArray().length > 0;
+      if (seen) {
+        this.#bumpMeta("batches_duplicate");
+        return { accepted: false, merged: 0 };
+      }
+      this.#sql.exec(`INSERT INTO batches (id, at_ms) VALUES (?, ?)`, batchId, now);
+      let merged = 0;
+      for (const point of Array.isArray(points) ? points : []) {
+        if (!validPoint(point)) {
+          this.#bumpMeta("points_dropped");
+          continue;
+        }
+        if (this.#merge(point, now)) merged++;
+        else this.#bumpMeta("points_dropped");
+      }
+      this.#bumpMeta("batches_accepted");
+      if (merged) {
+        this.#bumpMeta("version");
+        this.#setMeta("last_ingest_ms", now);
+      }
+      return { accepted: true, merged };
+    });
+    if (result.merged) await this.#ensureAlarm(now + aggregatorConfig.pushIntervalMillis);
+    return result;
+  }
+
+  #merge(p: MetricPoint, now: number): boolean {
+    const key = streamKey(p);
+    const row = this.#sql.exec<StreamRow>(`SELECT * FROM streams WHERE key = ?`, key).toArray()[0];
+    if (!row) {
+      const count = this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM streams`).one().n;
+      if (count >= aggregatorConfig.maxStreams) return false;
+      this.#sql.exec(
+        `INSERT INTO streams (key, name, description, unit, kind, attributes, value, histogram, time_ms, start_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        key,
+        p.name,
+        p.description ?? "",
+        p.unit ?? "",
+        p.kind,
+        JSON.stringify(p.attributes),
+        p.kind === "histogram" ? null : (p.value as number),
+        p.kind === "histogram" ? JSON.stringify(p.histogram) : null,
+        p.timeMs ?? now,
+        // Fixed start of the cumulative stream; 1 ms before the first point so start < time.
+        Math.floor(Math.min(p.timeMs ?? now, now)) - 1,
+      );
+      return true;
+    }
+    switch (p.kind) {
+      case "counter":
+      case "updowncounter":
+        this.#sql.exec(`UPDATE streams SET value = value + ?, time_ms = max(time_ms, ?) WHERE key = ?`, p.value as number, p.timeMs ?? now, key);
+        return true;
+      case "gauge":
+        if ((p.timeMs ?? now) >= row.time_ms)
+          this.#sql.exec(`UPDATE streams SET value = ?, time_ms = ? WHERE key = ?`, p.value as number, p.timeMs ?? now, key);
+        return true;
+      case "histogram": {
+        const current = JSON.parse(row.histogram ?? "null") as HistogramValue | null;
+        const sum = current ? addHistograms(current, p.histogram!) : p.histogram!;
+        if (!sum) {
+          console.warn(`aggregator: ${p.name} changed its buckets; point dropped`);
+          return false;
+        }
+        this.#sql.exec(`UPDATE streams SET histogram = ?, time_ms = max(time_ms, ?) WHERE key = ?`, JSON.stringify(sum), p.timeMs ?? now, key);
+        return true;
+      }
+    }
+  }
+
+  async #ensureAlarm(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Pushes all streams when due, prunes old batch ids, and schedules the next alarm (or none). */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    this.#sql.exec(`DELETE FROM batches WHERE at_ms < ?`, now - aggregatorConfig.batchIdTtlMillis);
+    const endpoint = this.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+    if (!endpoint) return; // Export off: no push, no further alarm (the next ingest sets one again).
+
+    const version = this.#meta("version");
+    const ok = await this.pushNow();
+    const failures = ok ? 0 : this.#meta("consecutive_failures") + 1;
+    this.#setMeta("consecutive_failures", failures);
+
+    const after = Date.now();
+    const dirty = this.#meta("version") > (ok ? version : this.#meta("pushed_version"));
+    const idleFor = after - this.#meta("last_ingest_ms");
+    if (!ok) {
+      if (idleFor < aggregatorConfig.idleStopMillis)
+        await this.ctx.storage.setAlarm(after + Math.min(aggregatorConfig.maxRetryMillis, aggregatorConfig.pushIntervalMillis * 2 ** Math.min(failures - 1, 4)));
+    } else if (dirty) {
+      await this.ctx.storage.setAlarm(after + aggregatorConfig.pushIntervalMillis);
+    } else if (idleFor < aggregatorConfig.idleStopMillis) {
+      await this.ctx.storage.setAlarm(after + aggregatorConfig.keepaliveMillis);
+    }
+  }
+
+  /**
+   * Pushes every stream now as cumulative OTLP. Resolves true when the collector accepted it.
+   * Public for tests and operators; the alarm is its normal caller.
+   */
+  async pushNow(): Promise<boolean> {
+    const endpoint = this.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim().replace(/\/+$/, "");
+    if (!endpoint) return false;
+    const version = this.#meta("version");
+    // Strictly after the previous push (attempted or not), in whole milliseconds.
+    const timeMs = Math.max(Math.floor(Date.now()), this.#meta("last_push_ms") + 1);
+    this.#setMeta("last_push_ms", timeMs);
+    const resourceMetrics = this.buildResourceMetrics(timeMs);
+    if (!resourceMetrics.scopeMetrics[0]?.metrics.length) return true;
+    let ok = false;
+    try {
+      const result = await new Promise<ExportResult>((resolve) => this.#metricExporter(endpoint).export(resourceMetrics, resolve));
+      ok = result.code === ExportResultCode.SUCCESS;
+      if (!ok) console.warn("aggregator: push failed", String(result.error ?? ""));
+    } catch (err) {
+      console.warn("aggregator: push failed", String(err));
+    }
+    this.#bumpMeta(ok ? "pushes" : "push_failures");
+    if (ok) this.#setMeta("pushed_version", version);
+    return ok;
+  }
+
+  #metricExporter(endpoint: string): OTLPMetricExporter {
+    const url = `${endpoint}/v1/metrics`;
+    const token = this.env.OTEL_EXPORTER_OTLP_TOKEN ?? "";
+    const key = `${url} ${token}`;
+    if (this.#exporter?.key !== key) {
+      this.#exporter = {
+        key,
+        exporter: new OTLPMetricExporter({
+          url,
+          headers: token ? { Authorization: `Bearer ${token}` } : {},
+          timeoutMillis: aggregatorConfig.pushTimeoutMillis,
+        }),
+      };
+    }
+    return this.#exporter.exporter;
+  }
+
+  /** The SDK data model of every stream, cumulative, stamped `timeMs`. */
+  buildResourceMetrics(timeMs: number): ResourceMetrics {
+    const rows = this.#sql.exec<StreamRow>(`SELECT * FROM streams ORDER BY name, kind, key`).toArray();
+    const endTime = millisToHrTime(timeMs);
+    const metrics = new Map<string, MetricData>();
+    for (const row of rows) {
+      const id = `${row.name}|${row.kind}`;
+      let metric = metrics.get(id);
+      if (!metric) {
+        const descriptor = { name: row.name, description: row.description, unit: row.unit, valueType: ValueType.DOUBLE };
+        metric =
+          row.kind === "histogram"
+            ? { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.HISTOGRAM, dataPoints: [] }
+            : row.kind === "gauge"
+              ? { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.GAUGE, dataPoints: [] }
+              : {
+                  descriptor,
+                  aggregationTemporality: AggregationTemporality.CUMULATIVE,
+                  dataPointType: DataPointType.SUM,
+                  isMonotonic: row.kind === "counter",
+                  dataPoints: [],
+                };
+        metrics.set(id, metric);
+      }
+      const base = { startTime: millisToHrTime(Math.min(row.start_ms, timeMs - 1)), endTime, attributes: JSON.parse(row.attributes) as Record<string, string> };
+      if (metric.dataPointType === DataPointType.HISTOGRAM) {
+        const h = JSON.parse(row.histogram ?? "null") as HistogramValue | null;
+        if (!h) continue;
+        metric.dataPoints.push({
+          ...base,
+          value: { buckets: { boundaries: h.boundaries, counts: h.bucketCounts }, sum: h.sum, count: h.count, min: h.min, max: h.max },
+        });
+      } else if (metric.dataPointType === DataPointType.SUM || metric.dataPointType === DataPointType.GAUGE) {
+        metric.dataPoints.push({ ...base, value: row.value ?? 0 });
+      }
+    }
+    return {
+      resource: serviceResource(this.env, { "service.instance.id": AGGREGATOR_INSTANCE_ID }),
+      scopeMetrics: [{ scope: { name: SERVICE_NAME }, metrics: [...metrics.values()] }],
+    };
+  }
+
+  /** Counters of this shard. */
+  async stats(): Promise<AggregatorStats> {
+    return {
+      streams: this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM streams`).one().n,
+      batchesAccepted: this.#meta("batches_accepted"),
+      batchesDuplicate: this.#meta("batches_duplicate"),
+      pointsDropped: this.#meta("points_dropped"),
+      pushes: this.#meta("pushes"),
+      pushFailures: this.#meta("push_failures"),
+      lastPushMs: this.#meta("last_push_ms"),
+      version: this.#meta("version"),
+      pushedVersion: this.#meta("pushed_version"),
+    };
+  }
+
+  /** The cumulative value of one stream (sum, gauge) or its histogram; for tests. */
+  async read(name: string, kind: PointKind, attributes: Record<string, string>): Promise<{ value: number | null; histogram: HistogramValue | null } | null> {
+    const row = this.#sql.exec<StreamRow>(`SELECT * FROM streams WHERE key = ?`, streamKey({ name, kind, attributes })).toArray()[0];
+    if (!row) return null;
+    return { value: row.value, histogram: JSON.parse(row.histogram ?? "null") as HistogramValue | null };
+  }
+}

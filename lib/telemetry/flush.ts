@@ -1,0 +1,325 @@
+/**
+ * The one flush path of an isolate: metrics to the MetricsAggregator Durable Object(s) by RPC,
+ * ended spans to the collector's OTLP/HTTP receiver. Called by every request as
+ * `c.executionCtx.waitUntil(flushTelemetry(c.env))`.
+ *
+ * Coalesced: at most one export in flight per isolate, and at most one export started per
+ * `minIntervalMillis` (default 1000 ms). A call either joins the export that is scheduled but has
+ * not collected yet (so it will contain the caller's data), or schedules the next one after the
+ * export in flight. Every caller's promise therefore covers an export that contains its data.
+ *
+ * Retention: a batch whose send fails is kept and re-sent, with the SAME batch id, on the next
+ * export; the aggregator remembers batch ids, so a batch that did arrive although the send looked
+ * failed (e.g. a timeout) is not counted twice. Retained batches are bounded by count, bytes and
+ * age; beyond a bound the oldest batch is dropped and counted (`stats.droppedBatches`,
+ * `stats.droppedPoints`). Retained batches are never merged: a batch id always names the same points.
+ *
+ * The flush never throws and never rejects.
+ */
+import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import type { MetricReader } from "@opentelemetry/sdk-metrics";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import type { Env } from "../env";
+import { metricReader } from "./meter-provider";
+import { shardCount, shardName, shardOf, toMetricPoints, type MetricPoint, type PointBatch } from "./points";
+import { spanBuffer, type BufferingSpanProcessor } from "./tracer-provider";
+
+/** Sends one batch to one aggregator shard; resolves when the shard accepted it. */
+export type SendPoints = (env: Env, shard: number, batch: PointBatch) => Promise<void>;
+/** Exports spans; resolves `true` when the collector accepted them. */
+export type ExportSpans = (env: Env, spans: ReadableSpan[]) => Promise<boolean>;
+
+/** Options of {@link TelemetryFlusher}; every field has a default. */
+export interface TelemetryFlusherOptions {
+  /** The reader to collect. Default: the isolate's `metricReader`. */
+  reader?: MetricReader;
+  /** Where ended spans wait. Default: the isolate's `spanBuffer`. */
+  spans?: BufferingSpanProcessor;
+  /** At most one export starts per this many ms in one isolate. Default 1000. */
+  minIntervalMillis?: number;
+  /** Retained (unsent) batches kept at most. Default 64. */
+  maxRetainedBatches?: number;
+  /** Retained batches' JSON size kept at most. Default 1 MiB. */
+  maxRetainedBytes?: number;
+  /** A retained batch older than this is dropped (must stay well under the aggregator's batch-id TTL). Default 30 min. */
+  maxRetainedAgeMillis?: number;
+  /** A send or span export not done by then counts as failed. Default 5000. */
+  timeoutMillis?: number;
+  /** Transport to the aggregator. Default: RPC `ingest()` on `env.METRICS_AGGREGATOR`. */
+  sendPoints?: SendPoints;
+  /** Transport for spans. Default: OTLPTraceExporter to `${OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`. */
+  exportSpans?: ExportSpans;
+}
+
+/** Counters of what one flusher did (for tests, the bench and the exactness report). */
+export interface FlushStats {
+  /** Calls of `flush()`. */
+  flushCalls: number;
+  /** Exports run (one collection each). */
+  exports: number;
+  /** Batch sends attempted to an aggregator, and how many failed. */
+  sends: number;
+  sendFailures: number;
+  /** Batches/points dropped because retention was full or too old. */
+  droppedBatches: number;
+  droppedPoints: number;
+  /** Span exports attempted, and how many failed. */
+  spanExports: number;
+  spanExportFailures: number;
+  /** Collections that failed (the reader reported errors or threw). */
+  collectErrors: number;
+}
+
+interface RetainedBatch extends PointBatch {
+  shard: number;
+  bytes: number;
+  createdMs: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => {
+    if (timer !== undefined) clearTimeout(timer);
+  });
+}
+
+/** True when export is configured (a non-empty endpoint). */
+export const exportEnabled = (env: Partial<Env> | undefined): boolean => Boolean(env?.OTEL_EXPORTER_OTLP_ENDPOINT?.trim());
+
+const trimSlash = (s: string) => s.trim().replace(/\/+$/, "");
+
+/** The default transport: RPC to the shard's Durable Object. */
+export const rpcSendPoints: SendPoints = async (env, shard, batch) => {
+  const ns = env.METRICS_AGGREGATOR;
+  if (!ns) throw new Error("METRICS_AGGREGATOR binding missing");
+  const stub = ns.get(ns.idFromName(shardName(shard)));
+  await stub.ingest(batch.id, batch.points);
+};
+
+let traceExporter: { key: string; exporter: OTLPTraceExporter } | undefined;
+
+/** The default span transport: the SDK's OTLP/HTTP trace exporter, bearer-authenticated. */
+export const otlpExportSpans: ExportSpans = async (env, spans) => {
+  const url = `${trimSlash(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "")}/v1/traces`;
+  const token = env.OTEL_EXPORTER_OTLP_TOKEN ?? "";
+  const key = `${url} ${token}`;
+  if (traceExporter?.key !== key) {
+    traceExporter = {
+      key,
+      exporter: new OTLPTraceExporter({
+        url,
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+        timeoutMillis: 4000,
+      }),
+    };
+  }
+  const exporter = traceExporter.exporter;
+  const result = await new Promise<ExportResult>((resolve) => exporter.export(spans, resolve));
+  return result.code === ExportResultCode.SUCCESS;
+};
+
+/**
+ * Coalescing, retaining flusher of one isolate. Use the module's `flushTelemetry(env)`; build
+ * your own instance only to test with another reader or transport.
+ *
+ * @example
+ * const flusher = new TelemetryFlusher({ minIntervalMillis: 500 });
+ * ctx.waitUntil(flusher.flush(env));
+ */
+export class TelemetryFlusher {
+  /** Random per isolate; batch ids are `${isolateId}-${sequence}`. */
+  readonly isolateId: string = crypto.randomUUID();
+  readonly stats: FlushStats = {
+    flushCalls: 0,
+    exports: 0,
+    sends: 0,
+    sendFailures: 0,
+    droppedBatches: 0,
+    droppedPoints: 0,
+    spanExports: 0,
+    spanExportFailures: 0,
+    collectErrors: 0,
+  };
+  readonly #reader: MetricReader;
+  readonly #spans: BufferingSpanProcessor;
+  readonly #minIntervalMillis: number;
+  readonly #maxRetainedBatches: number;
+  readonly #maxRetainedBytes: number;
+  readonly #maxRetainedAgeMillis: number;
+  readonly #timeoutMillis: number;
+  readonly #sendPoints: SendPoints;
+  readonly #exportSpans: ExportSpans;
+
+  #sequence = 0;
+  #retained: RetainedBatch[] = [];
+  /** The export that has collected (or is collecting) and is sending. */
+  #inFlight: Promise<void> | undefined;
+  /** The export that will collect later; callers join it. */
+  #scheduled: { promise: Promise<void> } | undefined;
+  #lastStartMs = Number.NEGATIVE_INFINITY;
+
+  constructor(options: TelemetryFlusherOptions = {}) {
+    this.#reader = options.reader ?? metricReader;
+    this.#spans = options.spans ?? spanBuffer;
+    this.#minIntervalMillis = Math.max(0, options.minIntervalMillis ?? 1000);
+    this.#maxRetainedBatches = Math.max(1, options.maxRetainedBatches ?? 64);
+    this.#maxRetainedBytes = Math.max(1024, options.maxRetainedBytes ?? 1024 * 1024);
+    this.#maxRetainedAgeMillis = options.maxRetainedAgeMillis ?? 30 * 60 * 1000;
+    this.#timeoutMillis = options.timeoutMillis ?? 5000;
+    this.#sendPoints = options.sendPoints ?? rpcSendPoints;
+    this.#exportSpans = options.exportSpans ?? otlpExportSpans;
+  }
+
+  /** Batches waiting to be re-sent. */
+  get retainedBatches(): number {
+    return this.#retained.length;
+  }
+
+  /**
+   * Exports everything recorded before this call, coalesced with concurrent callers.
+   * Resolves (never rejects) once an export containing the caller's data has finished.
+   */
+  flush(env: Env): Promise<void> {
+    this.stats.flushCalls++;
+    if (this.#scheduled) return this.#scheduled.promise;
+    const previous = this.#inFlight;
+    const slot: { promise: Promise<void> } = { promise: Promise.resolve() };
+    slot.promise = (async () => {
+      try {
+        // Always yield once, so `#scheduled` is set before it is cleared below.
+        await (previous ?? Promise.resolve());
+        const waitMs = this.#lastStartMs + this.#minIntervalMillis - Date.now();
+        if (waitMs > 0) await sleep(waitMs);
+      } catch {
+        // `previous` never rejects; a timer cannot fail. Proceed regardless.
+      }
+      if (this.#scheduled === slot) this.#scheduled = undefined;
+      const run = this.#run(env);
+      this.#inFlight = run;
+      await run;
+      if (this.#inFlight === run) this.#inFlight = undefined;
+    })();
+    this.#scheduled = slot;
+    return slot.promise;
+  }
+
+  async #run(env: Env): Promise<void> {
+    this.#lastStartMs = Date.now();
+    this.stats.exports++;
+    let points: MetricPoint[] = [];
+    try {
+      const { resourceMetrics, errors } = await this.#reader.collect();
+      if (errors.length) this.stats.collectErrors++;
+      points = toMetricPoints(resourceMetrics);
+    } catch (err) {
+      this.stats.collectErrors++;
+      console.warn("telemetry: metric collection failed", err);
+    }
+    if (!exportEnabled(env)) {
+      // Export is off: nothing leaves the isolate, nothing accumulates in it.
+      this.#spans.drain();
+      return;
+    }
+    try {
+      if (points.length) this.#enqueue(env, points);
+      await Promise.all([this.#sendRetained(env), this.#sendSpans(env)]);
+    } catch (err) {
+      console.warn("telemetry: flush failed", err);
+    }
+  }
+
+  #enqueue(env: Env, points: MetricPoint[]): void {
+    const shards = shardCount(env.METRICS_AGGREGATOR_SHARDS);
+    const byShard = new Map<number, MetricPoint[]>();
+    for (const p of points) {
+      const s = shardOf(p.name, shards);
+      let list = byShard.get(s);
+      if (!list) byShard.set(s, (list = []));
+      list.push(p);
+    }
+    const now = Date.now();
+    for (const [shard, list] of byShard) {
+      const id = `${this.isolateId}-${this.#sequence++}`;
+      this.#retained.push({ id, shard, points: list, bytes: JSON.stringify(list).length, createdMs: now });
+    }
+    this.#bound(now);
+  }
+
+  /** Drops the oldest retained batches beyond count, bytes or age, counting them. */
+  #bound(now: number): void {
+    let bytes = this.#retained.reduce((n, b) => n + b.bytes, 0);
+    while (
+      this.#retained.length > 0 &&
+      (this.#retained.length > this.#maxRetainedBatches ||
+        bytes > this.#maxRetainedBytes ||
+        now - this.#retained[0]!.createdMs > this.#maxRetainedAgeMillis)
+    ) {
+      const dropped = this.#retained.shift()!;
+      bytes -= dropped.bytes;
+      this.stats.droppedBatches++;
+      this.stats.droppedPoints += dropped.points.length;
+      console.warn(`telemetry: dropped metric batch ${dropped.id} (${dropped.points.length} points): retention full`);
+    }
+  }
+
+  /** Sends retained batches oldest first, per shard in order; a shard stops at its first failure. */
+  async #sendRetained(env: Env): Promise<void> {
+    const shards = [...new Set(this.#retained.map((b) => b.shard))];
+    await Promise.all(
+      shards.map(async (shard) => {
+        for (const batch of this.#retained.filter((b) => b.shard === shard)) {
+          this.stats.sends++;
+          try {
+            await withTimeout(this.#sendPoints(env, shard, { id: batch.id, points: batch.points }), this.#timeoutMillis);
+            this.#retained = this.#retained.filter((b) => b !== batch);
+          } catch (err) {
+            this.stats.sendFailures++;
+            console.warn(`telemetry: send of batch ${batch.id} to shard ${shard} failed; kept for the next flush`, String(err));
+            return;
+          }
+        }
+      }),
+    );
+  }
+
+  async #sendSpans(env: Env): Promise<void> {
+    const spans = this.#spans.drain();
+    if (!spans.length) return;
+    this.stats.spanExports++;
+    let ok = false;
+    try {
+      ok = await withTimeout(this.#exportSpans(env, spans), this.#timeoutMillis);
+    } catch (err) {
+      console.warn("telemetry: span export failed", String(err));
+    }
+    if (!ok) {
+      this.stats.spanExportFailures++;
+      this.#spans.requeue(spans);
+    }
+  }
+}
+
+/** The isolate's flusher. */
+export const telemetryFlusher = new TelemetryFlusher();
+
+/**
+ * Flushes the isolate's metrics and spans; for `waitUntil`. Never rejects.
+ *
+ * @example
+ * c.executionCtx.waitUntil(flushTelemetry(c.env));
+ */
+export function flushTelemetry(env: Env): Promise<void> {
+  try {
+    return telemetryFlusher.flush(env).catch(() => undefined);
+  } catch {
+    return Promise.resolve();
+  }
+}

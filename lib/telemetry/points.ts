@@ -1,0 +1,145 @@
+/**
+ * Plain, serializable metric points: what an isolate sends to the MetricsAggregator by RPC.
+ *
+ * One point per (metric, attribute set) of one delta collection. Values are deltas for
+ * counters, UpDownCounters and histograms, and the last value for gauges.
+ */
+import { DataPointType, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
+import type { HrTime } from "@opentelemetry/api";
+
+/** How the aggregator merges a point into its stream. */
+export type PointKind = "counter" | "updowncounter" | "histogram" | "gauge";
+
+/** A histogram delta: bucket counts over explicit boundaries (`bucketCounts.length === boundaries.length + 1`). */
+export interface HistogramValue {
+  boundaries: number[];
+  bucketCounts: number[];
+  sum: number;
+  count: number;
+  /** Smallest recorded value in this delta; absent when nothing was recorded. */
+  min?: number;
+  /** Largest recorded value in this delta; absent when nothing was recorded. */
+  max?: number;
+}
+
+/** Attribute values are flattened to strings: the label values Prometheus will show. */
+export type PointAttributes = Record<string, string>;
+
+/** One delta (or last-value) point of one stream. */
+export interface MetricPoint {
+  name: string;
+  description: string;
+  unit: string;
+  kind: PointKind;
+  attributes: PointAttributes;
+  /** Sum delta (counter/updowncounter) or last value (gauge). */
+  value?: number;
+  histogram?: HistogramValue;
+  /** End of the collection interval, epoch milliseconds. */
+  timeMs: number;
+}
+
+/** A batch of points an isolate sends once; `id` is unique per isolate send (isolate id + sequence). */
+export interface PointBatch {
+  id: string;
+  points: MetricPoint[];
+}
+
+const hrTimeToMillis = (t: HrTime): number => t[0] * 1e3 + t[1] / 1e6;
+
+function flattenAttributes(attributes: Record<string, unknown>): PointAttributes {
+  const out: PointAttributes = {};
+  for (const key of Object.keys(attributes).sort()) {
+    const v = attributes[key];
+    if (v === undefined || v === null) continue;
+    out[key] = Array.isArray(v) ? v.join(",") : String(v);
+  }
+  return out;
+}
+
+/**
+ * Converts one collection of the isolate's reader into plain points. Empty deltas (a counter
+ * with value 0, a histogram with count 0) are skipped: they carry nothing to add.
+ * (UpDownCounter zeros are kept: see below.)
+ * Exponential histograms are not used by the instruments and are skipped.
+ *
+ * @example
+ * const { resourceMetrics } = await metricReader.collect();
+ * const points = toMetricPoints(resourceMetrics);
+ */
+export function toMetricPoints(resourceMetrics: ResourceMetrics): MetricPoint[] {
+  const points: MetricPoint[] = [];
+  for (const scope of resourceMetrics.scopeMetrics) {
+    for (const metric of scope.metrics) {
+      const { name, description, unit } = metric.descriptor;
+      for (const dp of metric.dataPoints) {
+        const base = { name, description, unit, attributes: flattenAttributes(dp.attributes), timeMs: hrTimeToMillis(dp.endTime) };
+        switch (metric.dataPointType) {
+          case DataPointType.SUM: {
+            const value = dp.value as number;
+            // A zero counter delta adds nothing; a zero UpDownCounter delta (+1 -1) still
+            // creates its stream, so "requests in flight = 0" shows in Prometheus.
+            if (value === 0 && metric.isMonotonic) continue;
+            points.push({ ...base, kind: metric.isMonotonic ? "counter" : "updowncounter", value });
+            break;
+          }
+          case DataPointType.GAUGE:
+            points.push({ ...base, kind: "gauge", value: dp.value as number });
+            break;
+          case DataPointType.HISTOGRAM: {
+            const h = dp.value as { buckets: { boundaries: number[]; counts: number[] }; sum?: number; count: number; min?: number; max?: number };
+            if (h.count === 0) continue;
+            points.push({
+              ...base,
+              kind: "histogram",
+              histogram: {
+                boundaries: [...h.buckets.boundaries],
+                bucketCounts: [...h.buckets.counts],
+                sum: h.sum ?? 0,
+                count: h.count,
+                ...(h.min !== undefined && Number.isFinite(h.min) && { min: h.min }),
+                ...(h.max !== undefined && Number.isFinite(h.max) && { max: h.max }),
+              },
+            });
+            break;
+          }
+          default:
+            break;
+        }
+      }
+    }
+  }
+  return points;
+}
+
+/** The stream a point belongs to: metric name + kind + sorted attributes. */
+export function streamKey(point: Pick<MetricPoint, "name" | "kind" | "attributes">): string {
+  const attrs = Object.keys(point.attributes)
+    .sort()
+    .map((k) => [k, point.attributes[k]]);
+  return `${point.name}|${point.kind}|${JSON.stringify(attrs)}`;
+}
+
+/** FNV-1a of a string, unsigned 32 bit: stable across isolates, for shard selection. */
+export function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** The shard that owns every stream of metric `name`, in 0..shards-1. */
+export function shardOf(name: string, shards: number): number {
+  return shards <= 1 ? 0 : hashString(name) % shards;
+}
+
+/** The number of aggregator shards the bindings ask for (METRICS_AGGREGATOR_SHARDS, default 1, at most 64). */
+export function shardCount(raw: string | undefined): number {
+  const n = Math.floor(Number(raw ?? "1"));
+  return Number.isFinite(n) && n >= 1 ? Math.min(n, 64) : 1;
+}
+
+/** The Durable Object name of shard `n`. */
+export const shardName = (n: number): string => `metrics-shard-${n}`;

@@ -1,0 +1,153 @@
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import { AGGREGATOR_INSTANCE_ID, type MetricsAggregator } from "../../../lib/telemetry/aggregator";
+import { captureCollector, counterPoint, gaugePoint, histogramPoint, otlpAttributes, otlpMetrics } from "./support";
+
+const ENDPOINT = env.OTEL_EXPORTER_OTLP_ENDPOINT as string;
+let n = 0;
+const freshShard = () => env.METRICS_AGGREGATOR.get(env.METRICS_AGGREGATOR.idFromName(`aggregator-test-${Date.now()}-${n++}`));
+
+let restore: (() => void) | undefined;
+afterEach(() => restore?.());
+
+describe("MetricsAggregator.ingest", () => {
+  it("adds counter deltas per label set, from any number of batches", async () => {
+    const shard = freshShard();
+    await shard.ingest("iso-a-0", [counterPoint("astra_http_requests_total", 3, { method: "GET", endpoint: "/health", status: "200" })]);
+    await shard.ingest("iso-b-0", [
+      counterPoint("astra_http_requests_total", 2, { status: "200", endpoint: "/health", method: "GET" }),
+      counterPoint("astra_http_requests_total", 1, { method: "POST", endpoint: "/api/v1/telemetry", status: "422" }),
+    ]);
+    expect(await shard.read("astra_http_requests_total", "counter", { method: "GET", endpoint: "/health", status: "200" })).toMatchObject({ value: 5 });
+    expect(await shard.read("astra_http_requests_total", "counter", { method: "POST", endpoint: "/api/v1/telemetry", status: "422" })).toMatchObject({ value: 1 });
+    expect((await shard.stats()).streams).toBe(2);
+  });
+
+  it("sums UpDownCounter deltas of several isolates (in-flight requests across isolates)", async () => {
+    const shard = freshShard();
+    const p = (v: number) => ({ ...counterPoint("astra_active_connections", v), kind: "updowncounter" as const });
+    await shard.ingest("a-0", [p(2)]);
+    await shard.ingest("b-0", [p(3)]);
+    await shard.ingest("a-1", [p(-2)]);
+    expect(await shard.read("astra_active_connections", "updowncounter", {})).toMatchObject({ value: 3 });
+  });
+
+  it("adds histograms bucket by bucket, with sum, count, min and max", async () => {
+    const shard = freshShard();
+    const bounds = [0.01, 0.05, 0.1];
+    await shard.ingest("a-0", [{ ...histogramPoint("astra_http_request_duration_seconds", bounds, [1, 0, 2, 0], 0.3, { endpoint: "/x" }), histogram: { boundaries: bounds, bucketCounts: [1, 0, 2, 0], sum: 0.3, count: 3, min: 0.005, max: 0.09 } }]);
+    await shard.ingest("b-0", [{ ...histogramPoint("astra_http_request_duration_seconds", bounds, [0, 1, 0, 4], 9, { endpoint: "/x" }), histogram: { boundaries: bounds, bucketCounts: [0, 1, 0, 4], sum: 9, count: 5, min: 0.02, max: 4 } }]);
+    const got = await shard.read("astra_http_request_duration_seconds", "histogram", { endpoint: "/x" });
+    expect(got?.histogram).toEqual({ boundaries: bounds, bucketCounts: [1, 1, 2, 4], sum: 9.3, count: 8, min: 0.005, max: 4 });
+  });
+
+  it("keeps the gauge value with the latest time, whatever the arrival order", async () => {
+    const shard = freshShard();
+    await shard.ingest("a-0", [gaugePoint("astra_circuit_breaker_state", 1, 2000, { name: "storage" })]);
+    await shard.ingest("b-0", [gaugePoint("astra_circuit_breaker_state", 0, 1000, { name: "storage" })]); // late arrival, older
+    expect(await shard.read("astra_circuit_breaker_state", "gauge", { name: "storage" })).toMatchObject({ value: 1 });
+    await shard.ingest("b-1", [gaugePoint("astra_circuit_breaker_state", 2, 3000, { name: "storage" })]);
+    expect(await shard.read("astra_circuit_breaker_state", "gauge", { name: "storage" })).toMatchObject({ value: 2 });
+  });
+
+  it("counts a batch id once: a re-sent batch is acknowledged and ignored", async () => {
+    const shard = freshShard();
+    const batch = [counterPoint("astra_errors_total", 4, { error_type: "validation_error", endpoint: "/api/v1/telemetry" })];
+    expect(await shard.ingest("iso-x-7", batch)).toEqual({ accepted: true, merged: 1 });
+    expect(await shard.ingest("iso-x-7", batch)).toEqual({ accepted: false, merged: 0 });
+    expect(await shard.read("astra_errors_total", "counter", { error_type: "validation_error", endpoint: "/api/v1/telemetry" })).toMatchObject({ value: 4 });
+    expect(await shard.stats()).toMatchObject({ batchesAccepted: 1, batchesDuplicate: 1 });
+  });
+
+  it("skips invalid points without throwing and counts them", async () => {
+    const shard = freshShard();
+    const bad: any[] = [{ name: "", kind: "counter", attributes: {}, value: 1 }, { ...counterPoint("c_total", Number.NaN) }, histogramPoint("h", [1], [1], 1)];
+    bad[2]!.histogram!.bucketCounts = [1]; // wrong length
+    const result = await shard.ingest("bad-0", bad as any);
+    expect(result).toEqual({ accepted: true, merged: 0 });
+    expect((await shard.stats()).pointsDropped).toBe(3);
+  });
+});
+
+describe("MetricsAggregator alarm push", () => {
+  it("schedules an alarm on ingest and pushes every stream as cumulative OTLP, bearer-authenticated, one instance id", async () => {
+    const collector = captureCollector(ENDPOINT);
+    restore = collector.restore;
+    const shard = freshShard();
+    await shard.ingest("a-0", [
+      counterPoint("astra_http_requests_total", 7, { method: "GET", endpoint: "/health", status: "200" }),
+      gaugePoint("astra_detection_accuracy", 0.75, Date.now()),
+      histogramPoint("astra_detection_latency_seconds", [0.001, 0.005], [2, 1, 0], 0.004),
+    ]);
+    await shard.ingest("b-0", [counterPoint("astra_http_requests_total", 5, { method: "GET", endpoint: "/health", status: "200" })]);
+    const alarm = await runInDurableObject(shard, (_i, state) => state.storage.getAlarm());
+    expect(alarm).not.toBeNull();
+    expect(await runDurableObjectAlarm(shard)).toBe(true);
+
+    expect(collector.requests).toHaveLength(1);
+    const push = collector.requests[0]!;
+    expect(push.url).toBe(`${ENDPOINT}/v1/metrics`);
+    expect(push.headers.authorization).toBe(`Bearer ${env.OTEL_EXPORTER_OTLP_TOKEN}`);
+    const resource = otlpAttributes(push.body.resourceMetrics[0].resource.attributes);
+    expect(resource).toMatchObject({ "service.name": "astraguard-edge", "service.instance.id": AGGREGATOR_INSTANCE_ID, "service.version": expect.any(String), "deployment.environment.name": expect.any(String) });
+    const metrics = otlpMetrics(push.body);
+    const requests = metrics.get("astra_http_requests_total");
+    expect(requests.sum.aggregationTemporality).toBe(2); // CUMULATIVE
+    expect(requests.sum.isMonotonic).toBe(true);
+    expect(requests.sum.dataPoints).toHaveLength(1);
+    expect(requests.sum.dataPoints[0].asDouble).toBe(12);
+    expect(otlpAttributes(requests.sum.dataPoints[0].attributes)).toEqual({ method: "GET", endpoint: "/health", status: "200" });
+    expect(metrics.get("astra_detection_accuracy").gauge.dataPoints[0].asDouble).toBe(0.75);
+    const h = metrics.get("astra_detection_latency_seconds").histogram;
+    expect(h.aggregationTemporality).toBe(2);
+    expect(h.dataPoints[0]).toMatchObject({ count: 3, sum: 0.004, explicitBounds: [0.001, 0.005], bucketCounts: [2, 1, 0] });
+  });
+
+  it("stamps each push strictly after the previous one, with a fixed start time per stream", async () => {
+    const collector = captureCollector(ENDPOINT);
+    restore = collector.restore;
+    const shard = freshShard();
+    await shard.ingest("a-0", [counterPoint("astra_anomalies_detected_total", 1, { severity: "HIGH" })]);
+    for (let i = 0; i < 3; i++) await runInDurableObject(shard, (instance: MetricsAggregator) => instance.pushNow());
+    const points = collector.requests.map((r) => otlpMetrics(r.body).get("astra_anomalies_detected_total").sum.dataPoints[0]);
+    expect(points).toHaveLength(3);
+    const times = points.map((p) => BigInt(p.timeUnixNano));
+    expect(times[1]! > times[0]! && times[2]! > times[1]!).toBe(true);
+    expect(new Set(points.map((p) => p.startTimeUnixNano)).size).toBe(1);
+    expect(BigInt(points[0].startTimeUnixNano) < times[0]!).toBe(true);
+    expect(points.map((p) => p.asDouble)).toEqual([1, 1, 1]);
+  });
+
+  it("keeps the cumulative state through a failed push: the next alarm pushes the full total", async () => {
+    let up = false;
+    const collector = captureCollector(ENDPOINT, () => (up ? 200 : "refuse"));
+    restore = collector.restore;
+    const shard = freshShard();
+    await shard.ingest("a-0", [counterPoint("astra_http_requests_total", 2, { method: "POST", endpoint: "/api/v1/telemetry", status: "200" })]);
+    await runDurableObjectAlarm(shard); // collector down
+    expect((await shard.stats()).pushFailures).toBe(1);
+    const retryAt = await runInDurableObject(shard, (_i, state) => state.storage.getAlarm());
+    expect(retryAt).not.toBeNull(); // retry scheduled
+    await shard.ingest("b-0", [counterPoint("astra_http_requests_total", 3, { method: "POST", endpoint: "/api/v1/telemetry", status: "200" })]);
+    up = true;
+    await runDurableObjectAlarm(shard);
+    const last = collector.requests.at(-1)!;
+    expect(otlpMetrics(last.body).get("astra_http_requests_total").sum.dataPoints[0].asDouble).toBe(5);
+    expect(await shard.stats()).toMatchObject({ pushes: 1, pushFailures: 1 });
+  });
+
+  it("keeps pushing while recently active and stops once idle", async () => {
+    const collector = captureCollector(ENDPOINT);
+    restore = collector.restore;
+    const shard = freshShard();
+    await shard.ingest("a-0", [counterPoint("astra_false_positives_total", 1, { detector: "limit" })]);
+    await runDurableObjectAlarm(shard);
+    const keepalive = await runInDurableObject(shard, (_i, state) => state.storage.getAlarm());
+    expect(keepalive).not.toBeNull(); // fresh series: re-pushed later
+    // Pretend the last ingest was long ago.
+    await runInDurableObject(shard, (_i, state) => state.storage.sql.exec(`UPDATE meta SET value = 0 WHERE key = 'last_ingest_ms'`));
+    await runDurableObjectAlarm(shard);
+    expect(await runInDurableObject(shard, (_i, state) => state.storage.getAlarm())).toBeNull();
+    expect(collector.requests.length).toBe(2);
+  });
+});
