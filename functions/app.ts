@@ -6,6 +6,7 @@ import { HTTPException } from "hono/http-exception";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import type { AppEnv } from "../lib/env";
+import { httpMetrics } from "../lib/telemetry/http-metrics";
 import { ApiError, errorResponse } from "../lib/http/errors";
 import { anomalyRoutes } from "./routes/anomalies";
 import { healthRoutes } from "./routes/health";
@@ -14,6 +15,8 @@ import { telemetryRoutes } from "./routes/telemetry";
 
 export const app = new Hono<AppEnv>();
 
+// First, so it sees every request and the final response, and flushes after the span has ended.
+app.use("*", httpMetrics());
 app.use("*", requestId());
 app.use(
   "*",
