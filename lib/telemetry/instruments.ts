@@ -5,9 +5,25 @@
  *
  * Label values must come from closed sets (route patterns, enums), never from request text.
  */
+import type { Attributes, Context, Gauge, MetricOptions } from "@opentelemetry/api";
 import { meterProvider } from "./meter-provider";
+import { noteGaugeSample } from "./points";
 
 const meter = meterProvider.getMeter("astraguard-edge");
+
+/**
+ * A gauge whose samples carry the time they were recorded (see noteGaugeSample): across isolates
+ * the aggregator keeps the most recent sample, not the one flushed last.
+ */
+function timedGauge(name: string, options: MetricOptions): Gauge {
+  const gauge = meter.createGauge(name, options);
+  return {
+    record(value: number, attributes?: Attributes, context?: Context) {
+      gauge.record(value, attributes, context);
+      noteGaugeSample(name, attributes ?? {}, Date.now());
+    },
+  };
+}
 
 const SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5];
 const BYTES_BUCKETS = [100, 1000, 10000, 100000, 1000000];
@@ -30,7 +46,7 @@ export const instruments = {
   errorResolutionTime: secondsHistogram("astra_error_resolution_time_seconds", "Time from an error until the failing operation succeeded again"),
 
   // Reliability & resilience
-  circuitBreakerState: meter.createGauge("astra_circuit_breaker_state", { description: "Circuit breaker state: 0 CLOSED, 1 OPEN, 2 HALF_OPEN" }),
+  circuitBreakerState: timedGauge("astra_circuit_breaker_state", { description: "Circuit breaker state: 0 CLOSED, 1 OPEN, 2 HALF_OPEN" }),
   circuitBreakerTransitions: meter.createCounter("astra_circuit_breaker_transitions_total", { description: "Circuit breaker state changes" }),
   retryAttempts: meter.createCounter("astra_retry_attempts_total", { description: "Attempts of retried work by outcome: success, retry, failure" }),
   retryLatency: secondsHistogram("astra_retry_latency_seconds", "Time spent retrying"),
@@ -43,7 +59,7 @@ export const instruments = {
   anomaliesDetected: meter.createCounter("astra_anomalies_detected_total", { description: "Anomalies detected by severity" }),
   detectionLatency: secondsHistogram("astra_detection_latency_seconds", "Detection time per telemetry point", DETECTION_BUCKETS),
   /** Share of labelled detections that were right, 0..1; no unit, so Prometheus adds no `_ratio`. */
-  detectionAccuracy: meter.createGauge("astra_detection_accuracy", { description: "Detection accuracy from operator feedback, 0..1" }),
+  detectionAccuracy: timedGauge("astra_detection_accuracy", { description: "Detection accuracy from operator feedback, 0..1" }),
   falsePositives: meter.createCounter("astra_false_positives_total", { description: "Detections an operator labelled false positive" }),
   memoryEngineHits: meter.createCounter("astra_memory_engine_hits_total", { description: "Isolate cache hits by store" }),
   memoryEngineMisses: meter.createCounter("astra_memory_engine_misses_total", { description: "Isolate cache misses by store" }),

@@ -35,7 +35,7 @@ export interface MetricPoint {
   /** Sum delta (counter/updowncounter) or last value (gauge). */
   value?: number;
   histogram?: HistogramValue;
-  /** End of the collection interval, epoch milliseconds. */
+  /** Epoch milliseconds: the end of the collection interval; for gauges, when the value was recorded. */
   timeMs: number;
 }
 
@@ -46,6 +46,22 @@ export interface PointBatch {
 }
 
 const hrTimeToMillis = (t: HrTime): number => t[0] * 1e3 + t[1] / 1e6;
+
+/** When each gauge stream was last recorded (the SDK's data point only carries the collection time). */
+const gaugeSampleTimes = new Map<string, number>();
+const MAX_GAUGE_STREAMS = 1000;
+
+/**
+ * Notes the time a gauge was recorded, so its point carries the sample time rather than the
+ * collection time: the aggregator keeps the latest sample across isolates by this time, and an
+ * isolate that flushes late must not overwrite a newer value. Bounded (oldest forgotten first).
+ */
+export function noteGaugeSample(name: string, attributes: Record<string, unknown>, timeMs: number): void {
+  const key = streamKey({ name, kind: "gauge", attributes: flattenAttributes(attributes) });
+  gaugeSampleTimes.delete(key);
+  gaugeSampleTimes.set(key, timeMs);
+  if (gaugeSampleTimes.size > MAX_GAUGE_STREAMS) gaugeSampleTimes.delete(gaugeSampleTimes.keys().next().value!);
+}
 
 function flattenAttributes(attributes: Record<string, unknown>): PointAttributes {
   const out: PointAttributes = {};
@@ -83,9 +99,11 @@ export function toMetricPoints(resourceMetrics: ResourceMetrics): MetricPoint[] 
             points.push({ ...base, kind: metric.isMonotonic ? "counter" : "updowncounter", value });
             break;
           }
-          case DataPointType.GAUGE:
-            points.push({ ...base, kind: "gauge", value: dp.value as number });
+          case DataPointType.GAUGE: {
+            const sampled = gaugeSampleTimes.get(streamKey({ name, kind: "gauge", attributes: base.attributes }));
+            points.push({ ...base, kind: "gauge", value: dp.value as number, timeMs: sampled ?? base.timeMs });
             break;
+          }
           case DataPointType.HISTOGRAM: {
             const h = dp.value as { buckets: { boundaries: number[]; counts: number[] }; sum?: number; count: number; min?: number; max?: number };
             if (h.count === 0) continue;

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { AggregationTemporality, InstrumentType } from "@opentelemetry/sdk-metrics";
 import { deltaTemporalitySelector, metricReader, OnDemandMetricReader } from "../../../lib/telemetry/meter-provider";
-import { hashString, shardCount, shardOf, streamKey, toMetricPoints } from "../../../lib/telemetry/points";
+import { hashString, noteGaugeSample, shardCount, shardOf, streamKey, toMetricPoints } from "../../../lib/telemetry/points";
 import { instruments } from "../../../lib/telemetry/instruments";
 
 function setup() {
@@ -55,6 +55,26 @@ describe("the isolate's reader", () => {
     expect(first).toMatchObject([{ name: "g", kind: "gauge", value: 0.75 }]);
     expect(first[0]!.timeMs).toBeGreaterThan(0);
     expect(toMetricPoints((await reader.collect()).resourceMetrics)).toEqual([]);
+  });
+
+  it("stamps a gauge point with the time it was recorded, not when it was collected", async () => {
+    const { reader, meter } = setup();
+    const gauge = meter.createGauge("g_timed");
+    gauge.record(0.9, { name: "storage" });
+    noteGaugeSample("g_timed", { name: "storage" }, 1234);
+    const [point] = toMetricPoints((await reader.collect()).resourceMetrics);
+    expect(point).toMatchObject({ kind: "gauge", value: 0.9, timeMs: 1234 });
+  });
+
+  it("the contract's gauges note their sample time when recorded", async () => {
+    await metricReader.collect();
+    const before = Date.now();
+    instruments.detectionAccuracy.record(0.5);
+    const points = toMetricPoints((await metricReader.collect()).resourceMetrics);
+    const accuracy = points.find((p) => p.name === "astra_detection_accuracy");
+    expect(accuracy?.value).toBe(0.5);
+    expect(accuracy!.timeMs).toBeGreaterThanOrEqual(before);
+    expect(accuracy!.timeMs).toBeLessThanOrEqual(Date.now());
   });
 
   it("turns points into plain JSON-serializable data with sorted string attributes", async () => {
