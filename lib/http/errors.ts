@@ -20,8 +20,9 @@ export class ApiError extends Error {
     message: string,
     readonly field?: string,
     readonly details?: Array<{ field: string; message: string }>,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = "ApiError";
   }
 

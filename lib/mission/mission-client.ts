@@ -5,6 +5,7 @@
 import type { Reading } from "../domain/detector";
 import type { MissionPhase } from "../domain/schemas";
 import type { Env } from "../env";
+import { ApiError } from "../http/errors";
 import { reportDependency } from "../state/dependency-health";
 import { IsolateCache } from "../state/isolate-cache";
 import { HISTORY_LENGTH, type MissionState } from "../state/mission-state";
@@ -27,7 +28,9 @@ export async function callMission<T>(env: Env, call: (stub: DurableObjectStub<Mi
     return result;
   } catch (err) {
     reportDependency("storage", false, err);
-    throw err;
+    if (err instanceof ApiError) throw err;
+    // The caller sees a clear 503; the cause stays in the dependency status and the logs.
+    throw new ApiError(503, "storage_unavailable", "mission state storage is unavailable; try again shortly", undefined, undefined, { cause: err });
   }
 }
 
