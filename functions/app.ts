@@ -7,7 +7,11 @@ import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import type { AppEnv } from "../lib/env";
 import { httpMetrics } from "../lib/telemetry/http-metrics";
+import { errorFields, log } from "../lib/telemetry/logger";
+import { serverSpan } from "../lib/telemetry/tracing";
 import { ApiError, errorResponse } from "../lib/http/errors";
+import { apiCors } from "../lib/http/cors";
+import { apiSecurityHeaders } from "../lib/http/security-headers";
 import { anomalyRoutes } from "./routes/anomalies";
 import { healthRoutes } from "./routes/health";
 import { missionRoutes } from "./routes/mission";
@@ -18,6 +22,11 @@ export const app = new Hono<AppEnv>();
 // First, so it sees every request and the final response, and flushes after the span has ended.
 app.use("*", httpMetrics());
 app.use("*", requestId());
+// The request's SERVER span (W3C traceparent honoured) and its JSON log line; inside httpMetrics, so the flush sees it ended.
+app.use("*", serverSpan());
+// Security headers on every answer (errors included); CORS only for the origins CORS_ALLOW_ORIGINS lists.
+app.use("*", apiSecurityHeaders());
+app.use("*", apiCors());
 app.use(
   "*",
   methodNotAllowed({
@@ -44,6 +53,6 @@ app.onError((err, c) => {
     return errorResponse(c, new ApiError(err.status as 400, err.status === 400 ? "bad_request" : "http_error", err.message, field));
   }
   // Never leak a stack: log the type, answer a generic 500.
-  console.error(JSON.stringify({ level: "error", event: "unhandled_error", error_type: err?.name ?? "Error", message: String(err?.message ?? err).slice(0, 200), request_id: c.get("requestId") }));
+  log("error", "unhandled_error", { ...errorFields(err), route: c.req.routePath, request_id: c.get("requestId") });
   return errorResponse(c, new ApiError(500, "internal_error", "internal error"));
 });

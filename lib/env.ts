@@ -21,6 +21,8 @@ export interface Env {
   REQUIRE_INGEST_KEY?: string;
   /** Comma-separated ingest API keys, checked when REQUIRE_INGEST_KEY is "true". */
   INGEST_API_KEYS?: string;
+  /** Comma-separated origins allowed by CORS (exact, or "*"); empty: no CORS headers. */
+  CORS_ALLOW_ORIGINS?: string;
 }
 
 /** Hono's generic argument for this app: bindings plus request-scoped variables. */
@@ -28,5 +30,7 @@ export interface AppEnv {
   Bindings: Env;
   Variables: {
     requestId: string;
+    /** Set by the ingest key check: the accepted key's fingerprint, the rate limiter's key. */
+    ingestClient?: string;
   };
 }

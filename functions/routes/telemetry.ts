@@ -3,6 +3,9 @@ import { bodyLimit } from "hono/body-limit";
 import { telemetryBatchSchema, telemetryPointSchema } from "../../lib/domain/schemas";
 import type { AppEnv } from "../../lib/env";
 import { ApiError } from "../../lib/http/errors";
+import { ingestKey } from "../../lib/http/ingest-key";
+import { jsonBounds } from "../../lib/http/json-bounds";
+import { ingestRateLimit } from "../../lib/http/rate-limit";
 import { requireJson, validate } from "../../lib/http/validation";
 import { ingestTelemetry } from "../../lib/mission/ingest";
 import { callMission } from "../../lib/mission/mission-client";
@@ -19,12 +22,16 @@ const limit = (maxSize: number) =>
     },
   });
 
+/**
+ * Ingest chain: body limit → API key (when REQUIRE_INGEST_KEY) → rate limit → JSON media type →
+ * depth/string bounds → schema. Key and rate limit run before the body is read.
+ */
 export const telemetryRoutes = new Hono<AppEnv>()
-  .post("/", limit(MAX_POINT_BYTES), requireJson(), validate("json", telemetryPointSchema), async (c) => {
+  .post("/", limit(MAX_POINT_BYTES), ingestKey(), ingestRateLimit(), requireJson(), jsonBounds(), validate("json", telemetryPointSchema), async (c) => {
     const { responses } = await ingestTelemetry(c.env, [c.req.valid("json")]);
     return c.json(responses[0]!);
   })
-  .post("/batch", limit(MAX_BATCH_BYTES), requireJson(), validate("json", telemetryBatchSchema), async (c) => {
+  .post("/batch", limit(MAX_BATCH_BYTES), ingestKey(), ingestRateLimit(), requireJson(), jsonBounds(), validate("json", telemetryBatchSchema), async (c) => {
     const { responses, persisted } = await ingestTelemetry(c.env, c.req.valid("json").telemetry);
     const anomalies = responses.filter((r) => r.is_anomaly);
     const bySeverity: Record<string, number> = {};
