@@ -11,6 +11,7 @@ import {
   jaegerTraces,
   promQuery,
   promSeries,
+  sleep,
   startStack,
   stopAll,
   waitFor,
@@ -191,6 +192,44 @@ describe('collector fan-out', () => {
     // The collector counted what it accepted and sent (metric points: 2 pushes × 2 metrics).
     expect(await stack.collector.selfMetric('otelcol_receiver_accepted_metric_points')).toBeGreaterThanOrEqual(4);
     expect(await stack.collector.selfMetric('otelcol_exporter_sent_metric_points')).toBeGreaterThanOrEqual(4);
+  });
+
+  test('the collector restarts on the same ports and the series goes on', async () => {
+    const { ports } = stack.collector;
+    const pidBefore = stack.collector.pid;
+    await stack.collector.stop();
+    expect(stack.collector.running).toBe(false);
+    // Down: the Worker's push fails at the network level (it keeps its cumulative state).
+    await expect(push('/v1/metrics', {}, TOKEN)).rejects.toThrow();
+    await stack.collector.start();
+    expect(stack.collector.pid).not.toBe(pidBefore);
+    expect(stack.collector.ports).toEqual(ports);
+
+    const start = Date.now() - 60_000; // same start time: the same cumulative stream
+    const pushed = await push('/v1/metrics', metricsPayload({ counter: 60, histogram: [0.05, 0.3, 0.7, 2, 0.2], at: Date.now(), start }), TOKEN);
+    expect(pushed.status, pushed.text).toBe(200);
+    await waitFor(
+      async () => (await promQuery(stack.prometheus.url, `${COUNTER}_total`))[0]?.value[1] === '60',
+      { timeoutMillis: 30_000, description: `${COUNTER}_total == 60 after the collector restart` },
+    );
+    expect((await promQuery(stack.prometheus.url, `count_over_time(${COUNTER}_total[5m])`))[0]?.value[1]).toBe('3');
+  });
+
+  test('points pushed while Prometheus is down arrive once it is back (queue + retry)', async () => {
+    await stack.prometheus.stop();
+    const start = Date.now() - 60_000;
+    const pushed = await push('/v1/metrics', metricsPayload({ counter: 75, histogram: [0.05, 0.3, 0.7, 2, 0.2, 0.4], at: Date.now(), start }), TOKEN);
+    expect(pushed.status, pushed.text).toBe(200); // accepted into the exporter's queue
+    await sleep(1_500); // at least one failed remote-write attempt
+    await stack.prometheus.start();
+    await waitFor(
+      async () => (await promQuery(stack.prometheus.url, `${COUNTER}_total`))[0]?.value[1] === '75',
+      { timeoutMillis: 30_000, description: `${COUNTER}_total == 75 after the Prometheus outage` },
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\ncollector log:\n${stack.collector.logs().slice(-3000)}`);
+    });
+    expect((await promQuery(stack.prometheus.url, `count_over_time(${COUNTER}_total[5m])`))[0]?.value[1]).toBe('4');
+    expect((await promQuery(stack.prometheus.url, `${HISTOGRAM}_seconds_count`))[0]?.value[1]).toBe('6');
   });
 
   test('a span reaches Jaeger through the collector', async () => {
