@@ -135,8 +135,14 @@ export const otlpExportSpans: ExportSpans = async (env, spans) => {
  * ctx.waitUntil(flusher.flush(env));
  */
 export class TelemetryFlusher {
-  /** Random per isolate; batch ids are `${isolateId}-${sequence}`. */
-  readonly isolateId: string = crypto.randomUUID();
+  #isolateId: string | undefined;
+  /**
+   * Random per isolate; batch ids are `${isolateId}-${sequence}`. Drawn lazily: Workers forbid
+   * random values at module scope, where the isolate's flusher is built.
+   */
+  get isolateId(): string {
+    return (this.#isolateId ??= crypto.randomUUID());
+  }
   readonly stats: FlushStats = {
     flushCalls: 0,
     exports: 0,

@@ -1,0 +1,470 @@
+/**
+ * EXACTNESS: the astra_* metrics of several Worker isolates, through the MetricsAggregator Durable
+ * Object(s), the real collector and Prometheus, add up exactly — one series per label set, every
+ * increment counted once — even though the collector is down for ~10 s in the middle.
+ *
+ *   3 isolates (one Miniflare, built bundle) ──RPC──▶ MetricsAggregator ×2 shards ──OTLP──▶
+ *   collector (bearer auth) ──remote write──▶ Prometheus ◀── PromQL assertions
+ *
+ * What it sends is bounded (count and time); what it expects is tallied from the responses it
+ * got (status, is_anomaly, severity, batch results), never from the Worker's own counters.
+ * It prints a report (requests, series, counts matched, freshness p50/p95, exports per request).
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { buildBundle, startIsolates, type Bundle, type Isolates } from "../support/miniflare-isolates";
+import { promQuery, promSeries, sleep, startStack, stopAll, type Stack } from "../support/stack";
+
+const ISOLATES = 3;
+const SHARDS = 2;
+const TOKEN = `exactness-${randomBytes(8).toString("hex")}`;
+const OPERATOR_TOKEN = `operator-${randomBytes(8).toString("hex")}`;
+/** Load: paced requests over the window, the collector down in the middle. */
+const LOAD_MILLIS = 30_000;
+const LOAD_RATE_PER_SECOND = 40;
+const LOAD_CONCURRENCY = 16;
+const COLLECTOR_DOWN_AT_MILLIS = 8_000;
+const COLLECTOR_DOWN_MILLIS = 10_000;
+const PROBE_ROUNDS = 5;
+const PROBE_REQUESTS = 30;
+const FRESHNESS_TIMEOUT_MILLIS = 90_000;
+
+const JOB = "astraguard-edge";
+const INSTANCE = "astraguard-edge";
+
+/** error_type by status for the statuses this mix produces (the closed set of http-metrics.ts). */
+const ERROR_TYPE: Record<number, string> = { 400: "bad_request", 401: "unauthorized", 404: "not_found", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error", 500: "internal_error" };
+
+/** Labels each metric may carry (besides job, instance and histograms' le). */
+const CONTRACT_LABELS: Record<string, string[]> = {
+  astra_http_requests_total: ["method", "endpoint", "status"],
+  astra_http_request_duration_seconds: ["endpoint"],
+  astra_active_connections: [],
+  astra_http_request_size_bytes: ["endpoint"],
+  astra_http_response_size_bytes: ["endpoint"],
+  astra_circuit_breaker_state: ["name"],
+  astra_circuit_breaker_transitions_total: ["name", "from_state", "to_state"],
+  astra_retry_attempts_total: ["endpoint", "outcome"],
+  astra_retry_latency_seconds: ["endpoint"],
+  astra_chaos_injections_total: ["type", "status"],
+  astra_chaos_recovery_time_seconds: ["type"],
+  astra_recovery_actions_total: ["action_type", "status"],
+  astra_health_check_failures_total: ["service"],
+  astra_anomalies_detected_total: ["severity"],
+  astra_detection_latency_seconds: [],
+  astra_detection_accuracy: [],
+  astra_false_positives_total: ["detector"],
+  astra_memory_engine_hits_total: ["store_type"],
+  astra_memory_engine_misses_total: ["store_type"],
+  astra_memory_engine_size_bytes: ["store_type"],
+  astra_errors_total: ["error_type", "endpoint"],
+  astra_error_resolution_time_seconds: ["error_type"],
+};
+
+/** Dashboard queries this mix cannot feed, and why (reported as skipped, not failed). */
+const SKIPPED_QUERIES: Array<{ match: RegExp; reason: string }> = [
+  { match: /astra_circuit_breaker_/, reason: "circuit breakers are built by a later issue; nothing records astra_circuit_breaker_* yet" },
+  { match: /astra_retry_attempts_total/, reason: "retries are built by a later issue; nothing records astra_retry_attempts_total yet" },
+  { match: /astra_chaos_recovery_time_seconds/, reason: "chaos injection is built by a later issue; nothing records astra_chaos_* yet" },
+  { match: /status="500"/, reason: "the mix causes no 500 (no fault injection yet); the query needs a status=\"500\" series" },
+];
+
+// ------------------------------------------------------------------------------------------------
+// The tally: what the responses say Prometheus must show
+// ------------------------------------------------------------------------------------------------
+
+class Tally {
+  readonly counters = new Map<string, number>();
+  readonly histogramCounts = new Map<string, number>();
+  requests = 0;
+  lastResponseAt = 0;
+  anomalyIds: string[] = [];
+  lastAccuracy: number | undefined;
+
+  static key(name: string, labels: Record<string, string>): string {
+    return `${name}${JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b))))}`;
+  }
+
+  add(map: Map<string, number>, name: string, labels: Record<string, string>, by = 1): void {
+    const k = Tally.key(name, labels);
+    map.set(k, (map.get(k) ?? 0) + by);
+  }
+
+  /** One HTTP exchange: the service-health metrics it must produce. */
+  http(method: string, endpoint: string, status: number): void {
+    this.requests++;
+    this.lastResponseAt = Date.now();
+    this.add(this.counters, "astra_http_requests_total", { method, endpoint, status: String(status) });
+    for (const h of ["astra_http_request_duration_seconds", "astra_http_request_size_bytes", "astra_http_response_size_bytes"]) this.add(this.histogramCounts, h, { endpoint });
+    if (status >= 400) {
+      const errorType = ERROR_TYPE[status];
+      if (!errorType) throw new Error(`the mix got an unexpected status ${status} for ${method} ${endpoint}`);
+      this.add(this.counters, "astra_errors_total", { error_type: errorType, endpoint });
+    }
+  }
+
+  /** Detection results of an ingest response (one per evaluated point). */
+  detections(results: Array<{ id: string; is_anomaly: boolean; severity_level: string }>): void {
+    for (const r of results) {
+      this.add(this.histogramCounts, "astra_detection_latency_seconds", {});
+      if (r.is_anomaly) {
+        this.add(this.counters, "astra_anomalies_detected_total", { severity: r.severity_level });
+        this.anomalyIds.push(r.id);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The mix
+// ------------------------------------------------------------------------------------------------
+
+const SATELLITES = ["sat-1", "sat-2", "sat-3", "sat-4"];
+const nominal = (i: number) => ({ voltage: 28, temperature: 20, gyro: 0.1, current: 2, wheel_speed: 3000, satellite_id: SATELLITES[i % SATELLITES.length] });
+const anomalous = (i: number) => ({ voltage: 2, temperature: 140, gyro: 0.1, satellite_id: SATELLITES[i % SATELLITES.length] });
+
+type Kind = "good" | "anomalous" | "bad_range" | "bad_json" | "batch" | "bad_batch" | "health" | "unmatched";
+/** Deterministic mix: the k-th request's kind. */
+const MIX: Kind[] = ["good", "good", "good", "anomalous", "bad_range", "batch", "good", "health", "bad_json", "unmatched", "good", "bad_batch"];
+
+async function send(edge: Isolates, tally: Tally, k: number, kind: Kind): Promise<void> {
+  const isolate = k % ISOLATES;
+  const json = (body: unknown) => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  let method = "POST";
+  let endpoint = "/api/v1/telemetry";
+  let res: Response;
+  switch (kind) {
+    case "good":
+      res = await edge.fetch(isolate, "/api/v1/telemetry", json(nominal(k)));
+      break;
+    case "anomalous":
+      res = await edge.fetch(isolate, "/api/v1/telemetry", json(anomalous(k)));
+      break;
+    case "bad_range":
+      res = await edge.fetch(isolate, "/api/v1/telemetry", json({ voltage: 99, temperature: 20, gyro: 0 }));
+      break;
+    case "bad_json":
+      res = await edge.fetch(isolate, "/api/v1/telemetry", { method: "POST", headers: { "content-type": "application/json" }, body: '{"voltage": 28,' });
+      break;
+    case "batch":
+      endpoint = "/api/v1/telemetry/batch";
+      res = await edge.fetch(isolate, endpoint, json({ telemetry: [nominal(k), anomalous(k + 1), nominal(k + 2), ...(k % 2 ? [anomalous(k + 3)] : [])] }));
+      break;
+    case "bad_batch":
+      endpoint = "/api/v1/telemetry/batch";
+      res = await edge.fetch(isolate, endpoint, json({ telemetry: [nominal(k), { voltage: -5, temperature: 20, gyro: 0 }] }));
+      break;
+    case "health":
+      method = "GET";
+      endpoint = "/health";
+      res = await edge.fetch(isolate, "/health");
+      break;
+    case "unmatched":
+      method = "GET";
+      endpoint = "unmatched";
+      res = await edge.fetch(isolate, `/api/v1/no-such-thing/${k}`);
+      break;
+  }
+  const text = await res.text();
+  tally.http(method, endpoint, res.status);
+  if (res.status === 200 && (kind === "good" || kind === "anomalous")) tally.detections([JSON.parse(text)]);
+  if (res.status === 200 && kind === "batch") tally.detections(JSON.parse(text).results);
+}
+
+/** Paced load over `millis`: request k starts no earlier than k/rate s; bounded in count and time. */
+async function load(edge: Isolates, tally: Tally, options: { millis: number; rate: number; concurrency: number; offset: number }): Promise<number> {
+  const total = Math.floor((options.millis / 1000) * options.rate);
+  const started = Date.now();
+  const hardStop = started + options.millis * 3;
+  let next = 0;
+  const failures: unknown[] = [];
+  await Promise.all(
+    Array.from({ length: options.concurrency }, async () => {
+      for (;;) {
+        const k = next++;
+        if (k >= total || Date.now() > hardStop) return;
+        const due = started + (k * 1000) / options.rate;
+        if (due > Date.now()) await sleep(due - Date.now());
+        try {
+          await send(edge, tally, options.offset + k, MIX[(options.offset + k) % MIX.length]!);
+        } catch (error) {
+          failures.push(error);
+          if (failures.length > 5) throw error;
+        }
+      }
+    }),
+  );
+  if (failures.length) throw failures[0];
+  return total;
+}
+
+/** Operator feedback on anomalies, sequentially (so the last accuracy is the final one). */
+async function feedback(edge: Isolates, tally: Tally, ids: string[]): Promise<void> {
+  for (const [i, id] of ids.entries()) {
+    const falsePositive = i % 3 === 0;
+    const res = await edge.fetch(i % ISOLATES, `/api/v1/anomalies/${id}/feedback`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${OPERATOR_TOKEN}` },
+      body: JSON.stringify({ false_positive: falsePositive }),
+    });
+    const body = (await res.json()) as { status?: string; anomaly?: { detector?: string }; detection_accuracy?: number | null };
+    tally.http("POST", "/api/v1/anomalies/:id/feedback", res.status);
+    if (res.status === 200 && body.status === "labelled") {
+      if (falsePositive) tally.add(tally.counters, "astra_false_positives_total", { detector: body.anomaly?.detector ?? "limit" });
+      if (typeof body.detection_accuracy === "number") tally.lastAccuracy = body.detection_accuracy;
+    }
+    await sleep(5);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Reading Prometheus
+// ------------------------------------------------------------------------------------------------
+
+interface Series {
+  labels: Record<string, string>;
+  samples: Array<[number, number]>;
+}
+
+/** Raw samples of every series matching `selector` over the last `window` (a range-vector query). */
+async function rawSeries(url: string, selector: string, window = "30m"): Promise<Series[]> {
+  const params = new URLSearchParams({ query: `${selector}[${window}]` });
+  const response = await fetch(`${url}/api/v1/query?${params}`, { signal: AbortSignal.timeout(15_000) });
+  const body = (await response.json()) as { status: string; error?: string; data?: { resultType: string; result: Array<{ metric: Record<string, string>; values: Array<[number, string]> }> } };
+  if (body.status !== "success" || body.data?.resultType !== "matrix") throw new Error(`range query ${selector}: ${body.error ?? body.data?.resultType}`);
+  return body.data.result.map((r) => ({ labels: r.metric, samples: r.values.map(([t, v]) => [t, Number(v)] as [number, number]) }));
+}
+
+/** A counter's total over its samples, counter resets accounted for (as increase() would). */
+function resetAdjustedTotal(samples: Array<[number, number]>): { total: number; resets: number } {
+  let total = 0;
+  let resets = 0;
+  let previous = 0;
+  for (const [, v] of samples) {
+    if (v < previous) {
+      resets++;
+      total += previous;
+    }
+    previous = v;
+  }
+  return { total: total + previous, resets };
+}
+
+const dropTarget = (labels: Record<string, string>) => {
+  const { __name__, job, instance, ...rest } = labels;
+  return { name: __name__ ?? "", rest };
+};
+
+interface Comparison {
+  expected: number;
+  matched: number;
+  mismatches: string[];
+  resets: number;
+}
+
+/** Compares every expected counter and histogram _count with what Prometheus holds now. */
+async function compare(url: string, tally: Tally): Promise<Comparison> {
+  const all = await rawSeries(url, '{__name__=~"astra_.+"}');
+  const got = new Map<string, { total: number; resets: number }>();
+  for (const s of all) {
+    const { name, rest } = dropTarget(s.labels);
+    got.set(Tally.key(name, rest), resetAdjustedTotal(s.samples));
+  }
+  const mismatches: string[] = [];
+  let matched = 0;
+  let resets = 0;
+  const check = (key: string, want: number) => {
+    const have = got.get(key);
+    if (have && have.total === want) matched++;
+    else mismatches.push(`${key}: want ${want}, have ${have?.total ?? "no series"}`);
+    resets += have?.resets ?? 0;
+  };
+  for (const [k, v] of tally.counters) check(k, v);
+  for (const [k, v] of tally.histogramCounts) {
+    const name = k.slice(0, k.indexOf("{"));
+    check(`${name}_count${k.slice(k.indexOf("{"))}`, v);
+  }
+  return { expected: tally.counters.size + tally.histogramCounts.size, matched, mismatches, resets };
+}
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+};
+
+/** Polls until every expected count is in Prometheus; returns ms from the last response. */
+async function freshness(url: string, tally: Tally): Promise<{ millis: number; comparison: Comparison }> {
+  const deadline = Date.now() + FRESHNESS_TIMEOUT_MILLIS;
+  let comparison: Comparison | undefined;
+  for (;;) {
+    comparison = await compare(url, tally);
+    if (comparison.mismatches.length === 0) return { millis: Date.now() - tally.lastResponseAt, comparison };
+    if (Date.now() > deadline) return { millis: Number.POSITIVE_INFINITY, comparison };
+    await sleep(200);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The test
+// ------------------------------------------------------------------------------------------------
+
+let stack: Stack;
+let bundle: Bundle;
+let edge: Isolates;
+const started = Date.now();
+
+beforeAll(async () => {
+  [stack, bundle] = await Promise.all([startStack({ token: TOKEN, scrapeInterval: "2s" }), buildBundle()]);
+  edge = await startIsolates({
+    bundle,
+    count: ISOLATES,
+    bindings: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: stack.collector.urls.otlpHttp,
+      OTEL_EXPORTER_OTLP_TOKEN: TOKEN,
+      METRICS_AGGREGATOR_SHARDS: String(SHARDS),
+      OPERATOR_TOKEN,
+      ADMIN_TOKEN: `admin-${randomBytes(8).toString("hex")}`,
+      DEPLOYMENT_ENVIRONMENT: "test",
+    },
+  });
+}, 20 * 60_000);
+
+afterAll(async () => {
+  await edge?.dispose();
+  await bundle?.dispose();
+  await stopAll();
+}, 120_000);
+
+describe("metrics exactness across isolates and a collector restart", () => {
+  test("every count in Prometheus equals what was sent; one series per label set; dashboards have data", async () => {
+    const tally = new Tally();
+
+    // 1. Load across the isolates; the collector goes down for ~10 s in the middle.
+    const outage = (async () => {
+      await sleep(COLLECTOR_DOWN_AT_MILLIS);
+      await stack.collector.stop();
+      const downAt = Date.now();
+      await sleep(COLLECTOR_DOWN_MILLIS);
+      await stack.collector.start();
+      return Date.now() - downAt;
+    })();
+    const loadStarted = Date.now();
+    const sent = await load(edge, tally, { millis: LOAD_MILLIS, rate: LOAD_RATE_PER_SECOND, concurrency: LOAD_CONCURRENCY, offset: 0 });
+    const downMillis = await outage;
+    // 2. Operator feedback on some anomalies (false positives, accuracy).
+    await feedback(edge, tally, tally.anomalyIds.slice(0, 12));
+    const loadMillis = Date.now() - loadStarted;
+
+    // 3. Freshness of the main run, then a few small probe rounds.
+    const fresh = [await freshness(stack.prometheus.url, tally)];
+    expect(fresh[0]!.comparison.mismatches, `after the main run:\n${fresh[0]!.comparison.mismatches.slice(0, 30).join("\n")}\ncollector log:\n${stack.collector.logs().slice(-2000)}`).toEqual([]);
+    for (let round = 0; round < PROBE_ROUNDS; round++) {
+      await Promise.all(Array.from({ length: PROBE_REQUESTS }, (_, i) => send(edge, tally, 100_000 + round * PROBE_REQUESTS + i, MIX[i % MIX.length]!)));
+      fresh.push(await freshness(stack.prometheus.url, tally));
+      expect(fresh.at(-1)!.comparison.mismatches, `probe round ${round}`).toEqual([]);
+    }
+    const comparison = fresh.at(-1)!.comparison;
+
+    // 4. One series per label set, all under the one job/instance, only contract labels.
+    const series = await promSeries(stack.prometheus.url, '{__name__=~"astra_.+"}');
+    const seen = new Map<string, number>();
+    for (const s of series) {
+      expect(s.job, JSON.stringify(s)).toBe(JOB);
+      expect(s.instance, JSON.stringify(s)).toBe(INSTANCE);
+      const base = s.__name__!.replace(/_(bucket|sum|count)$/, "");
+      const allowed = CONTRACT_LABELS[s.__name__!] ?? CONTRACT_LABELS[base];
+      expect(allowed, `unknown metric ${s.__name__}`).toBeDefined();
+      const extra = Object.keys(s).filter((k) => !["__name__", "job", "instance", "le", ...allowed!].includes(k));
+      expect(extra, `${s.__name__} has labels outside the contract`).toEqual([]);
+      const { name, rest } = dropTarget(s);
+      const key = Tally.key(name, rest);
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+    }
+    const duplicates = [...seen].filter(([, n]) => n > 1);
+    expect(duplicates).toEqual([]);
+
+    // 5. Histograms: +Inf bucket == _count for every series; in-flight back to 0; accuracy is the last one.
+    for (const name of ["astra_http_request_duration_seconds", "astra_http_request_size_bytes", "astra_http_response_size_bytes", "astra_detection_latency_seconds"]) {
+      const inf = await promQuery(stack.prometheus.url, `${name}_bucket{le="+Inf"}`);
+      const counts = await promQuery(stack.prometheus.url, `${name}_count`);
+      expect(inf.length).toBe(counts.length);
+      for (const row of counts) {
+        const match = inf.find((r) => r.metric.endpoint === row.metric.endpoint);
+        expect(match?.value[1], `${name} ${JSON.stringify(row.metric)}`).toBe(row.value[1]);
+      }
+    }
+    const active = await promQuery(stack.prometheus.url, "astra_active_connections");
+    expect(active.map((r) => r.value[1])).toEqual(["0"]);
+    if (tally.lastAccuracy !== undefined) {
+      const accuracy = await promQuery(stack.prometheus.url, "astra_detection_accuracy");
+      expect(accuracy).toHaveLength(1);
+      expect(Number(accuracy[0]!.value[1])).toBeCloseTo(tally.lastAccuracy, 12);
+    }
+
+    // 6. Every dashboard query returns data with the labels its legend names (or is skipped, with why).
+    const { stdout } = await promisify(execFile)("node", ["/work/shared/tools/dashboards.mjs", "queries"]);
+    const queries = JSON.parse(stdout) as Array<{ dashboard: string; panel: string; expr: string; legendFormat: string | null }>;
+    const skipped: string[] = [];
+    const failed: string[] = [];
+    let answered = 0;
+    for (const q of queries) {
+      const skip = SKIPPED_QUERIES.find((s) => s.match.test(q.expr));
+      if (skip) {
+        skipped.push(`${q.dashboard} / ${q.panel}: ${q.expr} — ${skip.reason}`);
+        continue;
+      }
+      const rows = await promQuery(stack.prometheus.url, q.expr);
+      const legendLabels = [...(q.legendFormat ?? "").matchAll(/\{\{\s*(\w+)\s*\}\}/g)].map((m) => m[1]!);
+      const ok = rows.length > 0 && rows.every((r) => legendLabels.every((l) => r.metric[l] !== undefined && r.metric[l] !== ""));
+      if (ok) answered++;
+      else failed.push(`${q.dashboard} / ${q.panel}: ${q.expr} → ${rows.length} rows ${JSON.stringify(rows.slice(0, 2).map((r) => r.metric))}`);
+    }
+
+    // 7. Exports per request: isolate→aggregator sends and aggregator→collector pushes.
+    const shards = await Promise.all(Array.from({ length: SHARDS }, async (_, i) => (await edge.aggregator(i)).stats()));
+    const sends = shards.reduce((n, s) => n + s.batchesAccepted + s.batchesDuplicate, 0);
+    const duplicatesIgnored = shards.reduce((n, s) => n + s.batchesDuplicate, 0);
+    const pushes = shards.reduce((n, s) => n + s.pushes, 0);
+    const pushFailures = shards.reduce((n, s) => n + s.pushFailures, 0);
+
+    const freshMillis = fresh.map((f) => f.millis);
+    const report = {
+      isolates: ISOLATES,
+      shards: SHARDS,
+      requests_sent: tally.requests,
+      load_requests_planned: sent,
+      load_millis: loadMillis,
+      collector_down_millis: downMillis,
+      series_found: series.length,
+      label_sets: seen.size,
+      duplicate_series: duplicates.length,
+      counts_expected: comparison.expected,
+      counts_matched: comparison.matched,
+      counter_resets_seen: comparison.resets,
+      freshness_millis: freshMillis,
+      freshness_p50_millis: percentile(freshMillis, 50),
+      freshness_p95_millis: percentile(freshMillis, 95),
+      isolate_to_aggregator_sends: sends,
+      duplicate_batches_ignored: duplicatesIgnored,
+      aggregator_pushes: pushes,
+      aggregator_push_failures: pushFailures,
+      sends_per_request: +(sends / tally.requests).toFixed(4),
+      pushes_per_request: +((pushes + pushFailures) / tally.requests).toFixed(4),
+      dashboard_queries: queries.length,
+      dashboard_queries_answered: answered,
+      dashboard_queries_skipped: skipped,
+      dashboard_queries_failed: failed,
+      shard_stats: shards,
+      test_runtime_millis: Date.now() - started,
+    };
+    console.log(`\nMETRICS EXACTNESS REPORT\n${JSON.stringify(report, null, 2)}\n`);
+
+    expect(failed).toEqual([]);
+    expect(comparison.matched).toBe(comparison.expected);
+    expect(tally.requests).toBeGreaterThanOrEqual(1000);
+    expect(pushes).toBeGreaterThan(0);
+    expect(pushFailures, "the outage must have been seen by the aggregator").toBeGreaterThan(0);
+  });
+});

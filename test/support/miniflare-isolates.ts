@@ -1,0 +1,127 @@
+/**
+ * Several independent Worker isolates of the built bundle in ONE Miniflare (Node side, vitest
+ * `stack` project): each `workers` entry is its own isolate with its own module globals (meter
+ * provider, flusher, caches), and the Durable Objects are defined by the first worker and bound
+ * by `scriptName` in the others, so every isolate shares one MissionState and one
+ * MetricsAggregator — as one deployed Worker with many isolates does.
+ *
+ * @example
+ * const bundle = await buildBundle();
+ * const edge = await startIsolates({ bundle, count: 3, bindings: { OTEL_EXPORTER_OTLP_ENDPOINT: url } });
+ * const res = await edge.fetch(1, "/health");
+ * await edge.dispose();
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { REPO_ROOT } from "./stack";
+
+const execFileAsync = promisify(execFile);
+
+/** A built Worker bundle (`wrangler deploy --dry-run --outdir`), in a temp dir of its own. */
+export interface Bundle {
+  dir: string;
+  /** The entry module, `${dir}/index.js`. */
+  script: string;
+  dispose(): Promise<void>;
+}
+
+/**
+ * Builds the Worker exactly as it deploys: `npx wrangler deploy --dry-run --outdir <tmp>` (a temp
+ * dir rather than dist/, so it never races another build in the same checkout).
+ */
+export async function buildBundle(): Promise<Bundle> {
+  const dir = await mkdtemp(join(tmpdir(), "astraguard-bundle-"));
+  try {
+    await execFileAsync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", dir], {
+      cwd: REPO_ROOT,
+      timeout: 180_000,
+      maxBuffer: 16 * 1024 * 1024,
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+    });
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string; message: string };
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`wrangler build failed: ${e.message}\n${(e.stdout ?? "").slice(-2000)}\n${(e.stderr ?? "").slice(-2000)}`);
+  }
+  return { dir, script: join(dir, "index.js"), dispose: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** compatibility_date, compatibility_flags and [vars] of wrangler.toml (the simple forms it uses). */
+export async function wranglerSettings(): Promise<{ compatibilityDate: string; compatibilityFlags: string[]; vars: Record<string, string> }> {
+  const toml = await readFile(join(REPO_ROOT, "wrangler.toml"), "utf8");
+  const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)?.[1] ?? "2026-11-01";
+  const flags = /^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(toml)?.[1] ?? "";
+  const compatibilityFlags = [...flags.matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
+  const vars: Record<string, string> = {};
+  const section = /^\[vars\]\s*$([\s\S]*?)(?=^\[)/m.exec(toml)?.[1] ?? "";
+  for (const m of section.matchAll(/^([A-Z0-9_]+)\s*=\s*"([^"]*)"/gm)) vars[m[1]!] = m[2]!;
+  return { compatibilityDate, compatibilityFlags, vars };
+}
+
+/** Options of {@link startIsolates}. */
+export interface IsolatesOptions {
+  bundle: Bundle;
+  /** Number of isolates (workers), ≥ 1. */
+  count: number;
+  /** Bindings over wrangler.toml's [vars] (endpoint, token, secrets). */
+  bindings?: Record<string, string>;
+}
+
+/** Running isolates. */
+export interface Isolates {
+  mf: Miniflare;
+  names: string[];
+  /** Sends a request to isolate `i` (its own `fetch` handler, its own globals). */
+  fetch(i: number, path: string, init?: RequestInit): Promise<Response>;
+  /** RPC to a MetricsAggregator shard (`metrics-shard-N`), from Node. */
+  aggregator(shard?: number): Promise<any>;
+  dispose(): Promise<void>;
+}
+
+/** Starts `count` isolates of `bundle` sharing the Durable Objects of the first. */
+export async function startIsolates(options: IsolatesOptions): Promise<Isolates> {
+  const { compatibilityDate, compatibilityFlags, vars } = await wranglerSettings();
+  const names = Array.from({ length: Math.max(1, options.count) }, (_, i) => `astraguard-edge-${i}`);
+  const owner = names[0]!;
+  // Miniflare 5 takes a new option shape; the v4 shape (the documented one) converts to it.
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+    workers: names.map((name, i) => ({
+      name,
+      modules: true,
+      scriptPath: options.bundle.script,
+      // Module names are relative to this root (the bundle lives in a temp dir).
+      modulesRoot: options.bundle.dir,
+      compatibilityDate,
+      compatibilityFlags,
+      bindings: { ...vars, ...options.bindings },
+      durableObjects:
+        i === 0
+          ? {
+              MISSION_STATE: { className: "MissionState", useSQLite: true },
+              METRICS_AGGREGATOR: { className: "MetricsAggregator", useSQLite: true },
+            }
+          : {
+              MISSION_STATE: { className: "MissionState", scriptName: owner, useSQLite: true },
+              METRICS_AGGREGATOR: { className: "MetricsAggregator", scriptName: owner, useSQLite: true },
+            },
+    })),
+    }),
+  );
+  await mf.ready;
+  const fetchers = await Promise.all(names.map((n) => mf.getWorker(n)));
+  return {
+    mf,
+    names,
+    fetch: (i, path, init) => fetchers[i % fetchers.length]!.fetch(`http://astraguard.test${path}`, init as never) as unknown as Promise<Response>,
+    aggregator: async (shard = 0) => {
+      const ns = await mf.getDurableObjectNamespace("METRICS_AGGREGATOR", owner);
+      return ns.get(ns.idFromName(`metrics-shard-${shard}`));
+    },
+    dispose: () => mf.dispose(),
+  };
+}
