@@ -13,6 +13,7 @@ import { ApiError, errorResponse } from "../lib/http/errors";
 import { apiCors } from "../lib/http/cors";
 import { apiSecurityHeaders } from "../lib/http/security-headers";
 import { anomalyRoutes } from "./routes/anomalies";
+import { chaosRoutes } from "./routes/chaos";
 import { healthRoutes } from "./routes/health";
 import { missionRoutes } from "./routes/mission";
 import { telemetryRoutes } from "./routes/telemetry";
@@ -42,6 +43,7 @@ app.route("/", healthRoutes);
 app.route("/api/v1/telemetry", telemetryRoutes);
 app.route("/api/v1", missionRoutes);
 app.route("/api/v1", anomalyRoutes);
+app.route("/api/v1/chaos", chaosRoutes);
 
 app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`, "path")));
 

@@ -1,3 +1,4 @@
+import type { ChaosControl } from "./reliability/chaos-control";
 import type { MissionState } from "./state/mission-state";
 import type { MetricsAggregator } from "./telemetry/aggregator";
 
@@ -5,6 +6,8 @@ import type { MetricsAggregator } from "./telemetry/aggregator";
 export interface Env {
   MISSION_STATE: DurableObjectNamespace<MissionState>;
   METRICS_AGGREGATOR: DurableObjectNamespace<MetricsAggregator>;
+  /** Active chaos faults and the fleet view of the circuit breakers (lib/reliability). */
+  CHAOS_CONTROL: DurableObjectNamespace<ChaosControl>;
   INGEST_RATE_LIMITER?: RateLimit;
   SERVICE_VERSION?: string;
   DEPLOYMENT_ENVIRONMENT?: string;

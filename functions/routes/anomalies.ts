@@ -21,6 +21,7 @@ export const anomalyRoutes = new Hono<AppEnv>()
     const limit = q.limit ?? DEFAULT_HISTORY_LIMIT;
     const anomalies = await callMission(c.env, (s) =>
       s.history({ limit, ...(startTime !== undefined && { startTime }), ...(endTime !== undefined && { endTime }), ...(q.severity_min !== undefined && { severityMin: q.severity_min }) }),
+      { retry: "mission.history" },
     );
     return c.json({ count: anomalies.length, limit, anomalies });
   })

@@ -10,7 +10,7 @@ import { callMission, historyCache, phaseCache, rememberPhase } from "../../lib/
 /** Mission phase, and the recurrence memory's statistics. */
 export const missionRoutes = new Hono<AppEnv>()
   .get("/phase", async (c) => {
-    const info = await callMission(c.env, (s) => s.getPhase());
+    const info = await callMission(c.env, (s) => s.getPhase(), { retry: "mission.getPhase" });
     rememberPhase(info.phase);
     const policy = PHASE_POLICIES[info.phase];
     return c.json({
@@ -31,7 +31,7 @@ export const missionRoutes = new Hono<AppEnv>()
     return c.json({ changed: true, previous_phase: result.from, phase: result.phase, reason: result.reason });
   })
   .get("/memory/stats", async (c) => {
-    const stored = await callMission(c.env, (s) => s.stats());
+    const stored = await callMission(c.env, (s) => s.stats(), { retry: "mission.stats" });
     return c.json({
       recurrence_memory: stored,
       isolate_cache: { phase: phaseCache.stats(), history: historyCache.stats() },

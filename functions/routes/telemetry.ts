@@ -45,7 +45,7 @@ export const telemetryRoutes = new Hono<AppEnv>()
     });
   })
   .get("/latest", async (c) => {
-    const latest = await callMission(c.env, (s) => s.latest());
+    const latest = await callMission(c.env, (s) => s.latest(), { retry: "mission.latest" });
     if (!latest) throw new ApiError(404, "not_found", "no telemetry received yet");
     return c.json(latest);
   });

@@ -6,6 +6,9 @@ import type { Env } from "../env";
 import { dependencyStatus, type DependencyStatus } from "../state/dependency-health";
 import type { MissionPhase } from "../domain/schemas";
 import { callMission } from "./mission-client";
+import { localBreakerStates } from "../reliability/breakers";
+import type { BreakerState } from "../reliability/circuit-breaker";
+import { instruments } from "../telemetry/instruments";
 
 /** How long /health waits for the storage ping before calling it degraded. */
 export const STORAGE_PING_TIMEOUT_MS = 500;
@@ -17,7 +20,8 @@ export interface HealthReport {
   uptime_seconds: number;
   started_at: string;
   mission_phase: MissionPhase | null;
-  dependencies: Record<string, DependencyStatus & { latency_ms?: number }>;
+  /** Each dependency: last seen status, and this isolate's circuit breaker for it. */
+  dependencies: Record<string, DependencyStatus & { latency_ms?: number; circuit_breaker: BreakerState }>;
 }
 
 export async function healthReport(env: Env, now = Date.now()): Promise<HealthReport> {
@@ -38,11 +42,15 @@ export async function healthReport(env: Env, now = Date.now()): Promise<HealthRe
   }
   const storage = { ...dependencyStatus("storage"), latency_ms: Date.now() - started };
   if (storageError) Object.assign(storage, { status: "degraded", last_error: storageError });
+  const breakers = localBreakerStates();
   const dependencies = {
-    storage,
-    collector: dependencyStatus("collector"),
-    metrics_aggregator: dependencyStatus("metrics_aggregator"),
+    storage: { ...storage, circuit_breaker: breakers.storage ?? "CLOSED" },
+    collector: { ...dependencyStatus("collector"), circuit_breaker: breakers.collector ?? "CLOSED" },
+    metrics_aggregator: { ...dependencyStatus("metrics_aggregator"), circuit_breaker: breakers.metrics_aggregator ?? "CLOSED" },
   };
+  for (const [service, d] of Object.entries(dependencies)) {
+    if (d.status === "degraded") instruments.healthCheckFailures.add(1, { service });
+  }
   const degraded = Object.values(dependencies).some((d) => d.status === "degraded");
   return {
     status: degraded ? "degraded" : "healthy",

@@ -8,6 +8,7 @@ import type { Env } from "../env";
 import { ApiError } from "../http/errors";
 import { reportDependency } from "../state/dependency-health";
 import { IsolateCache } from "../state/isolate-cache";
+import { guardDependency, type GuardOptions } from "../reliability/guard";
 import { HISTORY_LENGTH, type MissionState } from "../state/mission-state";
 
 /** One mission, one object: its name is fixed so every isolate reaches the same one. */
@@ -20,10 +21,14 @@ export function missionState(env: Env): DurableObjectStub<MissionState> {
   return env.MISSION_STATE.get(env.MISSION_STATE.idFromName(MISSION_OBJECT_NAME));
 }
 
-/** Calls the object, recording the storage dependency's health as seen by this isolate. */
-export async function callMission<T>(env: Env, call: (stub: DurableObjectStub<MissionState>) => Promise<T>): Promise<T> {
+/**
+ * Calls the object through the storage circuit breaker and active chaos faults (reads may pass
+ * `{ retry: "mission.<op>" }` to be retried), recording the storage dependency's health as seen by
+ * this isolate.
+ */
+export async function callMission<T>(env: Env, call: (stub: DurableObjectStub<MissionState>) => Promise<T>, options: GuardOptions = {}): Promise<T> {
   try {
-    const result = await call(missionState(env));
+    const result = await guardDependency(env, "storage", () => call(missionState(env)), options);
     reportDependency("storage", true);
     return result;
   } catch (err) {
@@ -53,7 +58,7 @@ export async function detectionContext(env: Env, satelliteIds: readonly string[]
   const phase = phaseCache.get("phase");
   if (missing.length === 0 && phase) return { phase, histories, fresh: true };
   try {
-    const ctx = await callMission(env, (s) => s.context(missing));
+    const ctx = await callMission(env, (s) => s.context(missing), { retry: "mission.context" });
     phaseCache.set("phase", ctx.phase);
     for (const id of missing) {
       const history = ctx.histories[id] ?? [];

@@ -1,10 +1,14 @@
-/** Each test starts from empty storage and cold isolate caches. */
+/** Each test starts from empty storage, cold isolate caches, closed breakers and no chaos faults. */
 import { reset } from "cloudflare:test";
 import { afterEach } from "vitest";
 import { historyCache, phaseCache } from "../../../lib/mission/mission-client";
+import { resetBreakers } from "../../../lib/reliability/breakers";
+import { resetChaosView } from "../../../lib/reliability/chaos";
 
 afterEach(async () => {
   await reset();
   phaseCache.clear();
   historyCache.clear();
+  resetBreakers();
+  resetChaosView();
 });

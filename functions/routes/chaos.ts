@@ -1,0 +1,53 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../../lib/env";
+import { requireScope } from "../../lib/http/auth";
+import { ApiError } from "../../lib/http/errors";
+import { requireJson, validate } from "../../lib/http/validation";
+import { chaosIdSchema, chaosSpecSchema, controlStub, faultJson, invalidateFaultView } from "../../lib/reliability/chaos";
+import { MAX_ACTIVE_FAULTS, type Fault } from "../../lib/reliability/chaos-control";
+import { localBreakerStates } from "../../lib/reliability/breakers";
+import { instruments } from "../../lib/telemetry/instruments";
+
+function countCancelled(faults: Fault[]): void {
+  for (const f of faults) instruments.chaosInjections.add(1, { type: f.type, status: "cancelled" });
+  if (faults.length) invalidateFaultView();
+}
+
+/** Chaos injection (admin only): inject a bounded fault, list faults and their recovery, end them. */
+export const chaosRoutes = new Hono<AppEnv>()
+  .use("*", requireScope("admin"))
+  .post("/", requireJson(), validate("json", chaosSpecSchema), async (c) => {
+    const spec = c.req.valid("json");
+    const result = await controlStub(c.env).inject(spec);
+    if ("error" in result) {
+      throw new ApiError(409, "too_many_faults", `at most ${MAX_ACTIVE_FAULTS} faults may be active at once; DELETE /api/v1/chaos ends them`);
+    }
+    instruments.chaosInjections.add(1, { type: spec.type, status: "injected" });
+    invalidateFaultView();
+    console.warn(JSON.stringify({ level: "warn", event: "chaos_injected", fault_id: result.fault.id, type: spec.type, target: spec.target, duration_s: spec.duration_s, request_id: c.get("requestId") }));
+    return c.json({ fault: faultJson(result.fault as Fault) }, 201);
+  })
+  .get("/", async (c) => {
+    const now = Date.now();
+    const { active, recent } = await controlStub(c.env).list(now);
+    return c.json({
+      active: (active as Fault[]).map((f) => faultJson(f, now)),
+      recent: (recent as Fault[]).map((f) => faultJson(f, now)),
+      /** This isolate's breakers (the fleet view is the astra_circuit_breaker_state gauge). */
+      circuit_breakers: localBreakerStates(),
+    });
+  })
+  .delete("/", async (c) => {
+    const now = Date.now();
+    const { cancelled } = await controlStub(c.env).cancel(undefined, now);
+    countCancelled(cancelled as Fault[]);
+    return c.json({ cancelled: (cancelled as Fault[]).map((f) => faultJson(f, now)) });
+  })
+  .delete("/:id", validate("param", chaosIdSchema), async (c) => {
+    const now = Date.now();
+    const { id } = c.req.valid("param");
+    const result = await controlStub(c.env).cancel(id, now);
+    if (!result.found) throw new ApiError(404, "not_found", `no fault with id ${id}`, "id");
+    countCancelled(result.cancelled as Fault[]);
+    return c.json({ cancelled: (result.cancelled as Fault[]).map((f) => faultJson(f, now)), fault: result.fault ? faultJson(result.fault as Fault, now) : null });
+  });
