@@ -77,6 +77,8 @@ export interface Isolates {
   names: string[];
   /** Sends a request to isolate `i` (its own `fetch` handler, its own globals). */
   fetch(i: number, path: string, init?: RequestInit): Promise<Response>;
+  /** The last ~500 log lines of the isolates. */
+  logs(): string;
   /** RPC to a MetricsAggregator shard (`metrics-shard-N`), from Node. */
   aggregator(shard?: number): Promise<any>;
   dispose(): Promise<void>;
@@ -88,8 +90,14 @@ export async function startIsolates(options: IsolatesOptions): Promise<Isolates>
   const names = Array.from({ length: Math.max(1, options.count) }, (_, i) => `astraguard-edge-${i}`);
   const owner = names[0]!;
   // Miniflare 5 takes a new option shape; the v4 shape (the documented one) converts to it.
+  const recent: string[] = [];
   const mf = new Miniflare(
     convertV4MiniflareOptions({
+    // The Worker logs a line per request: keep the last ones for diagnostics instead of flooding the test output.
+    handleStructuredLogs: (log: { level: string; message: string }) => {
+      recent.push(`${log.level} ${log.message}`);
+      if (recent.length > 500) recent.splice(0, recent.length - 500);
+    },
     workers: names.map((name, i) => ({
       name,
       modules: true,
@@ -117,6 +125,7 @@ export async function startIsolates(options: IsolatesOptions): Promise<Isolates>
   return {
     mf,
     names,
+    logs: () => recent.join("\n"),
     fetch: (i, path, init) => fetchers[i % fetchers.length]!.fetch(`http://astraguard.test${path}`, init as never) as unknown as Promise<Response>,
     aggregator: async (shard = 0) => {
       const ns = await mf.getDurableObjectNamespace("METRICS_AGGREGATOR", owner);
