@@ -24,6 +24,7 @@ set -euo pipefail
 
 JAEGER_MODULE=github.com/jaegertracing/jaeger
 JAEGER_VERSION=v1.76.0 # v1.x tags are the go-gettable ones; they contain Jaeger v2 (cmd/jaeger)
+JAEGER_V2_VERSION=v2.13.0 # the Jaeger v2 release tag on the same commit as $JAEGER_VERSION (shown by `jaeger version`)
 JAEGER_SARAMA_REPLACE="github.com/Shopify/sarama => github.com/Shopify/sarama v1.33.0" # from its go.mod
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -79,7 +80,10 @@ EOF
     die "cannot fetch $JAEGER_MODULE@$JAEGER_VERSION and its modules: the Go module proxy ($(go env GOPROXY)) is unreachable or refuses a module (see above)"
   fi
   log "step 2/3: go build (stripped, -trimpath)"
-  (cd "$work" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$work/jaeger" "$JAEGER_MODULE/cmd/jaeger") >&2 \
+  local version_pkg="$JAEGER_MODULE/internal/version"
+  (cd "$work" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags="-s -w -X $version_pkg.latestVersion=$JAEGER_V2_VERSION -X $version_pkg.date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    -o "$work/jaeger" "$JAEGER_MODULE/cmd/jaeger") >&2 \
     || die "go build of Jaeger failed (see above)"
   log "step 3/3: install into $jaeger_dir"
   mkdir -p "$jaeger_dir"

@@ -155,6 +155,8 @@ export interface WaitForOptions {
   intervalMillis?: number;
   /** Used in the timeout error. Default `'condition'`. */
   description?: string;
+  /** Stops waiting at once (rejects with the signal's reason) when aborted. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -171,10 +173,11 @@ export async function waitFor<T>(
   probe: () => Promise<T | undefined | false> | T | undefined | false,
   options: WaitForOptions = {},
 ): Promise<T> {
-  const { timeoutMillis = 30_000, intervalMillis = 250, description = 'condition' } = options;
+  const { timeoutMillis = 30_000, intervalMillis = 250, description = 'condition', signal } = options;
   const deadline = Date.now() + timeoutMillis;
   let lastError: unknown;
   for (;;) {
+    signal?.throwIfAborted();
     try {
       const value = await probe();
       if (value !== undefined && value !== false) return value;
@@ -252,13 +255,37 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  // Last resort (a test run that never called stopAll): synchronous SIGKILL of our own pids.
-  process.once('exit', () => {
+  const killLive = () => {
     for (const p of live) p.killNow();
-  });
+  };
+  // Last resort (a test run that never called stopAll): synchronous SIGKILL of our own pids.
+  process.once('exit', killLive);
+  // A signal ends Node without 'exit' (e.g. vitest killed by a timeout or a closed pipe):
+  // kill our children, then let the signal do what it would have done.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGPIPE'] as const) {
+    process.once(signal, () => {
+      killLive();
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  }
+}
+
+/** Spec of a process to manage (a plain object: this file uses only erasable TypeScript). */
+interface ProcessSpec {
+  name: string;
+  dir: string;
+  command: string;
+  args: readonly string[];
+  env: Record<string, string>;
+  readyUrl: string;
+  options: ProcessOptions;
 }
 
 class ManagedProcess implements StackProcess {
+  readonly name: string;
+  readonly dir: string;
+  readonly logFile: string;
+  private readonly spec: ProcessSpec;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private tail: string[] = [];
@@ -266,20 +293,17 @@ class ManagedProcess implements StackProcess {
   private stopping = false;
   private disposed = false;
 
-  constructor(
-    readonly name: string,
-    readonly dir: string,
-    private readonly command: string,
-    private readonly args: readonly string[],
-    private readonly env: Record<string, string>,
-    private readonly readyUrl: string,
-    private readonly options: ProcessOptions,
-  ) {
-    this.logFile = join(dir, `${name}.log`);
+  constructor(spec: ProcessSpec) {
+    this.spec = spec;
+    this.name = spec.name;
+    this.dir = spec.dir;
+    this.logFile = join(spec.dir, `${spec.name}.log`);
     this.log = createWriteStream(this.logFile, { flags: 'a' });
   }
 
-  readonly logFile: string;
+  private get options(): ProcessOptions {
+    return this.spec.options;
+  }
 
   get pid(): number | undefined {
     return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
@@ -306,10 +330,10 @@ class ManagedProcess implements StackProcess {
     if (this.running) return;
     installExitHook();
     this.stopping = false;
-    this.line(`--- starting: ${this.command} ${this.args.join(' ')}`);
-    const child = spawn(this.command, this.args, {
+    this.line(`--- starting: ${this.spec.command} ${this.spec.args.join(' ')}`);
+    const child = spawn(this.spec.command, this.spec.args, {
       cwd: this.dir,
-      env: { ...process.env, ...this.env },
+      env: { ...process.env, ...this.spec.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
@@ -337,25 +361,22 @@ class ManagedProcess implements StackProcess {
       });
     });
     const timeoutMillis = this.options.readyTimeoutMillis ?? 60_000;
+    const exitedEarly = new AbortController();
+    void this.exited.then(() =>
+      exitedEarly.abort(new Error(`${this.name} exited (code ${child.exitCode}, signal ${child.signalCode}) before it was ready`)),
+    );
     try {
-      await waitFor(
-        async () => {
-          if (child.exitCode !== null || child.signalCode !== null || !child.pid) {
-            throw new Error('process exited', { cause: 'exited' });
-          }
-          return httpOk(this.readyUrl);
-        },
-        { timeoutMillis, intervalMillis: 200, description: `${this.name} ready at ${this.readyUrl}` },
-      ).catch(async (error: Error) => {
-        // Exited: stop polling at once and say so.
-        if (child.exitCode !== null || child.signalCode !== null) {
-          throw new Error(`${this.name} exited (code ${child.exitCode}) before it was ready:\n${this.logs().slice(-3000)}`);
-        }
-        throw new Error(`${error.message}\n${this.logs().slice(-3000)}`);
+      await waitFor(() => httpOk(this.spec.readyUrl), {
+        timeoutMillis,
+        intervalMillis: 200,
+        description: `${this.name} ready at ${this.spec.readyUrl}`,
+        signal: exitedEarly.signal,
       });
     } catch (error) {
       await this.stop();
-      throw error;
+      throw new Error(`${(error as Error).message}\n--- last lines of ${this.logFile}:\n${this.logs().slice(-3000)}`, {
+        cause: error,
+      });
     }
   }
 
@@ -417,7 +438,15 @@ async function launch(
   options: ProcessOptions,
 ): Promise<ManagedProcess> {
   const dir = await mkdtemp(join(tmpdir(), `astraguard-${name}-`));
-  const managed = new ManagedProcess(name, dir, command, await args(dir), { ...env, ...options.env }, readyUrl, options);
+  const managed = new ManagedProcess({
+    name,
+    dir,
+    command,
+    args: await args(dir),
+    env: { ...env, ...options.env },
+    readyUrl,
+    options,
+  });
   created.add(managed);
   try {
     await managed.start();
