@@ -6,6 +6,7 @@ import type { MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
 import type { AppEnv, Env } from "../env";
 import { ApiError } from "./errors";
+import { log as logEvent } from "../telemetry/logger";
 
 export type Scope = "admin" | "operator";
 
@@ -28,8 +29,7 @@ export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
   return async function requireScope(c, next) {
     const header = c.req.header("Authorization") ?? "";
     const match = /^Bearer\s+(\S{1,512})$/i.exec(header);
-    const log = (outcome: string) =>
-      console.warn(JSON.stringify({ level: "warn", event: "auth_failed", outcome, scope, route: c.req.routePath, request_id: c.get("requestId") }));
+    const log = (outcome: string) => logEvent("warn", "auth_failed", { outcome, scope, route: c.req.routePath, request_id: c.get("requestId") });
     if (!match) {
       log("missing_token");
       throw new ApiError(401, "unauthorized", `this endpoint needs an ${scope} token: Authorization: Bearer <token>`, "Authorization");

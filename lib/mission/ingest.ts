@@ -6,7 +6,10 @@ import { detect, type Detection, type Reading } from "../domain/detector";
 import { decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase, TelemetryPointInput } from "../domain/schemas";
 import type { Env } from "../env";
+import type { Span } from "@opentelemetry/api";
 import { instruments } from "../telemetry/instruments";
+import { log } from "../telemetry/logger";
+import { withSpan } from "../telemetry/tracing";
 import type { RecordedResult, RecordOutcome } from "../state/mission-state";
 import { callMission, detectionContext, rememberPhase, rememberReadings } from "./mission-client";
 
@@ -42,20 +45,44 @@ export interface IngestResult {
   persisted: boolean;
 }
 
-/** Detects and records points in order; points of one source see the earlier ones of the same call. */
-export async function ingestTelemetry(env: Env, points: readonly TelemetryPointInput[], now = Date.now()): Promise<IngestResult> {
+/** Anomaly log lines per request at most; the rest are counted in one more line. */
+export const MAX_ANOMALY_LOGS = 20;
+/** `anomaly` span events on `model_inference` at most (one per anomalous point). */
+export const MAX_ANOMALY_EVENTS = 16;
+const SEVERITY_RANK: Record<string, number> = { LOW: 1, MEDIUM: 2, HIGH: 3, CRITICAL: 4 };
+
+/**
+ * Detects and records points in order; points of one source see the earlier ones of the same call.
+ * Traced as `anomaly_detection` (children: cache_operation, model_inference, database_query), and
+ * each anomaly is logged (at most {@link MAX_ANOMALY_LOGS} lines per call).
+ */
+export function ingestTelemetry(env: Env, points: readonly TelemetryPointInput[], now = Date.now()): Promise<IngestResult> {
+  return withSpan("anomaly_detection", { "astra.telemetry.points": points.length }, async (span) => {
+    const result = await detectAndRecord(env, points, now);
+    describeIngest(span, result);
+    logAnomalies(result.responses);
+    return result;
+  });
+}
+
+async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[], now: number): Promise<IngestResult> {
   const satelliteIds = points.map((p) => p.satellite_id ?? DEFAULT_SATELLITE_ID);
   const context = await detectionContext(env, satelliteIds);
-  const entries = points.map((point, i) => {
-    const satelliteId = satelliteIds[i]!;
-    const reading = toReading(point, now);
-    const history = context.histories.get(satelliteId) ?? [];
-    const started = performance.now();
-    const detection = detect(reading, history);
-    // Workers advance clocks only on I/O in production, so this is ~0 there; see README (tracing).
-    instruments.detectionLatency.record((performance.now() - started) / 1000);
-    context.histories.set(satelliteId, [...history, reading]);
-    return { satelliteId, reading, detection };
+  // One span for the whole batch (not one per point): spans per request stay constant.
+  const entries = withSpan("model_inference", { "astra.detector.points": points.length, "astra.detector.checks": "limit,rate,stuck,drift" }, (span) => {
+    const list = points.map((point, i) => {
+      const satelliteId = satelliteIds[i]!;
+      const reading = toReading(point, now);
+      const history = context.histories.get(satelliteId) ?? [];
+      const started = performance.now();
+      const detection = detect(reading, history);
+      // Workers advance clocks only on I/O in production, so this is ~0 there; see README (tracing).
+      instruments.detectionLatency.record((performance.now() - started) / 1000);
+      context.histories.set(satelliteId, [...history, reading]);
+      return { satelliteId, reading, detection };
+    });
+    describeInference(span, list);
+    return list;
   });
 
   let outcome: RecordOutcome | undefined;
@@ -77,6 +104,64 @@ export async function ingestTelemetry(env: Env, points: readonly TelemetryPointI
     return toResponse(entry.satelliteId, entry.reading, entry.detection, recorded, outcome !== undefined);
   });
   return { responses, escalatedToSafeMode: outcome?.escalatedToSafeMode !== undefined, persisted: outcome !== undefined };
+}
+
+/** Counts on the inference span (its duration is ~0 in production: CPU only, see README tracing). */
+function describeInference(span: Span, entries: ReadonlyArray<{ satelliteId: string; detection: Detection }>): void {
+  let anomalies = 0;
+  let findings = 0;
+  let maxScore = 0;
+  entries.forEach(({ satelliteId, detection }, index) => {
+    findings += detection.findings.length;
+    maxScore = Math.max(maxScore, detection.score);
+    if (!detection.isAnomaly) return;
+    if (anomalies++ < MAX_ANOMALY_EVENTS) {
+      span.addEvent("anomaly", { "astra.point.index": index, "astra.satellite.id": satelliteId, "astra.anomaly.type": detection.type, "astra.anomaly.score": detection.score });
+    }
+  });
+  span.setAttributes({ "astra.detector.anomalies": anomalies, "astra.detector.findings": findings, "astra.anomaly.score": maxScore });
+}
+
+/** The verdict of the request on the `anomaly_detection` span: strongest anomaly, highest severity. */
+function describeIngest(span: Span, result: IngestResult): void {
+  let strongest: AnomalyResponse | undefined;
+  let severity: string | undefined;
+  let count = 0;
+  for (const r of result.responses) {
+    if (!r.is_anomaly) continue;
+    count++;
+    if (!strongest || r.anomaly_score > strongest.anomaly_score) strongest = r;
+    if (!severity || (SEVERITY_RANK[r.severity_level] ?? 0) > (SEVERITY_RANK[severity] ?? 0)) severity = r.severity_level;
+  }
+  span.setAttributes({
+    "astra.anomaly.count": count,
+    "astra.anomaly.score": strongest?.anomaly_score ?? 0,
+    "astra.anomaly.type": strongest?.anomaly_type ?? "NONE",
+    ...(severity !== undefined && { "astra.anomaly.severity": severity }),
+    "astra.mission.phase": result.responses.at(-1)?.mission_phase ?? FALLBACK_PHASE,
+    "astra.persisted": result.persisted,
+    "astra.escalated_to_safe_mode": result.escalatedToSafeMode,
+  });
+}
+
+function logAnomalies(responses: readonly AnomalyResponse[]): void {
+  let logged = 0;
+  for (const r of responses) {
+    if (!r.is_anomaly) continue;
+    if (logged++ >= MAX_ANOMALY_LOGS) continue;
+    log(r.severity_level === "CRITICAL" || r.severity_level === "HIGH" ? "warn" : "info", "anomaly_detected", {
+      anomaly_id: r.id,
+      satellite_id: r.satellite_id,
+      anomaly_type: r.anomaly_type,
+      anomaly_score: r.anomaly_score,
+      severity: r.severity_level,
+      mission_phase: r.mission_phase,
+      recurrence_count: r.recurrence_count,
+      escalate_to_safe_mode: r.should_escalate_to_safe_mode,
+      persisted: r.persisted,
+    });
+  }
+  if (logged > MAX_ANOMALY_LOGS) log("warn", "anomalies_not_logged", { count: logged - MAX_ANOMALY_LOGS, logged: MAX_ANOMALY_LOGS });
 }
 
 function toReading(point: TelemetryPointInput, now: number): Reading {

@@ -9,7 +9,10 @@ import { ApiError } from "../http/errors";
 import { reportDependency } from "../state/dependency-health";
 import { IsolateCache } from "../state/isolate-cache";
 import { guardDependency, type GuardOptions } from "../reliability/guard";
-import { HISTORY_LENGTH, type MissionState } from "../state/mission-state";
+import { SpanKind } from "@opentelemetry/api";
+import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
+import { HISTORY_LENGTH, MISSION_OPERATIONS, type MissionState } from "../state/mission-state";
+import { injectTraceContext, withSpan } from "../telemetry/tracing";
 
 /** One mission, one object: its name is fixed so every isolate reaches the same one. */
 const MISSION_OBJECT_NAME = "mission";
@@ -28,7 +31,7 @@ export function missionState(env: Env): DurableObjectStub<MissionState> {
  */
 export async function callMission<T>(env: Env, call: (stub: DurableObjectStub<MissionState>) => Promise<T>, options: GuardOptions = {}): Promise<T> {
   try {
-    const result = await guardDependency(env, "storage", () => call(missionState(env)), options);
+    const result = await guardDependency(env, "storage", () => call(tracedStub(missionState(env))), options);
     reportDependency("storage", true);
     return result;
   } catch (err) {
@@ -50,12 +53,20 @@ export interface DetectionContext {
 export async function detectionContext(env: Env, satelliteIds: readonly string[]): Promise<DetectionContext> {
   const histories = new Map<string, Reading[]>();
   const missing: string[] = [];
-  for (const id of new Set(satelliteIds)) {
-    const cached = historyCache.get(id);
-    if (cached) histories.set(id, cached);
-    else missing.push(id);
-  }
-  const phase = phaseCache.get("phase");
+  const ids = new Set(satelliteIds);
+  withSpan("cache_operation", { "astra.cache.store_type": "history", "astra.cache.operation": "get", "astra.cache.keys": ids.size }, (span) => {
+    for (const id of ids) {
+      const cached = historyCache.get(id);
+      if (cached) histories.set(id, cached);
+      else missing.push(id);
+    }
+    span.setAttributes({ "astra.cache.hits": ids.size - missing.length, "astra.cache.hit": missing.length === 0 });
+  });
+  const phase = withSpan("cache_operation", { "astra.cache.store_type": "phase", "astra.cache.operation": "get", "astra.cache.keys": 1 }, (span) => {
+    const cached = phaseCache.get("phase");
+    span.setAttributes({ "astra.cache.hits": cached ? 1 : 0, "astra.cache.hit": cached !== undefined });
+    return cached;
+  });
   if (missing.length === 0 && phase) return { phase, histories, fresh: true };
   try {
     const ctx = await callMission(env, (s) => s.context(missing), { retry: "mission.context" });
@@ -79,4 +90,26 @@ export function rememberReadings(satelliteId: string, history: readonly Reading[
 
 export function rememberPhase(phase: MissionPhase): void {
   phaseCache.set("phase", phase);
+}
+
+const TRACED_OPERATIONS: ReadonlySet<string> = new Set(MISSION_OPERATIONS);
+
+/**
+ * The stub as callers use it, with each MissionState operation run through `traced()`: a
+ * `database_query` CLIENT span here, the W3C trace context passed as the RPC's first argument,
+ * and the object continuing the trace in its own isolate. Other properties pass through.
+ */
+function tracedStub(stub: DurableObjectStub<MissionState>): DurableObjectStub<MissionState> {
+  return new Proxy(stub, {
+    get(target, prop) {
+      if (typeof prop !== "string" || !TRACED_OPERATIONS.has(prop)) return Reflect.get(target, prop);
+      return (...args: unknown[]) =>
+        withSpan(
+          "database_query",
+          { [ATTR_DB_SYSTEM_NAME]: "cloudflare_durable_object", [ATTR_DB_NAMESPACE]: MISSION_OBJECT_NAME, [ATTR_DB_COLLECTION_NAME]: "MissionState", [ATTR_DB_OPERATION_NAME]: prop },
+          () => (target as unknown as { traced: (...a: unknown[]) => Promise<unknown> }).traced(injectTraceContext(), prop, args),
+          { kind: SpanKind.CLIENT },
+        );
+    },
+  });
 }

@@ -8,6 +8,10 @@ import type { Detection, Reading } from "../domain/detector";
 import { checkTransition, decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase } from "../domain/schemas";
 import type { Env } from "../env";
+import { ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
+import { flushTelemetry } from "../telemetry/flush";
+import { log } from "../telemetry/logger";
+import { continueTrace, type TraceCarrier } from "../telemetry/tracing";
 
 /** Readings kept per source for rate-of-change, stuck and drift checks. */
 export const HISTORY_LENGTH = 8;
@@ -78,6 +82,10 @@ export interface FeedbackOutcome {
 
 type Row = Record<string, SqlStorageValue>;
 
+/** The RPC methods a caller may run through {@link MissionState.traced} (lib/mission/mission-client.ts). */
+export const MISSION_OPERATIONS = ["ping", "context", "record", "latest", "getPhase", "setPhase", "history", "feedback", "stats"] as const;
+export type MissionOperation = (typeof MISSION_OPERATIONS)[number];
+
 export class MissionState extends DurableObject<Env> {
   readonly #sql: SqlStorage;
 
@@ -123,6 +131,18 @@ export class MissionState extends DurableObject<Env> {
 
   #phase(): MissionPhase {
     return (this.#meta("phase") ?? INITIAL_PHASE) as MissionPhase;
+  }
+
+  /**
+   * Runs operation `op` with `args` under the caller's trace (W3C `carrier`): a SERVER span
+   * `MissionState.<op>` in this object's isolate, flushed by this isolate's coalesced flush.
+   */
+  async traced<K extends MissionOperation>(carrier: TraceCarrier, op: K, args: Parameters<MissionState[K]>): Promise<ReturnType<MissionState[K]>> {
+    if (!(MISSION_OPERATIONS as readonly string[]).includes(op)) throw new TypeError(`not a MissionState operation: ${String(op).slice(0, 40)}`);
+    const method = this[op] as unknown as (...a: unknown[]) => ReturnType<MissionState[K]>;
+    return continueTrace(carrier, `MissionState.${op}`, { [ATTR_DB_SYSTEM_NAME]: "sqlite", [ATTR_DB_OPERATION_NAME]: op }, () => method.apply(this, args), () =>
+      this.ctx.waitUntil(flushTelemetry(this.env)),
+    );
   }
 
   /** A cheap read for health checks. */
@@ -242,6 +262,7 @@ export class MissionState extends DurableObject<Env> {
     this.#setMeta("phase", to);
     this.#setMeta("phase_since", String(now));
     this.#sql.exec("INSERT INTO phase_transitions (from_phase, to_phase, reason, forced, at) VALUES (?, ?, ?, ?, ?)", from, to, reason, forced ? 1 : 0, now);
+    log(to === "SAFE_MODE" ? "warn" : "info", "phase_changed", { from_phase: from, to_phase: to, forced, automatic: reason.startsWith("auto:") });
   }
 
   history(query: HistoryQuery): AnomalyRecord[] {
