@@ -84,11 +84,14 @@ export function stackBinaries(): Promise<StackBinaries> {
   binariesPromise ??= (async () => {
     const run = async (script: string): Promise<string> => {
       try {
-        const { stdout } = await execFileAsync('bash', [join(REPO_ROOT, script)], {
+        const running = execFileAsync('bash', [join(REPO_ROOT, script)], {
           cwd: REPO_ROOT,
           maxBuffer: 64 * 1024 * 1024,
           timeout: 30 * 60_000,
         });
+        // Show build progress live (a cold build is silent for minutes otherwise).
+        running.child.stderr?.pipe(process.stderr);
+        const { stdout } = await running;
         return stdout;
       } catch (error) {
         const e = error as { stderr?: string; message: string };
