@@ -111,8 +111,9 @@ export class ChaosControl extends DurableObject<Env> {
     this.#sql.exec("DELETE FROM faults WHERE injected_at < ?", now - 24 * 60 * 60 * 1000);
   }
 
+  /** Faults matching `where` (a fixed SQL fragment, values bound), newest first, at most 100. */
   #select(where: string, ...args: SqlStorageValue[]): Fault[] {
-    return this.#sql.exec<FaultRow>(`SELECT * FROM faults WHERE ${where} ORDER BY injected_at DESC, id`, ...args).toArray().map(toFault);
+    return this.#sql.exec<FaultRow>(`SELECT * FROM faults WHERE ${where} ORDER BY injected_at DESC, id LIMIT 100`, ...args).toArray().map(toFault);
   }
 
   #active(now: number): Fault[] {
@@ -131,12 +132,12 @@ export class ChaosControl extends DurableObject<Env> {
     return { fault: this.#select("id = ?", id)[0]! };
   }
 
-  /** Active faults, and the recent ended ones (newest first, at most 50). */
+  /** Active faults, and the recent ended ones (newest first, at most 100). */
   list(now = Date.now()): { active: Fault[]; recent: Fault[] } {
     this.#expire(now);
     return {
       active: this.#active(now),
-      recent: this.#select("ended_at IS NOT NULL AND ended_at > ? LIMIT 50", now - RECENT_FAULT_MS),
+      recent: this.#select("ended_at IS NOT NULL AND ended_at > ?", now - RECENT_FAULT_MS),
     };
   }
 

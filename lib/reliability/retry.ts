@@ -35,7 +35,10 @@ export interface RetryOptions {
   baseDelayMillis?: number;
   /** Largest single wait. Default 1000. */
   maxDelayMillis?: number;
-  /** No wait is started that would end later than this after the first attempt began. Default 2000. */
+  /**
+   * No wait is started that would end later than this after the first attempt began, so the whole
+   * operation takes at most this plus one attempt. Default 2000.
+   */
   maxTotalMillis?: number;
   /** Whether an error is worth another attempt. Default: every error. */
   isRetryable?: (error: unknown) => boolean;

@@ -1,0 +1,230 @@
+/** Chaos injection through the API: admin only, named input errors, faults applied, expiry, DELETE and recovery. */
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { app } from "../../../functions/app";
+import { breaker } from "../../../lib/reliability/breakers";
+import { adminToken, call, nominalPoint, operatorToken } from "../support/api";
+
+const admin = () => ({ token: adminToken() });
+const inject = (body: Record<string, unknown>) => call("POST", "/api/v1/chaos", { ...admin(), body });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("chaos endpoints: access", () => {
+  it.each([
+    ["POST", "/api/v1/chaos"],
+    ["GET", "/api/v1/chaos"],
+    ["DELETE", "/api/v1/chaos"],
+    ["DELETE", "/api/v1/chaos/ch_0123456789abcdef0123456789abcdef"],
+  ])("%s %s: 401 without a token, 401 with a wrong one, 403 with the operator token", async (method, path) => {
+    const body = method === "POST" ? { type: "outage", target: "storage", duration_s: 5 } : undefined;
+    const none = await call(method, path, { body });
+    expect(none.status).toBe(401);
+    expect(none.body.error).toMatchObject({ code: "unauthorized", field: "Authorization" });
+    expect((await call(method, path, { body, token: "not-a-token" })).status).toBe(401);
+    const operator = await call(method, path, { body, token: operatorToken() });
+    expect(operator.status).toBe(403);
+    expect(operator.body.error.code).toBe("forbidden");
+    // Nothing was injected by the refused calls.
+    expect((await call("GET", "/api/v1/chaos", admin())).body.active).toEqual([]);
+  });
+
+  it("is off by default: no fault is active and storage calls go straight through", async () => {
+    const list = await call("GET", "/api/v1/chaos", admin());
+    expect(list.status).toBe(200);
+    expect(list.body).toMatchObject({ active: [], recent: [] });
+    expect((await call("GET", "/api/v1/phase")).status).toBe(200);
+  });
+});
+
+describe("chaos endpoints: bad input names the field", () => {
+  it.each([
+    [{ type: "meteor", target: "storage", duration_s: 5 }, "type"],
+    [{ type: "outage", target: "the-moon", duration_s: 5 }, "target"],
+    [{ type: "outage", target: "storage" }, "duration_s"],
+    [{ type: "outage", target: "storage", duration_s: 0 }, "duration_s"],
+    [{ type: "outage", target: "storage", duration_s: 301 }, "duration_s"],
+    [{ type: "outage", target: "storage", duration_s: 1.5 }, "duration_s"],
+    [{ type: "outage", target: "storage", duration_s: "5" }, "duration_s"],
+    [{ type: "latency", target: "storage", duration_s: 5, latency_ms: 0 }, "latency_ms"],
+    [{ type: "latency", target: "storage", duration_s: 5, latency_ms: 10_001 }, "latency_ms"],
+    [{ type: "outage", target: "storage", duration_s: 5, latency_ms: 100 }, "latency_ms"],
+    [{ type: "error", target: "storage", duration_s: 5, error_rate: 0 }, "error_rate"],
+    [{ type: "error", target: "storage", duration_s: 5, error_rate: 1.5 }, "error_rate"],
+    [{ type: "latency", target: "storage", duration_s: 5, error_rate: 0.5 }, "error_rate"],
+    [{ type: "outage", target: "storage", duration_s: 5, forever: true }, "forever"],
+  ])("%j → 422 on %s", async (body, field) => {
+    const res = await inject(body);
+    expect(res.status).toBe(422);
+    expect(res.body.error).toMatchObject({ status: 422, code: "validation_failed", field });
+  });
+
+  it("refuses a body that is not JSON (415), malformed JSON (400), and a malformed or unknown id", async () => {
+    const text = await call("POST", "/api/v1/chaos", { ...admin(), raw: "type=outage", headers: { "Content-Type": "text/plain" } });
+    expect(text.status).toBe(415);
+    const broken = await call("POST", "/api/v1/chaos", { ...admin(), raw: "{not json" });
+    expect(broken.status).toBe(400);
+    const badId = await call("DELETE", "/api/v1/chaos/not-an-id", admin());
+    expect(badId.status).toBe(422);
+    expect(badId.body.error.field).toBe("id");
+    const unknown = await call("DELETE", "/api/v1/chaos/ch_0123456789abcdef0123456789abcdef", admin());
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.field).toBe("id");
+  });
+
+  it("caps the faults active at once", async () => {
+    for (let i = 0; i < 10; i++) expect((await inject({ type: "latency", target: "collector", duration_s: 60, latency_ms: 1 })).status).toBe(201);
+    const refused = await inject({ type: "latency", target: "collector", duration_s: 60 });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe("too_many_faults");
+    expect((await call("DELETE", "/api/v1/chaos", admin())).body.cancelled).toHaveLength(10);
+  });
+});
+
+describe("chaos faults on storage", () => {
+  it("an outage fails storage calls for its duration, then expires and the recovery is reported", async () => {
+    const created = await inject({ type: "outage", target: "storage", duration_s: 1 });
+    expect(created.status).toBe(201);
+    const fault = created.body.fault;
+    expect(fault).toMatchObject({ type: "outage", target: "storage", status: "active", recovered: false, recovery_seconds: null });
+    expect(fault.id).toMatch(/^ch_[0-9a-f]{32}$/);
+    expect(fault.remaining_s).toBeGreaterThan(0);
+    expect(fault.remaining_s).toBeLessThanOrEqual(1);
+
+    const listed = await call("GET", "/api/v1/chaos", admin());
+    expect(listed.body.active.map((f: any) => f.id)).toEqual([fault.id]);
+
+    // Reads fail (503), ingest still answers with an unpersisted verdict.
+    const phase = await call("GET", "/api/v1/phase");
+    expect(phase.status).toBe(503);
+    const ingest = await call("POST", "/api/v1/telemetry", { body: nominalPoint() });
+    expect(ingest.status).toBe(200);
+    expect(ingest.body.persisted).toBe(false);
+
+    // 3 failed attempts of the phase read + 3 of ingest's context read ≥ 5: the breaker is open.
+    expect(breaker("storage").state).toBe("OPEN");
+    await sleep(1100);
+    // The fault has expired, but the breaker stays open until its cool-down (3 s) has passed…
+    expect((await call("GET", "/api/v1/phase")).status).toBe(503);
+    expect(breaker("storage").state).toBe("OPEN");
+    expect((await call("GET", "/api/v1/chaos", admin())).body.recent[0]).toMatchObject({ id: fault.id, status: "expired", recovered: false });
+    // …then the half-open probe succeeds, the breaker closes, and the fault counts as recovered.
+    const openedAt = breaker("storage").snapshot().openedAtMs!;
+    await sleep(Math.max(0, openedAt + 3000 - Date.now() + 50));
+    const after = await call("GET", "/api/v1/phase");
+    expect(after.status).toBe(200);
+    expect(breaker("storage").state).toBe("CLOSED");
+    const final = await call("GET", "/api/v1/chaos", admin());
+    expect(final.body.active).toEqual([]);
+    const ended = final.body.recent.find((f: any) => f.id === fault.id);
+    expect(ended).toMatchObject({ status: "expired", remaining_s: 0, recovered: true });
+    // From injection: the fault's 1 s plus the rest of the breaker's cool-down.
+    expect(ended.recovery_seconds).toBeGreaterThanOrEqual(3);
+    expect(ended.recovery_seconds).toBeLessThan(6);
+    expect(Date.parse(ended.recovered_at)).toBeGreaterThanOrEqual(Date.parse(ended.ended_at));
+  });
+
+  it("DELETE /api/v1/chaos/:id ends a fault at once; storage works again and the fault shows cancelled and recovered", async () => {
+    const { body } = await inject({ type: "outage", target: "storage", duration_s: 300 });
+    expect((await call("GET", "/api/v1/telemetry/latest")).status).toBe(503);
+    const del = await call("DELETE", `/api/v1/chaos/${body.fault.id}`, admin());
+    expect(del.status).toBe(200);
+    expect(del.body.cancelled).toHaveLength(1);
+    expect(del.body.cancelled[0]).toMatchObject({ id: body.fault.id, status: "cancelled" });
+    expect((await call("GET", "/api/v1/phase")).status).toBe(200);
+    const again = await call("DELETE", `/api/v1/chaos/${body.fault.id}`, admin());
+    expect(again.status).toBe(200);
+    expect(again.body.cancelled).toEqual([]);
+    expect(again.body.fault).toMatchObject({ status: "cancelled", recovered: true });
+  });
+
+  it("DELETE /api/v1/chaos ends every active fault", async () => {
+    await inject({ type: "outage", target: "storage", duration_s: 300 });
+    await inject({ type: "latency", target: "collector", duration_s: 300, latency_ms: 10 });
+    const del = await call("DELETE", "/api/v1/chaos", admin());
+    expect(del.status).toBe(200);
+    expect(del.body.cancelled.map((f: any) => f.target).sort()).toEqual(["collector", "storage"]);
+    expect((await call("GET", "/api/v1/chaos", admin())).body.active).toEqual([]);
+    expect((await call("DELETE", "/api/v1/chaos", admin())).body.cancelled).toEqual([]);
+  });
+
+  it("a latency fault delays storage calls by latency_ms", async () => {
+    await inject({ type: "latency", target: "storage", duration_s: 5, latency_ms: 300 });
+    const started = Date.now();
+    const res = await call("GET", "/api/v1/phase");
+    expect(res.status).toBe(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+  });
+
+  it("an error fault with error_rate 1 fails every call; the storage breaker opens and /health shows it", async () => {
+    await inject({ type: "error", target: "storage", duration_s: 60, error_rate: 1 });
+    // Each read is tried 3 times: two reads are 6 failures ≥ the threshold of 5.
+    expect((await call("GET", "/api/v1/phase")).status).toBe(503);
+    expect((await call("GET", "/api/v1/phase")).status).toBe(503);
+    expect(breaker("storage").state).toBe("OPEN");
+    const health = await call("GET", "/health");
+    expect(health.status).toBe(200);
+    expect(health.body.status).toBe("degraded");
+    expect(health.body.dependencies.storage).toMatchObject({ status: "degraded", circuit_breaker: "OPEN" });
+    expect((await call("GET", "/api/v1/chaos", admin())).body.circuit_breakers).toMatchObject({ storage: "OPEN" });
+  });
+
+  it("faults on another target leave storage alone", async () => {
+    await inject({ type: "outage", target: "collector", duration_s: 60 });
+    expect((await call("GET", "/api/v1/phase")).status).toBe(200);
+    expect(breaker("storage").state).toBe("CLOSED");
+  });
+});
+
+describe("only idempotent work is retried", () => {
+  /** A MISSION_STATE whose every call fails and is counted, by method. */
+  function countingEnv() {
+    const calls: string[] = [];
+    const namespace = {
+      idFromName: (name: string) => env.MISSION_STATE.idFromName(name),
+      get: () =>
+        new Proxy(
+          {},
+          {
+            get: (_t, prop) => (...args: unknown[]) => {
+              // helper-3's traced stub calls traced(carrier, op, args); plain stubs call the op.
+              calls.push(prop === "traced" ? String(args[1]) : String(prop));
+              return Promise.reject(new Error("storage down (test)"));
+            },
+          },
+        ),
+    };
+    return { calls, testEnv: { ...env, MISSION_STATE: namespace as unknown as typeof env.MISSION_STATE } };
+  }
+
+  async function request(testEnv: unknown, method: string, path: string, body?: unknown, token?: string) {
+    const ctx = createExecutionContext();
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const res = await app.request(path, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) }, testEnv as typeof env, ctx);
+    // Not waiting for the request's telemetry flush (waitUntil): the calls counted here happen before the answer.
+    void waitOnExecutionContext(ctx);
+    return res.status;
+  }
+
+  it("writes (setPhase, feedback, record) are attempted once; reads (getPhase) up to 3 times", async () => {
+    const { calls, testEnv } = countingEnv();
+    expect(await request(testEnv, "POST", "/api/v1/phase", { phase: "SAFE_MODE" }, adminToken())).toBe(503);
+    expect(calls.filter((c) => c === "setPhase")).toHaveLength(1);
+    expect(await request(testEnv, "POST", "/api/v1/anomalies/an_0123456789abcdef0123456789abcdef/feedback", { false_positive: true }, operatorToken())).toBe(503);
+    expect(calls.filter((c) => c === "feedback")).toHaveLength(1);
+    breaker("storage"); // still closed: 2 failures so far
+    expect(await request(testEnv, "GET", "/api/v1/phase")).toBe(503);
+    expect(calls.filter((c) => c === "getPhase")).toHaveLength(3);
+    // 5 failures: the breaker is open, so ingest's record is not even attempted (and never retried).
+    expect(await request(testEnv, "POST", "/api/v1/telemetry", nominalPoint())).toBe(200);
+    expect(calls.filter((c) => c === "record").length).toBeLessThanOrEqual(1);
+  });
+
+  it("ingest's record is attempted once while its context read is retried", async () => {
+    const { calls, testEnv } = countingEnv();
+    expect(await request(testEnv, "POST", "/api/v1/telemetry", nominalPoint())).toBe(200);
+    expect(calls.filter((c) => c === "context")).toHaveLength(3);
+    expect(calls.filter((c) => c === "record")).toHaveLength(1);
+  });
+});
