@@ -32,7 +32,7 @@ reports precision / recall / F1 / detection delay per fault type.
   --feedback-concurrency N  feedback requests in flight (default 4)
   --no-feedback         do not label detections
   --no-phase-reset      do not set the phase back to NOMINAL_OPS
-  --max-wall S          hard limit on the run's wall time (default max(2 x duration, duration + 30))
+  --max-wall S          hard limit on the run's wall time (default 2 x duration + 300)
   --out PATH            JSON results (default bench/results/simulation-<seed>.json)
   --omit-points         leave the per-point records out of the JSON
   --quiet               no progress line
@@ -154,7 +154,7 @@ export function parseArgs(argv, env = process.env, root = process.cwd()) {
     feedback: raw.feedback ?? true,
     feedbackConcurrency,
     phaseReset: raw["phase-reset"] ?? true,
-    maxWall: raw["max-wall"] ?? Math.max(2 * duration, duration + 30),
+    maxWall: raw["max-wall"] ?? 2 * duration + 300,
     out: raw.out ?? join("bench", "results", `simulation-${seed}.json`),
     omitPoints: raw["omit-points"] ?? false,
     quiet: raw.quiet ?? false,
