@@ -21,6 +21,8 @@
  *
  * Scaling out: streams are sharded by metric name over METRICS_AGGREGATOR_SHARDS objects
  * (`metrics-shard-N`); one stream always has one owner, so shards never write the same series.
+ * Changing the shard count moves some metrics to a new owner, which starts them from 0 (one
+ * counter reset in Prometheus, which rate()/increase() absorb); the old owner stops pushing them.
  */
 import { DurableObject } from "cloudflare:workers";
 import { ValueType, type HrTime } from "@opentelemetry/api";
@@ -29,7 +31,7 @@ import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { AggregationTemporality, DataPointType, type MetricData, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import type { Env } from "../env";
 import { SERVICE_NAME, serviceResource } from "./meter-provider";
-import { streamKey, type HistogramValue, type MetricPoint, type PointKind } from "./points";
+import { shardCount, shardOf, streamKey, type HistogramValue, type MetricPoint, type PointKind } from "./points";
 
 /** The fixed `service.instance.id` of every push: one Prometheus `instance` for the whole service. */
 export const AGGREGATOR_INSTANCE_ID = SERVICE_NAME;
@@ -155,11 +157,14 @@ export class MetricsAggregator extends DurableObject<Env> {
 
   /**
    * Merges one batch of delta points into the cumulative streams, once per batch id.
-   * Invalid points are skipped and counted, never thrown on.
+   * Invalid points are skipped and counted, never thrown on. `shard` is this object's shard
+   * index (the sender knows it): remembered, so the object stops pushing streams it no longer
+   * owns after METRICS_AGGREGATOR_SHARDS changes.
    */
-  async ingest(batchId: string, points: MetricPoint[]): Promise<IngestResult> {
+  async ingest(batchId: string, points: MetricPoint[], shard?: number): Promise<IngestResult> {
     const now = Date.now();
     const result = this.ctx.storage.transactionSync((): IngestResult => {
+      if (typeof shard === "number" && Number.isInteger(shard) && shard >= 0) this.#setMeta("shard", shard);
       const seen = this.#sql.exec(`SELECT 1 FROM batches WHERE id = ?`, batchId).toArray().length > 0;
       if (seen) {
         this.#bumpMeta("batches_duplicate");
@@ -305,7 +310,14 @@ export class MetricsAggregator extends DurableObject<Env> {
 
   /** The SDK data model of every stream, cumulative, stamped `timeMs`. */
   buildResourceMetrics(timeMs: number): ResourceMetrics {
-    const rows = this.#sql.exec<StreamRow>(`SELECT * FROM streams ORDER BY name, kind, key`).toArray();
+    const myShard = this.#sql.exec<{ value: number }>(`SELECT value FROM meta WHERE key = 'shard'`).toArray()[0]?.value;
+    const shards = shardCount(this.env.METRICS_AGGREGATOR_SHARDS);
+    // Only the streams this shard owns under the current shard count: after a resharding the
+    // new owner starts them from 0 (one counter reset), and this object stops writing them.
+    const rows = this.#sql
+      .exec<StreamRow>(`SELECT * FROM streams ORDER BY name, kind, key`)
+      .toArray()
+      .filter((row) => myShard === undefined || shardOf(row.name, shards) === myShard);
     const endTime = millisToHrTime(timeMs);
     const metrics = new Map<string, MetricData>();
     for (const row of rows) {

@@ -101,7 +101,7 @@ export const rpcSendPoints: SendPoints = async (env, shard, batch) => {
   const ns = env.METRICS_AGGREGATOR;
   if (!ns) throw new Error("METRICS_AGGREGATOR binding missing");
   const stub = ns.get(ns.idFromName(shardName(shard)));
-  await stub.ingest(batch.id, batch.points);
+  await stub.ingest(batch.id, batch.points, shard);
 };
 
 let traceExporter: { key: string; exporter: OTLPTraceExporter } | undefined;
@@ -200,8 +200,10 @@ export class TelemetryFlusher {
     const slot: { promise: Promise<void> } = { promise: Promise.resolve() };
     slot.promise = (async () => {
       try {
-        // Always yield once, so `#scheduled` is set before it is cleared below.
-        await (previous ?? Promise.resolve());
+        // Always yield once, so `#scheduled` is set before it is cleared below. The wait for the
+        // export in flight is bounded by a timer of THIS request: an export whose request context
+        // was torn down (its promises never settle) must not stall the isolate's telemetry.
+        await (previous ? Promise.race([previous, sleep(this.#timeoutMillis + 1000)]) : Promise.resolve());
         const waitMs = this.#lastStartMs + this.#minIntervalMillis - Date.now();
         if (waitMs > 0) await sleep(waitMs);
       } catch {

@@ -136,6 +136,21 @@ describe("MetricsAggregator alarm push", () => {
     expect(await shard.stats()).toMatchObject({ pushes: 1, pushFailures: 1 });
   });
 
+  it("pushes only the streams its shard owns under the current shard count", async () => {
+    const collector = captureCollector(ENDPOINT);
+    restore = collector.restore;
+    const shard = freshShard();
+    // With METRICS_AGGREGATOR_SHARDS unset (1 shard) every metric belongs to shard 0, so an object
+    // that was shard 1 (under an older, larger shard count) no longer pushes what it holds.
+    await shard.ingest("a-0", [counterPoint("astra_errors_total", 1, { error_type: "not_found", endpoint: "unmatched" })], 1);
+    await runInDurableObject(shard, (instance: MetricsAggregator) => instance.pushNow());
+    expect(collector.requests).toHaveLength(0);
+    const owner = freshShard();
+    await owner.ingest("a-0", [counterPoint("astra_errors_total", 1, { error_type: "not_found", endpoint: "unmatched" })], 0);
+    await runInDurableObject(owner, (instance: MetricsAggregator) => instance.pushNow());
+    expect(otlpMetrics(collector.requests[0]!.body).get("astra_errors_total").sum.dataPoints[0].asDouble).toBe(1);
+  });
+
   it("keeps pushing while recently active and stops once idle", async () => {
     const collector = captureCollector(ENDPOINT);
     restore = collector.restore;
