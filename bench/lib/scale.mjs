@@ -1,0 +1,94 @@
+/**
+ * Scale on paper: from what one run measured (bytes and exports per request, collector and
+ * Prometheus CPU per unit, the aggregation point's batches/s), what the pipeline must absorb at
+ * 1k, 10k and 100k requests per second across many isolates, and which part gives out first.
+ *
+ * Only two things are assumptions, both stated in the output: how many isolates share the load
+ * (dense: each isolate as busy as the one measured here at saturation; spread: each isolate sees
+ * `spreadRpsPerIsolate` req/s, closer to traffic spread over many machines and locations), and
+ * that costs grow linearly with volume. The design's own rules give the rest:
+ *   - an isolate flushes at most once per second, one RPC batch per aggregator shard it has
+ *     points for, and at most one span export per flush;
+ *   - each shard pushes all its streams once per second (keepalive 15 s when idle), so the
+ *     metrics the collector and Prometheus see do not grow with requests, only with streams.
+ */
+
+export const RATES = [1_000, 10_000, 100_000];
+
+export function scaleOnPaper(result, { spreadRpsPerIsolate = 20 } = {}) {
+  const e = result.economy?.variants?.ours;
+  const o = result.overhead?.variants?.ours;
+  const capacity = result.aggregatorCapacity?.batchesPerSecond;
+  if (!e || !o || !capacity) return null;
+  const perIsolateMax = o.rps;
+  const seconds = result.economy.seconds;
+  const spanBytesPerReq = e.spanExports.bytesPerRequest;
+  const rpcBytesPerSend = e.isolateToAggregator.sends ? e.isolateToAggregator.jsonBytes / e.isolateToAggregator.sends : 0;
+  const pushBytes = e.metricsPushes.bytesPerPush ?? 0;
+  const pushesPerSecond = e.metricsPushes.requests / seconds;
+  const collectorCpuMsPerReq = e.collector.cpuMillisPerRequest;
+  const spansPerReq = e.collector.spansAccepted / e.requests;
+  const samplesPerSecond = e.prometheus.samplesPerSecond;
+  const promCpuPerSample = e.prometheus.samplesAppended > 0 ? e.prometheus.cpuSeconds / e.prometheus.samplesAppended : null;
+
+  const rows = RATES.map((rps) => {
+    const dense = Math.ceil(rps / perIsolateMax);
+    const spread = Math.ceil(rps / spreadRpsPerIsolate);
+    // Each isolate flushes ≤ 1/s, so one shard receives ≤ (isolates) batches/s however many shards
+    // there are: sharding by metric name splits a batch, it does not reduce the batch rate.
+    const batchesPerShard = { dense: Math.min(rps, dense), spread: Math.min(rps, spread) };
+    const collectorCores = (rps * collectorCpuMsPerReq) / 1000;
+    return {
+      rps,
+      isolates: { dense, spread },
+      aggregator: {
+        batchesPerSecondPerShard: batchesPerShard,
+        capacityBatchesPerSecond: capacity,
+        loadFactor: { dense: batchesPerShard.dense / capacity, spread: batchesPerShard.spread / capacity },
+        rpcBytesPerSecond: { dense: batchesPerShard.dense * rpcBytesPerSend, spread: batchesPerShard.spread * rpcBytesPerSend },
+      },
+      collector: {
+        spanBytesPerSecond: rps * spanBytesPerReq,
+        spansPerSecond: rps * spansPerReq,
+        spanExportsPerSecond: { dense: Math.min(rps, dense), spread: Math.min(rps, spread) },
+        metricPushesPerSecond: pushesPerSecond,
+        metricBytesPerSecond: pushesPerSecond * pushBytes,
+        cores: collectorCores,
+      },
+      prometheus: {
+        samplesPerSecond,
+        cores: promCpuPerSample === null ? null : samplesPerSecond * promCpuPerSample,
+      },
+    };
+  });
+
+  // The first bottleneck: the part whose load crosses its capacity at the lowest rate.
+  // Capacities: one aggregator shard = the measured batches/s; one collector = 1 core here.
+  const firstOver = (pick) => rows.find((r) => pick(r) >= 1)?.rps ?? null;
+  const aggregatorAt = { dense: firstOver((r) => r.aggregator.loadFactor.dense), spread: firstOver((r) => r.aggregator.loadFactor.spread) };
+  const collectorAt = firstOver((r) => r.collector.cores);
+  const exact = {
+    aggregatorSpreadRps: capacity * spreadRpsPerIsolate,
+    aggregatorDenseRps: capacity * perIsolateMax,
+    collectorOneCoreRps: collectorCpuMsPerReq > 0 ? 1000 / collectorCpuMsPerReq : null,
+  };
+  const candidates = [
+    ['the aggregation point (one MetricsAggregator shard: batches/s from isolates)', exact.aggregatorSpreadRps],
+    ['collector CPU (spans: one core)', exact.collectorOneCoreRps],
+  ].filter(([, v]) => Number.isFinite(v));
+  candidates.sort((a, b) => a[1] - b[1]);
+  return {
+    assumptions: {
+      spreadRpsPerIsolate,
+      densePerIsolateRps: perIsolateMax,
+      linear: true,
+      collectorCapacity: '1 core per collector instance',
+      aggregatorCapacity: `measured batches/s into one shard on this machine (${Math.round(capacity)})`,
+    },
+    measured: { spanBytesPerReq, spansPerReq, rpcBytesPerSend, pushBytes, pushesPerSecond, collectorCpuMsPerReq, samplesPerSecond, promCpuPerSample, capacity },
+    rows,
+    crossesAt: { aggregator: aggregatorAt, collector: collectorAt },
+    limitRps: exact,
+    firstBottleneck: candidates[0] ? { part: candidates[0][0], atRps: candidates[0][1] } : null,
+  };
+}

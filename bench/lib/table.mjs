@@ -1,0 +1,85 @@
+/** The bench report as Markdown tables (printed at the end of a run; pasted into the README). */
+
+const f = (x, d = 0) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
+const si = (x) => {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '–';
+  if (x >= 1e9) return `${(x / 1e9).toFixed(1)} G`;
+  if (x >= 1e6) return `${(x / 1e6).toFixed(1)} M`;
+  if (x >= 1e3) return `${(x / 1e3).toFixed(1)} k`;
+  return x.toFixed(x < 10 ? 2 : 0);
+};
+const table = (head, rows) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+
+export function formatReport(r) {
+  const out = [];
+  const m = r.machine;
+  out.push(`Machine: ${m.cpus} × ${m.cpuModel}, ${m.memTotalGiB} GiB RAM; load average ${m.loadavgAtStart?.join(' ')} at start, ${m.loadavgAtEnd?.join(' ') ?? '–'} at end; Node ${m.node}; ${m.wrk ?? 'no wrk'}; commit ${m.commit} (+${m.dirtyFiles} uncommitted files)${r.quick ? ' — QUICK MODE, figures are not meaningful' : ''}`);
+
+  if (r.overhead) {
+    const o = r.overhead;
+    out.push('', `### 1. Overhead — POST /api/v1/telemetry, ${o.generator}, ${o.connections} connections, median of ${o.rounds} interleaved ${o.roundSeconds} s rounds`);
+    out.push(
+      table(
+        ['variant', 'req/s (min–max)', 'vs bare', 'p50 ms', 'p99 ms', 'non-2xx'],
+        Object.entries(o.variants).map(([name, v]) => [name + (name === 'otel-cf-workers' ? ' (traces only)' : ''), `${f(v.rps)} (${f(v.rpsMin)}–${f(v.rpsMax)})`, f(v.ratioToBare, 2), f(v.p50, 2), f(v.p99, 2), String(v.non2xx)]),
+      ),
+    );
+  }
+  if (r.economy) {
+    const e = r.economy;
+    out.push('', `### 2. Export economy — constant ${e.rate} req/s offered for ${e.seconds} s (achieved: ${Object.entries(e.variants).map(([n, v]) => `${n} ${f(v.client.achievedRate)}/s`).join(', ')})`);
+    out.push(
+      table(
+        ['variant', 'requests', 'exports/req (all)', 'isolate→aggregator RPC/req', 'OTLP metric pushes/req', 'span exports/req', 'metric bytes/req (OTLP + RPC)', 'trace bytes/req (gzipped)', 'spans/req', 'collector CPU ms/req'],
+        Object.entries(e.variants).map(([name, v]) => [
+          name + (name === 'otel-cf-workers' ? ' (traces only)' : ''),
+          String(v.requests),
+          f(v.exportsPerRequest, 4),
+          f(v.isolateToAggregator.perRequest, 4),
+          f(v.metricsPushes.perRequest, 4),
+          f(v.spanExports.perRequest, 4),
+          `${f(v.metricsPushes.bytesPerRequest, 0)} + ${f(v.isolateToAggregator.jsonBytesPerRequest, 0)}`,
+          `${f(v.spanExports.bytesPerRequest, 0)} (${f(v.spanExports.gzipBytesPerRequest, 0)})`,
+          f(v.collector.spansPerRequest, 1),
+          f(v.collector.cpuMillisPerRequest, 3),
+        ]),
+      ),
+    );
+  }
+  if (r.freshness) {
+    const x = r.freshness;
+    out.push('', `### 3. Freshness — response → count visible in Prometheus (ours, under ${x.backgroundLoad?.rate ?? '?'} req/s)`);
+    out.push(table(['probes', 'p50 ms', 'p95 ms', 'max ms', 'not seen in 15 s'], [[String(x.probes), f(x.p50Millis), f(x.p95Millis), f(x.maxMillis), String(x.misses)]]));
+  }
+  if (r.collectorDown) {
+    const d = r.collectorDown;
+    out.push('', `### 4. Collector down — ${d.reps} × ${d.seconds} s per state`);
+    out.push(
+      table(
+        ['variant', 'p99 up ms', 'p99 down ms', 'p50 up ms', 'p50 down ms', 'req/s up', 'req/s down', 'non-2xx down'],
+        Object.entries(d.variants).map(([name, v]) => [name, f(v.up.p99, 2), f(v.down.p99, 2), f(v.up.p50, 2), f(v.down.p50, 2), f(v.up.rps), f(v.down.rps), String(v.down.non2xx)]),
+      ),
+    );
+  }
+  if (r.scale) {
+    const s = r.scale;
+    out.push('', `### 5. Scale on paper (ours) — from the figures above; isolates: dense = ${f(s.assumptions.densePerIsolateRps)} req/s each (measured saturation), spread = ${s.assumptions.spreadRpsPerIsolate} req/s each (assumed)`);
+    out.push(
+      table(
+        ['req/s', 'isolates dense / spread', 'batches/s into one aggregator shard (capacity ' + f(s.measured.capacity) + ')', 'spans/s into collector', 'span bytes/s', 'collector cores (measured CPU/req)', 'metric pushes/s and bytes/s', 'Prometheus samples/s'],
+        s.rows.map((row) => [
+          si(row.rps),
+          `${si(row.isolates.dense)} / ${si(row.isolates.spread)}`,
+          `${si(row.aggregator.batchesPerSecondPerShard.dense)} / ${si(row.aggregator.batchesPerSecondPerShard.spread)} (×${f(row.aggregator.loadFactor.dense, 2)} / ×${f(row.aggregator.loadFactor.spread, 2)})`,
+          si(row.collector.spansPerSecond),
+          `${si(row.collector.spanBytesPerSecond)}B/s`,
+          f(row.collector.cores, 2),
+          `${f(row.collector.metricPushesPerSecond, 2)} / ${si(row.collector.metricBytesPerSecond)}B/s`,
+          si(row.prometheus.samplesPerSecond),
+        ]),
+      ),
+    );
+    if (s.firstBottleneck) out.push('', `First bottleneck: ${s.firstBottleneck.part}, at about ${si(s.firstBottleneck.atRps)} req/s (aggregator limit ${si(s.limitRps.aggregatorSpreadRps)} req/s spread / ${si(s.limitRps.aggregatorDenseRps)} dense; one collector core ${si(s.limitRps.collectorOneCoreRps)} req/s).`);
+  }
+  return out.join('\n');
+}

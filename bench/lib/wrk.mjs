@@ -1,0 +1,53 @@
+/**
+ * wrk as the load generator (a separate process, bounded by `-d` and a kill timer), and the
+ * parser of its `--latency` report.
+ */
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const POST_SCRIPT = join(HERE, 'post.lua');
+/** The request body wrk sends (kept in step with post.lua). */
+export const POST_BODY = '{"voltage":28.1,"temperature":24.5,"gyro":0.02,"satellite_id":"bench-1"}';
+
+const UNIT_MS = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+function toMillis(text) {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text.trim());
+  return m ? Number(m[1]) * UNIT_MS[m[2]] : NaN;
+}
+
+/** Parses wrk's output: requests/s, latency percentiles (ms), counts and errors. */
+export function parseWrk(out) {
+  const pct = {};
+  for (const m of out.matchAll(/^\s+(50|75|90|99)%\s+(\S+)/gm)) pct[`p${m[1]}`] = toMillis(m[2]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrors = sock ? sock.slice(1).reduce((n, x) => n + Number(x), 0) : 0;
+  return { rps, requests, p50: pct.p50, p75: pct.p75, p90: pct.p90, p99: pct.p99, non2xx, socketErrors };
+}
+
+/** True when `wrk` is on PATH. */
+export function haveWrk() {
+  return new Promise((resolve) => execFile('wrk', ['--version'], (err, stdout, stderr) => resolve(/wrk/.test(String(stdout) + String(stderr)))));
+}
+
+/** Runs wrk for `seconds` against `url` (POST script), `connections` connections, 1 thread. */
+export function runWrk(url, { seconds, connections = 16, threads = 1 }) {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'wrk',
+      [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', POST_SCRIPT, url],
+      { timeout: (seconds + 20) * 1000, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error && !stdout) return reject(new Error(`wrk failed: ${error.message} ${stderr}`));
+        const parsed = parseWrk(String(stdout));
+        if (!Number.isFinite(parsed.rps)) return reject(new Error(`wrk output not understood:\n${stdout}\n${stderr}`));
+        resolve(parsed);
+      },
+    );
+  });
+}

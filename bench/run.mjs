@@ -1,0 +1,406 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: what our edge telemetry costs, side by side with the alternatives, measured in
+ * one run on this machine (issue 9). Prints progress and a table; writes JSON.
+ *
+ *   npm run bench                       full run (~10 min), writes bench/results/latest.json
+ *   npm run bench -- --quick            a few seconds per part (CI), writes bench/results/quick.json
+ *   npm run bench -- --out FILE         write the JSON elsewhere
+ *   npm run bench -- --variants a,b     only these variants (bare is always kept: it is the baseline)
+ *
+ * Variants (bench/variants/*.ts, each built with `wrangler deploy --dry-run` and run directly on
+ * workerd through Miniflare, one workerd process each, no wrangler dev proxy):
+ *   bare             the same routes, telemetry middleware off
+ *   ours             functions/index.ts as deployed
+ *   hono-otel        @hono/otel + OpenTelemetry JS SDK, forceFlush per request in waitUntil
+ *   otel-cf-workers  @microlabs/otel-cf-workers, TRACES ONLY
+ *
+ * Every variant exports through its own counting proxy in front of ONE real collector
+ * (otelcol-astraguard with otel-collector.yaml + bearer auth) → real Prometheus (remote write)
+ * and real Jaeger, started on free ports by test/support/stack.ts.
+ *
+ * Parts: (1) overhead: wrk (separate process), POST /api/v1/telemetry, warmed up, rounds
+ * interleaved in rotating order; (2) export economy at a constant 500 req/s (bench/rate-client.mjs,
+ * separate process); (3) freshness: response → count visible in Prometheus; (4) collector down vs
+ * up; (5) aggregation-point capacity and scale on paper (bench/lib/scale.mjs).
+ *
+ * Bounds: every load has a duration and a kill timer; the whole run has a deadline; load goes to
+ * 127.0.0.1 only; only processes this run started are stopped.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { buildVariant } from './lib/build.mjs';
+import { countDelta, startCountingProxy } from './lib/proxy.mjs';
+import { scaleOnPaper } from './lib/scale.mjs';
+import { cpuSeconds, loadStackHelpers } from './lib/stack.mjs';
+import { formatReport } from './lib/table.mjs';
+import { haveWrk, runWrk } from './lib/wrk.mjs';
+import { startVariant } from './lib/workers.mjs';
+
+const execFileAsync = promisify(execFile);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const ALL_VARIANTS = ['bare', 'ours', 'hono-otel', 'otel-cf-workers'];
+const TELEMETRY_VARIANTS = ['ours', 'hono-otel', 'otel-cf-workers'];
+
+// ------------------------------------------------------------------------------------------
+// Options
+// ------------------------------------------------------------------------------------------
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const option = (name) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const QUICK = flag('--quick');
+const OUT = resolve(option('--out') ?? join(ROOT, 'bench/results', QUICK ? 'quick.json' : 'latest.json'));
+const wanted = option('--variants')?.split(',').map((s) => s.trim()).filter(Boolean);
+const VARIANTS = ALL_VARIANTS.filter((v) => !wanted || v === 'bare' || wanted.includes(v));
+
+/** Durations and counts per part; quick mode keeps every part but only seconds of each. */
+const P = QUICK
+  ? { warmupSeconds: 1, rounds: 2, roundSeconds: 2, connections: 16, rate: 500, rateSeconds: 3, tailMillis: 3500, probes: 4, freshnessLoad: 100, downReps: 1, downSeconds: 2, capacityMillis: 1500, deadlineMinutes: 10 }
+  : { warmupSeconds: 5, rounds: 3, roundSeconds: 10, connections: 16, rate: 500, rateSeconds: 30, tailMillis: 4000, probes: 30, freshnessLoad: 200, downReps: 2, downSeconds: 8, capacityMillis: 5000, deadlineMinutes: 30 };
+const DEADLINE = Date.now() + P.deadlineMinutes * 60_000;
+
+const t0 = Date.now();
+const say = (msg) => process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const checkDeadline = (part) => {
+  if (Date.now() > DEADLINE) throw new Error(`bench deadline (${P.deadlineMinutes} min) passed before ${part}`);
+};
+const median = (xs) => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!s.length) return null;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const quantile = (xs, q) => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] : null;
+};
+
+// ------------------------------------------------------------------------------------------
+// Machine
+// ------------------------------------------------------------------------------------------
+async function machine() {
+  const git = async (...a) => (await execFileAsync('git', a, { cwd: ROOT }).catch(() => ({ stdout: '' }))).stdout.trim();
+  const wrkVersion = await execFileAsync('wrk', ['--version']).then((r) => r.stdout, (e) => String(e.stdout ?? '')).catch(() => '');
+  return {
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    cpus: cpus().length,
+    memTotalGiB: +(totalmem() / 2 ** 30).toFixed(1),
+    memFreeGiB: +(freemem() / 2 ** 30).toFixed(1),
+    loadavgAtStart: loadavg().map((x) => +x.toFixed(2)),
+    node: process.version,
+    wrk: wrkVersion.split('\n')[0]?.trim() || null,
+    commit: await git('rev-parse', '--short', 'HEAD'),
+    dirtyFiles: (await git('status', '--porcelain')).split('\n').filter(Boolean).length,
+  };
+}
+
+// ------------------------------------------------------------------------------------------
+// Load helpers
+// ------------------------------------------------------------------------------------------
+const CLIENT = join(ROOT, 'bench/rate-client.mjs');
+
+/** Runs bench/rate-client.mjs in its own Node process and returns its JSON. */
+async function rateClient(url, mode, seconds, extra) {
+  const { stdout } = await execFileAsync(process.execPath, [CLIENT, url, String(mode), String(seconds), String(extra)], {
+    timeout: (seconds + 30) * 1000,
+    killSignal: 'SIGKILL',
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1));
+}
+
+let useWrk = true;
+/** Closed-loop load for `seconds`: wrk when installed, else the Node closed-loop client. */
+async function closedLoad(worker, seconds) {
+  const url = `${worker.url}/api/v1/telemetry`;
+  if (useWrk) return { ...(await runWrk(url, { seconds, connections: P.connections })), generator: 'wrk' };
+  const r = await rateClient(url, 'closed', seconds, P.connections);
+  return { rps: r.rps, requests: r.ok + r.non2xx, p50: r.p50, p99: r.p99, non2xx: r.non2xx, socketErrors: r.errors, generator: 'node-closed-loop' };
+}
+
+async function post(worker, path = '/api/v1/telemetry') {
+  const r = await fetch(`${worker.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"voltage":28.1,"temperature":24.5,"gyro":0.02,"satellite_id":"bench-1"}',
+    signal: AbortSignal.timeout(10_000),
+  });
+  await r.arrayBuffer();
+  return r.status;
+}
+
+// ------------------------------------------------------------------------------------------
+// Parts
+// ------------------------------------------------------------------------------------------
+async function partOverhead(workers) {
+  say(`(1) overhead: warm-up ${P.warmupSeconds}s each, then ${P.rounds} rounds × ${P.roundSeconds}s per variant, interleaved`);
+  for (const w of workers) await closedLoad(w, P.warmupSeconds);
+  const runs = Object.fromEntries(workers.map((w) => [w.name, []]));
+  for (let round = 0; round < P.rounds; round++) {
+    checkDeadline('overhead round');
+    const order = workers.map((_, i) => workers[(i + round) % workers.length]);
+    for (const w of order) {
+      const r = await closedLoad(w, P.roundSeconds);
+      runs[w.name].push({ round, ...r });
+      say(`    round ${round + 1}/${P.rounds} ${w.name.padEnd(16)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50?.toFixed(2)} ms  p99 ${r.p99?.toFixed(2)} ms${r.non2xx ? `  NON-2xx ${r.non2xx}` : ''}${r.socketErrors ? `  socket errors ${r.socketErrors}` : ''}`);
+    }
+  }
+  const summary = {};
+  for (const [name, rs] of Object.entries(runs)) {
+    summary[name] = {
+      rps: median(rs.map((r) => r.rps)),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+      rpsMin: Math.min(...rs.map((r) => r.rps)),
+      rpsMax: Math.max(...rs.map((r) => r.rps)),
+      non2xx: rs.reduce((n, r) => n + (r.non2xx ?? 0), 0),
+      runs: rs,
+    };
+  }
+  const bare = summary.bare?.rps;
+  for (const s of Object.values(summary)) s.ratioToBare = bare ? s.rps / bare : null;
+  return { connections: P.connections, roundSeconds: P.roundSeconds, rounds: P.rounds, warmupSeconds: P.warmupSeconds, generator: useWrk ? 'wrk -t1' : 'node closed loop', variants: summary };
+}
+
+async function snapshotCounters(stack, w) {
+  return {
+    proxy: w.proxy.snapshot(),
+    stats: w.name === 'ours' ? await w.stats() : null,
+    collectorCpu: await cpuSeconds(stack.collector.pid),
+    prometheusCpu: await cpuSeconds(stack.prometheus.pid),
+    spansAccepted: await stack.collector.selfMetric('otelcol_receiver_accepted_spans').catch(() => NaN),
+    metricPointsAccepted: await stack.collector.selfMetric('otelcol_receiver_accepted_metric_points').catch(() => NaN),
+    samplesAppended: await stack.helpers.scrapeSum(`${stack.prometheus.url}/metrics`, 'prometheus_tsdb_head_samples_appended_total').catch(() => NaN),
+    at: Date.now(),
+  };
+}
+
+async function partEconomy(stack, workers) {
+  say(`(2) export economy: ${P.rate} req/s for ${P.rateSeconds}s per telemetry variant (constant rate, separate process)`);
+  const out = {};
+  for (const w of workers.filter((x) => TELEMETRY_VARIANTS.includes(x.name))) {
+    checkDeadline('economy');
+    await sleep(1500); // let the previous variant's tail exports finish
+    const before = await snapshotCounters(stack, w);
+    const client = await rateClient(`${w.url}/api/v1/telemetry`, P.rate, P.rateSeconds, 256);
+    await sleep(P.tailMillis); // the last coalesced flush and the aggregator's next push
+    const after = await snapshotCounters(stack, w);
+    const requests = client.ok + client.non2xx;
+    const metrics = countDelta(before.proxy, after.proxy, '/v1/metrics');
+    const traces = countDelta(before.proxy, after.proxy, '/v1/traces');
+    const rpc = after.stats && before.stats ? { sends: after.stats.rpc.sends - before.stats.rpc.sends, jsonBytes: after.stats.rpc.jsonBytes - before.stats.rpc.jsonBytes, points: after.stats.rpc.points - before.stats.rpc.points } : { sends: 0, jsonBytes: 0, points: 0 };
+    const exportsTotal = rpc.sends + metrics.requests + traces.requests;
+    const windowSeconds = (after.at - before.at) / 1000;
+    const r = {
+      client,
+      requests,
+      windowSeconds,
+      isolateToAggregator: { ...rpc, perRequest: rpc.sends / requests, jsonBytesPerRequest: rpc.jsonBytes / requests },
+      metricsPushes: { ...metrics, perRequest: metrics.requests / requests, bytesPerRequest: metrics.bytes / requests, gzipBytesPerRequest: metrics.gzipBytes / requests, bytesPerPush: metrics.requests ? metrics.bytes / metrics.requests : null },
+      spanExports: { ...traces, perRequest: traces.requests / requests, bytesPerRequest: traces.bytes / requests, gzipBytesPerRequest: traces.gzipBytes / requests, bytesPerExport: traces.requests ? traces.bytes / traces.requests : null },
+      exportsPerRequest: exportsTotal / requests,
+      otlpExportsPerRequest: (metrics.requests + traces.requests) / requests,
+      collector: {
+        cpuSeconds: after.collectorCpu - before.collectorCpu,
+        cpuMillisPerRequest: ((after.collectorCpu - before.collectorCpu) * 1000) / requests,
+        spansAccepted: after.spansAccepted - before.spansAccepted,
+        spansPerRequest: (after.spansAccepted - before.spansAccepted) / requests,
+        metricPointsAccepted: after.metricPointsAccepted - before.metricPointsAccepted,
+      },
+      prometheus: {
+        cpuSeconds: after.prometheusCpu - before.prometheusCpu,
+        samplesAppended: after.samplesAppended - before.samplesAppended,
+        samplesPerSecond: (after.samplesAppended - before.samplesAppended) / windowSeconds,
+      },
+      flusher: after.stats ? { exports: after.stats.flusher.exports - before.stats.flusher.exports, spanExports: after.stats.flusher.spanExports - before.stats.flusher.spanExports, sendFailures: after.stats.flusher.sendFailures - before.stats.flusher.sendFailures } : null,
+      aggregatorPushes: after.stats ? after.stats.aggregators.reduce((n, a) => n + a.pushes, 0) - before.stats.aggregators.reduce((n, a) => n + a.pushes, 0) : null,
+    };
+    out[w.name] = r;
+    say(`    ${w.name.padEnd(16)} ${requests} req (${client.achievedRate.toFixed(0)}/s, skipped ${client.skipped}, errors ${client.errors})  exports/req ${r.exportsPerRequest.toFixed(4)} (rpc ${rpc.sends}, metrics ${metrics.requests}, spans ${traces.requests})  bytes/req metrics ${(metrics.bytes / requests).toFixed(0)} + rpc ${(rpc.jsonBytes / requests).toFixed(0)}, traces ${(traces.bytes / requests).toFixed(0)}`);
+  }
+  return { rate: P.rate, seconds: P.rateSeconds, tailMillis: P.tailMillis, variants: out };
+}
+
+async function partFreshness(stack, ours) {
+  say(`(3) freshness: ${P.probes} probes (GET /health on ours, under ${P.freshnessLoad} req/s of ingest load), response → visible in Prometheus`);
+  const expr = 'sum(astra_http_requests_total{endpoint="/health"})';
+  const value = async () => {
+    const rows = await stack.helpers.promQuery(stack.prometheus.url, expr);
+    return rows.length ? Number(rows[0].value[1]) : 0;
+  };
+  const loadSeconds = Math.ceil(P.probes * 4 + 10);
+  const background = rateClient(`${ours.url}/api/v1/telemetry`, P.freshnessLoad, loadSeconds, 128).catch((e) => ({ error: e.message }));
+  await sleep(1000);
+  const samples = [];
+  let misses = 0;
+  const loadEnds = Date.now() + loadSeconds * 1000 - 2000;
+  for (let i = 0; i < P.probes && Date.now() < loadEnds; i++) {
+    checkDeadline('freshness');
+    // Wait until the previous probe is visible and stable.
+    const base = await value();
+    const r = await fetch(`${ours.url}/health`, { signal: AbortSignal.timeout(10_000) });
+    await r.arrayBuffer();
+    const answered = performance.now();
+    let seen = null;
+    while (performance.now() - answered < 15_000) {
+      if ((await value()) >= base + 1) {
+        seen = performance.now() - answered;
+        break;
+      }
+      await sleep(50);
+    }
+    if (seen === null) misses++;
+    else samples.push(seen);
+    await sleep(200 + Math.random() * 800); // desynchronise from the flush/alarm cadence
+  }
+  const load = await background;
+  const res = { probes: samples.length + misses, misses, p50Millis: quantile(samples, 0.5), p95Millis: quantile(samples, 0.95), maxMillis: samples.length ? Math.max(...samples) : null, samplesMillis: samples.map((x) => Math.round(x)), backgroundLoad: load, pollMillis: 50 };
+  say(`    p50 ${res.p50Millis?.toFixed(0)} ms, p95 ${res.p95Millis?.toFixed(0)} ms, max ${res.maxMillis?.toFixed(0)} ms over ${samples.length} probes (${misses} not seen within 15 s)`);
+  return res;
+}
+
+async function partCollectorDown(stack, workers) {
+  say(`(4) collector down: ${P.downReps} × (up, down) × ${P.downSeconds}s per variant`);
+  const runs = Object.fromEntries(workers.map((w) => [w.name, { up: [], down: [] }]));
+  try {
+    for (let rep = 0; rep < P.downReps; rep++) {
+      for (const state of ['up', 'down']) {
+        checkDeadline('collector down');
+        if (state === 'down') {
+          await stack.collector.stop();
+          await sleep(500);
+        } else if (!stack.collector.running) {
+          await stack.collector.start();
+        }
+        for (const w of workers) {
+          const r = await closedLoad(w, P.downSeconds);
+          runs[w.name][state].push(r);
+          say(`    collector ${state.padEnd(4)} ${w.name.padEnd(16)} ${r.rps.toFixed(0).padStart(6)} req/s  p99 ${r.p99?.toFixed(2)} ms${r.non2xx ? `  NON-2xx ${r.non2xx}` : ''}`);
+        }
+      }
+    }
+  } finally {
+    if (!stack.collector.running) await stack.collector.start();
+  }
+  const out = {};
+  for (const [name, r] of Object.entries(runs)) {
+    out[name] = {
+      up: { p50: median(r.up.map((x) => x.p50)), p99: median(r.up.map((x) => x.p99)), rps: median(r.up.map((x) => x.rps)) },
+      down: { p50: median(r.down.map((x) => x.p50)), p99: median(r.down.map((x) => x.p99)), rps: median(r.down.map((x) => x.rps)), non2xx: r.down.reduce((n, x) => n + (x.non2xx ?? 0), 0) },
+      runs: r,
+    };
+  }
+  return { seconds: P.downSeconds, reps: P.downReps, how: 'collector process stopped (SIGTERM); the per-variant proxy then resets each export connection', variants: out };
+}
+
+async function partCapacity(build, pointsPerBatch) {
+  say(`(5) aggregation point: synthetic flush batches (${pointsPerBatch} points) into one MetricsAggregator shard, export off, ${P.capacityMillis} ms`);
+  const w = await startVariant(ROOT, build, { bindings: { OTEL_EXPORTER_OTLP_ENDPOINT: '' } });
+  try {
+    const results = [];
+    for (const concurrency of [1, 8]) {
+      const r = await fetch(`${w.url}/__bench/ingest-capacity?ms=${P.capacityMillis}&points=${pointsPerBatch}&concurrency=${concurrency}`, { signal: AbortSignal.timeout(P.capacityMillis + 30_000) });
+      const j = await r.json();
+      results.push(j);
+      say(`    concurrency ${concurrency}: ${j.batchesPerSecond.toFixed(0)} batches/s (${j.accepted} accepted, ${j.failed} failed)`);
+    }
+    return { pointsPerBatch, runs: results, batchesPerSecond: Math.max(...results.map((x) => x.batchesPerSecond)) };
+  } finally {
+    await w.dispose();
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Main
+// ------------------------------------------------------------------------------------------
+const cleanups = [];
+let cleaning = false;
+async function cleanup() {
+  if (cleaning) return;
+  cleaning = true;
+  for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(() => undefined);
+}
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, async () => {
+    say(`${sig}: stopping what this run started`);
+    await cleanup();
+    process.exit(130);
+  });
+}
+
+async function main() {
+  const result = { schema: 'astraguard-bench/1', quick: QUICK, startedAt: new Date().toISOString(), params: P, variants: VARIANTS };
+  result.machine = await machine();
+  say(`machine: ${result.machine.cpus} × ${result.machine.cpuModel}, ${result.machine.memTotalGiB} GiB, load ${result.machine.loadavgAtStart.join(' ')}; commit ${result.machine.commit} (+${result.machine.dirtyFiles} uncommitted files in the work tree)`);
+  useWrk = await haveWrk();
+  if (!useWrk) say('wrk not found (apt-get install -y wrk): using the Node closed-loop client for closed-loop load');
+
+  say('starting the real collector, Prometheus and Jaeger (test/support/stack.ts)');
+  const helpers = await loadStackHelpers(ROOT);
+  const token = `bench-${Math.random().toString(16).slice(2)}`;
+  const stackHandle = await helpers.startStack({ token, scrapeInterval: '5s' });
+  cleanups.push(() => helpers.stopAll());
+  const stack = { ...stackHandle, helpers };
+
+  say(`building ${VARIANTS.length} variants with wrangler`);
+  const builds = {};
+  for (const v of VARIANTS) {
+    builds[v] = await buildVariant(ROOT, v);
+    cleanups.push(() => builds[v].dispose());
+    say(`    ${v}: ${(builds[v].bytes / 1024).toFixed(0)} KiB in ${builds[v].millis} ms`);
+  }
+  result.builds = Object.fromEntries(Object.entries(builds).map(([k, b]) => [k, { bytes: b.bytes, millis: b.millis }]));
+
+  const workers = [];
+  for (const v of VARIANTS) {
+    const proxy = await startCountingProxy(stack.collector.urls.otlpHttp);
+    cleanups.push(() => proxy.close());
+    // Variants other than ours: our domain spans (lib/ withSpan) would be roots there, buffered
+    // and never exported; sampling 0 makes them non-recording (see bench/variants/lib/compose.ts).
+    const bindings = { OTEL_EXPORTER_OTLP_ENDPOINT: proxy.url, OTEL_EXPORTER_OTLP_TOKEN: token, ...(v !== 'ours' && { OTEL_TRACES_SAMPLER_ARG: '0' }) };
+    const w = await startVariant(ROOT, builds[v], { bindings });
+    cleanups.push(() => w.dispose());
+    w.proxy = proxy;
+    const status = await post(w);
+    if (status !== 200) throw new Error(`${v}: POST /api/v1/telemetry answered ${status}; logs: ${w.logs.last.join(' | ')}`);
+    workers.push(w);
+    say(`    ${v} on workerd at ${w.url} → proxy ${proxy.url} → collector ${stack.collector.urls.otlpHttp}`);
+  }
+
+  result.overhead = await partOverhead(workers);
+  result.economy = await partEconomy(stack, workers);
+  const ours = workers.find((w) => w.name === 'ours');
+  if (ours) result.freshness = await partFreshness(stack, ours);
+  result.collectorDown = await partCollectorDown(stack, workers);
+  if (ours) {
+    const e = result.economy.variants.ours;
+    const pointsPerBatch = Math.max(1, Math.round(e.isolateToAggregator.points / Math.max(1, e.isolateToAggregator.sends)));
+    result.aggregatorCapacity = await partCapacity(builds.ours, pointsPerBatch);
+    result.scale = scaleOnPaper(result);
+  }
+  result.workerLogs = Object.fromEntries(workers.map((w) => [w.name, { lines: w.logs.lines, lastWarnings: w.logs.last }]));
+  result.machine.loadavgAtEnd = loadavg().map((x) => +x.toFixed(2));
+  result.finishedAt = new Date().toISOString();
+  result.durationSeconds = Math.round((Date.now() - t0) / 1000);
+
+  await mkdir(dirname(OUT), { recursive: true });
+  await writeFile(OUT, JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write('\n' + formatReport(result) + '\n');
+  say(`wrote ${OUT}`);
+}
+
+try {
+  await main();
+} catch (error) {
+  say(`FAILED: ${error?.stack ?? error}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}

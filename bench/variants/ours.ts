@@ -1,0 +1,108 @@
+/**
+ * Variant `ours`: functions/index.ts as deployed (httpMetrics first, coalesced flush to the
+ * MetricsAggregator Durable Object by RPC, spans by OTLP/HTTP).
+ *
+ * The bench reads its counters at `/__bench/stats`: the isolate flusher's stats, the aggregator
+ * shards' stats, and the RPC batches the shards received (see MetricsAggregator below).
+ */
+import app from "../../functions/index";
+import type { Env } from "../../lib/env";
+import { MetricsAggregator as DeployedAggregator } from "../../lib/telemetry/aggregator";
+import { telemetryFlusher } from "../../lib/telemetry/flush";
+import { shardCount, shardName, type MetricPoint } from "../../lib/telemetry/points";
+import { spanBuffer } from "../../lib/telemetry/tracer-provider";
+import { benchEntry } from "./lib/bench-entry";
+
+// Every Durable Object class the deployed entry exports (wrangler.toml binds them all); the local
+// MetricsAggregator below takes precedence over the one re-exported here.
+export * from "../../functions/index";
+
+/**
+ * The deployed aggregator, counting what reaches it by RPC: batches, points, and the JSON size of
+ * the points (RPC uses structured clone, so JSON length estimates the bytes on that hop). Counted
+ * on the receiving side because isolates AND Durable Objects flush (whoever schedules a coalesced
+ * flush supplies the env), so no wrapper around one caller's env sees every send.
+ */
+export class MetricsAggregator extends DeployedAggregator {
+  #received = { batches: 0, points: 0, jsonBytes: 0 };
+
+  override async ingest(...args: Parameters<DeployedAggregator["ingest"]>): ReturnType<DeployedAggregator["ingest"]> {
+    const [batchId, points] = args;
+    this.#received.batches++;
+    this.#received.points += Array.isArray(points) ? points.length : 0;
+    this.#received.jsonBytes += JSON.stringify(points ?? []).length + String(batchId).length;
+    return super.ingest(...args);
+  }
+
+  /** What this shard received since its object started. */
+  async benchReceived(): Promise<{ batches: number; points: number; jsonBytes: number }> {
+    return { ...this.#received };
+  }
+}
+
+async function stats(env: Env): Promise<Record<string, unknown>> {
+  const shards = shardCount(env.METRICS_AGGREGATOR_SHARDS);
+  const stubs = Array.from({ length: shards }, (_, i) => env.METRICS_AGGREGATOR.get(env.METRICS_AGGREGATOR.idFromName(shardName(i))) as unknown as DurableObjectStub<MetricsAggregator>);
+  const aggregators = await Promise.all(stubs.map((s) => s.stats()));
+  const received = await Promise.all(stubs.map((s) => s.benchReceived()));
+  const rpc = received.reduce((a, r) => ({ sends: a.sends + r.batches, points: a.points + r.points, jsonBytes: a.jsonBytes + r.jsonBytes }), { sends: 0, points: 0, jsonBytes: 0 });
+  return { flusher: { ...telemetryFlusher.stats }, spansBuffered: spanBuffer.size, spansDropped: spanBuffer.droppedSpans, rpc, aggregators };
+}
+
+/**
+ * `GET /__bench/ingest-capacity?ms=&points=&concurrency=`: sends synthetic batches shaped like an
+ * isolate's flush (`points` points: counters and histograms over a fixed set of streams) to the
+ * aggregator shard "bench-capacity" by RPC from inside workerd for `ms`, `concurrency` at a
+ * time, and answers how many were accepted. Used by the bench (with export off) to measure the
+ * aggregation point's batches/s; never part of a measured request path.
+ */
+async function ingestCapacity(request: Request, env: Env): Promise<Response> {
+  const q = new URL(request.url).searchParams;
+  const ms = Math.min(Number(q.get("ms") ?? 3000), 60_000);
+  const size = Math.min(Number(q.get("points") ?? 12), 500);
+  const concurrency = Math.min(Number(q.get("concurrency") ?? 8), 64);
+  const bounds = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5];
+  const points: MetricPoint[] = Array.from({ length: size }, (_, i): MetricPoint =>
+    i % 2 === 0
+      ? { name: "astra_bench_requests_total", description: "", unit: "", kind: "counter", attributes: { endpoint: `/e${i}`, status: "200" }, value: 3, timeMs: Date.now() }
+      : {
+          name: "astra_bench_duration_seconds",
+          description: "",
+          unit: "s",
+          kind: "histogram",
+          attributes: { endpoint: `/e${i}` },
+          histogram: { boundaries: bounds, bucketCounts: [1, 1, 1, 0, 0, 0, 0, 0], sum: 0.07, count: 3, min: 0.005, max: 0.04 },
+          timeMs: Date.now(),
+        },
+  );
+  const ns = env.METRICS_AGGREGATOR;
+  const stub = ns.get(ns.idFromName("bench-capacity"));
+  const run = crypto.randomUUID();
+  let sequence = 0;
+  let accepted = 0;
+  let failed = 0;
+  const started = Date.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() - started < ms) {
+        try {
+          const r = await stub.ingest(`${run}-${sequence++}`, points);
+          if (r.accepted) accepted++;
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  const seconds = (Date.now() - started) / 1000;
+  return Response.json({ accepted, failed, seconds, pointsPerBatch: size, concurrency, batchesPerSecond: accepted / seconds });
+}
+
+const entry = benchEntry((request, env, ctx) => app.fetch(request, env, ctx), stats);
+
+export default {
+  fetch(request: Request, env: Env, ctx: ExecutionContext) {
+    if (request.url.includes("/__bench/ingest-capacity")) return ingestCapacity(request, env);
+    return entry.fetch!(request as never, env, ctx);
+  },
+} satisfies ExportedHandler<Env>;
