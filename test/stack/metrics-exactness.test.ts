@@ -96,6 +96,8 @@ const CONTRACT_CONFLICTS: Array<{ match: RegExp; operands: string[]; reason: str
 class Tally {
   readonly counters = new Map<string, number>();
   readonly histogramCounts = new Map<string, number>();
+  /** Exact histogram sums we can know from outside: request and response body bytes per endpoint. */
+  readonly histogramSums = new Map<string, number>();
   requests = 0;
   lastResponseAt = 0;
   anomalyIds: string[] = [];
@@ -111,8 +113,10 @@ class Tally {
   }
 
   /** One HTTP exchange: the service-health metrics it must produce. */
-  http(method: string, endpoint: string, status: number): void {
+  http(method: string, endpoint: string, status: number, requestBytes: number, responseBytes: number): void {
     this.requests++;
+    this.add(this.histogramSums, "astra_http_request_size_bytes", { endpoint }, requestBytes);
+    this.add(this.histogramSums, "astra_http_response_size_bytes", { endpoint }, responseBytes);
     this.lastResponseAt = Date.now();
     this.add(this.counters, "astra_http_requests_total", { method, endpoint, status: String(status) });
     for (const h of ["astra_http_request_duration_seconds", "astra_http_request_size_bytes", "astra_http_response_size_bytes"]) this.add(this.histogramCounts, h, { endpoint });
@@ -149,7 +153,8 @@ const MIX: Kind[] = ["good", "good", "good", "anomalous", "bad_range", "batch", 
 
 async function send(edge: Isolates, tally: Tally, k: number, kind: Kind): Promise<void> {
   const isolate = k % ISOLATES;
-  const json = (body: unknown) => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  let sentBody = "";
+  const json = (body: unknown) => ({ method: "POST", headers: { "content-type": "application/json" }, body: (sentBody = JSON.stringify(body)) });
   let method = "POST";
   let endpoint = "/api/v1/telemetry";
   let res: Response;
@@ -164,7 +169,8 @@ async function send(edge: Isolates, tally: Tally, k: number, kind: Kind): Promis
       res = await edge.fetch(isolate, "/api/v1/telemetry", json({ voltage: 99, temperature: 20, gyro: 0 }));
       break;
     case "bad_json":
-      res = await edge.fetch(isolate, "/api/v1/telemetry", { method: "POST", headers: { "content-type": "application/json" }, body: '{"voltage": 28,' });
+      sentBody = '{"voltage": 28,';
+      res = await edge.fetch(isolate, "/api/v1/telemetry", { method: "POST", headers: { "content-type": "application/json" }, body: sentBody });
       break;
     case "batch":
       endpoint = "/api/v1/telemetry/batch";
@@ -186,7 +192,7 @@ async function send(edge: Isolates, tally: Tally, k: number, kind: Kind): Promis
       break;
   }
   const text = await res.text();
-  tally.http(method, endpoint, res.status);
+  tally.http(method, endpoint, res.status, Buffer.byteLength(sentBody), Buffer.byteLength(text));
   if (res.status === 200 && (kind === "good" || kind === "anomalous")) tally.detections([JSON.parse(text)]);
   if (res.status === 200 && kind === "batch") tally.detections(JSON.parse(text).results);
 }
@@ -222,13 +228,15 @@ async function load(edge: Isolates, tally: Tally, options: { millis: number; rat
 async function feedback(edge: Isolates, tally: Tally, ids: string[]): Promise<void> {
   for (const [i, id] of ids.entries()) {
     const falsePositive = i % 3 === 0;
+    const sentBody = JSON.stringify({ false_positive: falsePositive });
     const res = await edge.fetch(i % ISOLATES, `/api/v1/anomalies/${id}/feedback`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${OPERATOR_TOKEN}` },
-      body: JSON.stringify({ false_positive: falsePositive }),
+      body: sentBody,
     });
-    const body = (await res.json()) as { status?: string; anomaly?: { detector?: string }; detection_accuracy?: number | null };
-    tally.http("POST", "/api/v1/anomalies/:id/feedback", res.status);
+    const text = await res.text();
+    const body = JSON.parse(text) as { status?: string; anomaly?: { detector?: string }; detection_accuracy?: number | null };
+    tally.http("POST", "/api/v1/anomalies/:id/feedback", res.status, Buffer.byteLength(sentBody), Buffer.byteLength(text));
     if (res.status === 200 && body.status === "labelled") {
       if (falsePositive) tally.add(tally.counters, "astra_false_positives_total", { detector: body.anomaly?.detector ?? "limit" });
       if (typeof body.detection_accuracy === "number") tally.lastAccuracy = body.detection_accuracy;
@@ -304,7 +312,11 @@ async function compare(url: string, tally: Tally): Promise<Comparison> {
     const name = k.slice(0, k.indexOf("{"));
     check(`${name}_count${k.slice(k.indexOf("{"))}`, v);
   }
-  return { expected: tally.counters.size + tally.histogramCounts.size, matched, mismatches, resets };
+  for (const [k, v] of tally.histogramSums) {
+    const name = k.slice(0, k.indexOf("{"));
+    check(`${name}_sum${k.slice(k.indexOf("{"))}`, v);
+  }
+  return { expected: tally.counters.size + tally.histogramCounts.size + tally.histogramSums.size, matched, mismatches, resets };
 }
 
 interface ShardStats {

@@ -166,6 +166,19 @@ describe("TelemetryFlusher retention", () => {
     expect((await shard.stats()).batchesDuplicate).toBeGreaterThanOrEqual(1);
   });
 
+  it("is bounded in time when the aggregator never answers: the batch is kept, the next flush proceeds", async () => {
+    const reader = new OnDemandMetricReader();
+    const meter = new MeterProvider({ readers: [reader] }).getMeter("test");
+    const flusher = new TelemetryFlusher({ reader, spans: new BufferingSpanProcessor(), minIntervalMillis: 0, timeoutMillis: 100, sendPoints: () => new Promise<void>(() => {}) });
+    meter.createCounter("requests_total").add(1);
+    const started = Date.now();
+    await flusher.flush(testEnv);
+    await flusher.flush(testEnv);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(flusher.stats.sendFailures).toBe(2);
+    expect(flusher.retainedBatches).toBe(1);
+  });
+
   it("never rejects, even when collection and every transport fail", async () => {
     const reader = new OnDemandMetricReader(); // never registered with a provider: collect() throws
     const flusher = new TelemetryFlusher({
