@@ -65,6 +65,8 @@ export interface IngestResult {
 /** Counters of one aggregator, for tests and the exactness report. */
 export interface AggregatorStats {
   streams: number;
+  /** Distinct isolates among the remembered batch ids (ids are `${isolateId}-${sequence}`). */
+  senders: number;
   batchesAccepted: number;
   batchesDuplicate: number;
   pointsDropped: number;
@@ -361,6 +363,7 @@ export class MetricsAggregator extends DurableObject<Env> {
   async stats(): Promise<AggregatorStats> {
     return {
       streams: this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM streams`).one().n,
+      senders: this.#sql.exec<{ n: number }>(`SELECT count(DISTINCT rtrim(id, '0123456789')) AS n FROM batches`).one().n,
       batchesAccepted: this.#meta("batches_accepted"),
       batchesDuplicate: this.#meta("batches_duplicate"),
       pointsDropped: this.#meta("points_dropped"),

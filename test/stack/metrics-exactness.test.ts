@@ -321,6 +321,7 @@ async function compare(url: string, tally: Tally): Promise<Comparison> {
 
 interface ShardStats {
   streams: number;
+  senders: number;
   batchesAccepted: number;
   batchesDuplicate: number;
   pointsDropped: number;
@@ -546,6 +547,8 @@ describe("metrics exactness across isolates and a collector restart", () => {
     expect(comparison.matched).toBe(comparison.expected);
     expect(tally.requests).toBeGreaterThanOrEqual(1000);
     expect(pushes).toBeGreaterThan(0);
+    // Every isolate sent its own batches (independent isolates, each with its own flusher).
+    for (const shard of shards) expect(shard.senders).toBe(ISOLATES);
     expect(pushFailures, "the outage must have been seen by the aggregator").toBeGreaterThan(0);
   });
 });

@@ -56,7 +56,9 @@ describe("MetricsAggregator.ingest", () => {
     expect(await shard.ingest("iso-x-7", batch)).toEqual({ accepted: true, merged: 1 });
     expect(await shard.ingest("iso-x-7", batch)).toEqual({ accepted: false, merged: 0 });
     expect(await shard.read("astra_errors_total", "counter", { error_type: "validation_error", endpoint: "/api/v1/telemetry" })).toMatchObject({ value: 4 });
-    expect(await shard.stats()).toMatchObject({ batchesAccepted: 1, batchesDuplicate: 1 });
+    expect(await shard.stats()).toMatchObject({ batchesAccepted: 1, batchesDuplicate: 1, senders: 1 });
+    await shard.ingest("iso-y-0", batch);
+    expect((await shard.stats()).senders).toBe(2);
   });
 
   it("skips invalid points without throwing and counts them", async () => {
