@@ -263,9 +263,9 @@ function installExitHook(): void {
   };
   // Last resort (a test run that never called stopAll): synchronous SIGKILL of our own pids.
   process.once('exit', killLive);
-  // A signal ends Node without 'exit' (e.g. vitest killed by a timeout or a closed pipe):
+  // A signal ends Node without 'exit' (e.g. vitest killed by a timeout or Ctrl-C):
   // kill our children, then let the signal do what it would have done.
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGPIPE'] as const) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       killLive();
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
