@@ -53,6 +53,11 @@ export function localBreakerStates(): Record<string, BreakerState> {
   return out;
 }
 
+/** True while a breaker change has not been published by a sync yet. */
+export function breakerChangePending(): boolean {
+  return changed;
+}
+
 /** True (once) when a breaker changed state since the last call: the fleet view is then stale. */
 export function takeBreakerChange(): boolean {
   const was = changed;

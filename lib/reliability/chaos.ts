@@ -171,17 +171,18 @@ export async function applyFaults<T>(view: FaultView, target: DependencyName, fn
 }
 
 /**
- * After a successful call of `target`: each fault of that target that has ended and is not yet
- * recovered is marked recovered now. The isolate whose mark is first records the recovery
+ * After a successful call of `target` that started at `startedAtMs`: each fault of that target
+ * that had ended before the call started (a call that began under the fault proves nothing) and
+ * is not yet recovered is marked recovered now. The isolate whose mark is first records the recovery
  * (astra_chaos_recovery_time_seconds {type}, from injection to now, and
  * astra_chaos_injections_total {type, status="recovered"}). Never throws.
  */
-export async function noteHealthy(env: Env, target: DependencyName, current: FaultView, now = Date.now()): Promise<void> {
+export async function noteHealthy(env: Env, target: DependencyName, current: FaultView, startedAtMs: number, now = Date.now()): Promise<void> {
   if (!env.CHAOS_CONTROL) return;
   const ended = [
-    ...current.unrecovered.filter((f) => f.target === target),
+    ...current.unrecovered.filter((f) => f.target === target && (f.endedAtMs ?? f.expiresAtMs) <= startedAtMs),
     // Ended by time since the copy was taken.
-    ...current.active.filter((f) => f.target === target && f.expiresAtMs <= now),
+    ...current.active.filter((f) => f.target === target && f.expiresAtMs <= startedAtMs),
   ];
   for (const f of ended) {
     const mark = recoveryMarks.get(f.id);

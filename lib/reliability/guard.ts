@@ -5,14 +5,16 @@
  *
  *   guardDependency ─▶ retry (reads only) ─▶ circuit_breaker span ─▶ breaker ─▶ faults ─▶ fn
  *
- * A call rejected by an OPEN breaker is not retried (that is the point of the breaker).
+ * A call rejected by an OPEN breaker is not retried (that is the point of the breaker). A call that
+ * changed a breaker's state syncs with ChaosControl before it returns, so the fleet gauge shows the
+ * change at once (see ./breakers.ts).
  *
  * @example
  * const phase = await guardDependency(env, "storage", () => stub.getPhase(), { retry: "mission.getPhase" });
  */
 import type { Env } from "../env";
 import type { DependencyName } from "../state/dependency-health";
-import { breaker } from "./breakers";
+import { breaker, breakerChangePending } from "./breakers";
 import { applyFaults, faultView, noteHealthy } from "./chaos";
 import { CircuitOpenError } from "./circuit-breaker";
 import { retry, type IdempotentOperation, type RetryOptions } from "./retry";
@@ -30,13 +32,21 @@ const retryable = (err: unknown) => !(err instanceof CircuitOpenError);
 
 export async function guardDependency<T>(env: Env, name: DependencyName, fn: () => Promise<T>, options: GuardOptions = {}): Promise<T> {
   const view = await faultView(env);
+  const startedAtMs = Date.now();
   const b = breaker(name);
   const once = () =>
     withReliabilitySpan("circuit_breaker", { "circuit_breaker.name": name, "circuit_breaker.state": b.state }, () =>
       b.execute(() => applyFaults(view, name, fn)),
     );
-  const result = options.retry ? await retry(options.retry, once, { ...options.retryOptions, isRetryable: retryable }) : await once();
-  await noteHealthy(env, name, view);
+  let result: T;
+  try {
+    result = options.retry ? await retry(options.retry, once, { ...options.retryOptions, isRetryable: retryable }) : await once();
+  } finally {
+    // A transition is published at once (one sync, only on the rare calls that changed a state),
+    // so the fleet gauge never waits for later traffic to show it.
+    if (breakerChangePending()) await faultView(env);
+  }
+  await noteHealthy(env, name, view, startedAtMs);
   return result;
 }
 
