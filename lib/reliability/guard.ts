@@ -13,7 +13,7 @@
  * const phase = await guardDependency(env, "storage", () => stub.getPhase(), { retry: "mission.getPhase" });
  */
 import type { Env } from "../env";
-import type { DependencyName } from "../state/dependency-health";
+import { reportDependency, type DependencyName } from "../state/dependency-health";
 import { breaker, breakerChangePending } from "./breakers";
 import { applyFaults, faultView, noteHealthy } from "./chaos";
 import { CircuitOpenError } from "./circuit-breaker";
@@ -52,8 +52,8 @@ export async function guardDependency<T>(env: Env, name: DependencyName, fn: () 
 
 /**
  * Wraps a telemetry transport `(env, ...args) => Promise<R>` so it goes through the breaker and
- * the chaos faults of `name`; a transport that answers `false` (refused) counts as a failure and
- * rejects. For ../telemetry/flush.ts:
+ * the chaos faults of `name`, and reports the dependency's health for /health; a transport that
+ * answers `false` (refused) counts as a failure and rejects. For ../telemetry/flush.ts:
  *
  * @example
  * new TelemetryFlusher({
@@ -62,10 +62,18 @@ export async function guardDependency<T>(env: Env, name: DependencyName, fn: () 
  * });
  */
 export function guardTransport<A extends unknown[], R>(name: DependencyName, transport: (env: Env, ...args: A) => Promise<R>): (env: Env, ...args: A) => Promise<R> {
-  return (env, ...args) =>
-    guardDependency(env, name, async () => {
-      const result = await transport(env, ...args);
-      if (result === false) throw new Error(`${name} refused the export`);
+  return async (env, ...args) => {
+    try {
+      const result = await guardDependency(env, name, async () => {
+        const r = await transport(env, ...args);
+        if (r === false) throw new Error(`${name} refused the export`);
+        return r;
+      });
+      reportDependency(name, true);
       return result;
-    });
+    } catch (err) {
+      reportDependency(name, false, err);
+      throw err;
+    }
+  };
 }

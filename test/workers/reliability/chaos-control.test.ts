@@ -68,3 +68,19 @@ describe("guardTransport (the hook for the telemetry transports)", () => {
     expect(called).toBe(0);
   });
 });
+
+describe("guardTransport reports the dependency's health", () => {
+  it("shows the collector degraded in /health after a refused export, ok after a good one", async () => {
+    const { call } = await import("../support/api");
+    const { dependencyStatus } = await import("../../../lib/state/dependency-health");
+    let answer = false;
+    const exportSpans = guardTransport("collector", async () => answer);
+    await expect(exportSpans(env)).rejects.toThrow();
+    expect(dependencyStatus("collector").status).toBe("degraded");
+    const health = await call("GET", "/health");
+    expect(health.body.dependencies.collector).toMatchObject({ status: "degraded", circuit_breaker: "CLOSED" });
+    answer = true;
+    await expect(exportSpans(env)).resolves.toBe(true);
+    expect(dependencyStatus("collector")).toMatchObject({ status: "ok", consecutive_failures: 0 });
+  });
+});
