@@ -8,11 +8,14 @@
  * the series would flap between them. Instead, every isolate reports its states to the
  * ChaosControl object when it syncs (./chaos.ts, at most every ~1 s while it serves requests,
  * and at once after a transition), and records the FLEET state it gets back: the worst state
- * any isolate reported in the last 30 s (OPEN > HALF_OPEN > CLOSED). All isolates thus write
+ * any isolate reported in the last 10 s (OPEN > HALF_OPEN > CLOSED). All isolates thus write
  * the same value, and the gauge reads "some isolate has this breaker open" (1), "some isolate is
- * probing and none is open" (2), or "every live isolate has it closed" (0). Only when the sync
- * fails does an isolate record its own state. Transitions are counted per isolate as they happen
- * (a sum, exact across isolates).
+ * probing and none is open" (2), or "every live isolate has it closed" (0). An isolate that died
+ * (or was replaced by a deploy or a `wrangler dev` reload) with its breaker open still counts for
+ * up to those 10 s; one that serves requests re-reports every ~1 s. Only when the sync fails does
+ * an isolate record its own state. Transitions are counted per isolate as they happen (a sum,
+ * exact across isolates). The gauge is written when an isolate syncs, so with no traffic at all
+ * it keeps its last value.
  */
 import type { DependencyName } from "../state/dependency-health";
 import { BREAKER_STATE_VALUE, CircuitBreaker, type BreakerState, type CircuitBreakerOptions } from "./circuit-breaker";

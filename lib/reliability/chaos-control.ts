@@ -28,7 +28,7 @@ export const MAX_ACTIVE_FAULTS = 10;
 /** Ended faults are listed (and can still recover) for this long. */
 export const RECENT_FAULT_MS = 60 * 60 * 1000;
 /** A board entry older than this no longer counts (its isolate stopped reporting). */
-export const BOARD_TTL_MS = 30_000;
+export const BOARD_TTL_MS = 10_000;
 /** Isolates tracked on the board at most. */
 const MAX_BOARD_ENTRIES = 1000;
 
