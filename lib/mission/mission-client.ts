@@ -72,7 +72,7 @@ export async function detectionContext(env: Env, satelliteIds: readonly string[]
     const ctx = await callMission(env, (s) => s.context(missing), { retry: "mission.context" });
     phaseCache.set("phase", ctx.phase);
     for (const id of missing) {
-      const history = ctx.histories[id] ?? [];
+      const history = Object.hasOwn(ctx.histories, id) ? ctx.histories[id]! : [];
       historyCache.set(id, history);
       histories.set(id, history);
     }

@@ -153,7 +153,9 @@ export class MissionState extends DurableObject<Env> {
   /** Phase and the recent readings of each source, oldest first, for detection. */
   context(satelliteIds: string[]): { phase: MissionPhase; histories: Record<string, Reading[]> } {
     const histories: Record<string, Reading[]> = {};
-    for (const id of new Set(satelliteIds)) histories[id] = this.#history(id);
+    // Own properties even for ids such as "__proto__" (an assignment would set the prototype and
+    // make the answer unserializable over RPC): a source id is a key like any other.
+    for (const id of new Set(satelliteIds)) Object.defineProperty(histories, id, { value: this.#history(id), enumerable: true, writable: true, configurable: true });
     return { phase: this.#phase(), histories };
   }
 

@@ -3,7 +3,7 @@
  * the CORS policy, and 500s that say nothing about the code behind them.
  */
 import { env } from "cloudflare:test";
-import { Hono } from "hono";
+import { Hono, type ErrorHandler } from "hono";
 import { describe, expect, it } from "vitest";
 import { app } from "../../../functions/app";
 import type { AppEnv, Env } from "../../../lib/env";
@@ -188,8 +188,9 @@ describe("internal errors", () => {
     probe.get("/boom", () => {
       throw new TypeError("Cannot read properties of undefined (reading 'secret') at /srv/app/lib/x.ts:12:3");
     });
-    probe.onError(app.errorHandler);
-    const { result: res } = await captureConsole(() => probe.request("/boom", {}, env));
+    // The app's own onError handler (a private field of Hono's types, public at runtime).
+    probe.onError((app as unknown as { errorHandler: ErrorHandler<AppEnv> }).errorHandler);
+    const { result: res } = await captureConsole(async () => probe.request("/boom", {}, env));
     expect(res.status).toBe(500);
     expect(await res.json()).toEqual({ error: { status: 500, code: "internal_error", message: "internal error" } });
   });

@@ -36,7 +36,7 @@ describe("ingest API key", () => {
 
   it.each(INGEST)("%s: 401 naming X-API-Key without a key, with a wrong one, or with it as a bearer token; state unchanged", async (path) => {
     const before = await stateSnapshot();
-    const attempts = [
+    const attempts: Array<Record<string, string>> = [
       {},
       { "X-API-Key": "" },
       { "X-API-Key": "first-ingest-key-012345678" },
