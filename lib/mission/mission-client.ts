@@ -12,7 +12,7 @@ import { guardDependency, type GuardOptions } from "../reliability/guard";
 import { SpanKind } from "@opentelemetry/api";
 import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
 import { HISTORY_LENGTH, MISSION_OPERATIONS, type MissionState } from "../state/mission-state";
-import { injectTraceContext, withSpan } from "../telemetry/tracing";
+import { adoptSpans, injectTraceContext, withSpan, type TracedResult } from "../telemetry/tracing";
 
 /** One mission, one object: its name is fixed so every isolate reaches the same one. */
 const MISSION_OBJECT_NAME = "mission";
@@ -97,7 +97,8 @@ const TRACED_OPERATIONS: ReadonlySet<string> = new Set(MISSION_OPERATIONS);
 /**
  * The stub as callers use it, with each MissionState operation run through `traced()`: a
  * `database_query` CLIENT span here, the W3C trace context passed as the RPC's first argument,
- * and the object continuing the trace in its own isolate. Other properties pass through.
+ * the object continuing the trace, and its span handed back with the result into this isolate's
+ * buffer (one flush path, whichever isolate the object runs in). Other properties pass through.
  */
 function tracedStub(stub: DurableObjectStub<MissionState>): DurableObjectStub<MissionState> {
   return new Proxy(stub, {
@@ -107,7 +108,12 @@ function tracedStub(stub: DurableObjectStub<MissionState>): DurableObjectStub<Mi
         withSpan(
           "database_query",
           { [ATTR_DB_SYSTEM_NAME]: "cloudflare_durable_object", [ATTR_DB_NAMESPACE]: MISSION_OBJECT_NAME, [ATTR_DB_COLLECTION_NAME]: "MissionState", [ATTR_DB_OPERATION_NAME]: prop },
-          () => (target as unknown as { traced: (...a: unknown[]) => Promise<unknown> }).traced(injectTraceContext(), prop, args),
+          async () => {
+            const traced = target as unknown as { traced: (...a: unknown[]) => Promise<TracedResult<unknown>> };
+            const { result, spans } = await traced.traced(injectTraceContext(), prop, args);
+            adoptSpans(spans);
+            return result;
+          },
           { kind: SpanKind.CLIENT },
         );
     },

@@ -9,9 +9,8 @@ import { checkTransition, decide, type PolicyDecision } from "../domain/phase-po
 import type { MissionPhase } from "../domain/schemas";
 import type { Env } from "../env";
 import { ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
-import { flushTelemetry } from "../telemetry/flush";
 import { log } from "../telemetry/logger";
-import { continueTrace, type TraceCarrier } from "../telemetry/tracing";
+import { continueTrace, type TraceCarrier, type TracedResult } from "../telemetry/tracing";
 
 /** Readings kept per source for rate-of-change, stuck and drift checks. */
 export const HISTORY_LENGTH = 8;
@@ -134,15 +133,14 @@ export class MissionState extends DurableObject<Env> {
   }
 
   /**
-   * Runs operation `op` with `args` under the caller's trace (W3C `carrier`): a SERVER span
-   * `MissionState.<op>` in this object's isolate, flushed by this isolate's coalesced flush.
+   * Runs operation `op` with `args` under the caller's trace (W3C `carrier`), in a SERVER span
+   * `MissionState.<op>` that is answered with the result, so it leaves in the caller's flush
+   * (lib/telemetry/tracing.ts: continueTrace, adoptSpans).
    */
-  async traced<K extends MissionOperation>(carrier: TraceCarrier, op: K, args: Parameters<MissionState[K]>): Promise<ReturnType<MissionState[K]>> {
+  async traced<K extends MissionOperation>(carrier: TraceCarrier, op: K, args: Parameters<MissionState[K]>): Promise<TracedResult<ReturnType<MissionState[K]>>> {
     if (!(MISSION_OPERATIONS as readonly string[]).includes(op)) throw new TypeError(`not a MissionState operation: ${String(op).slice(0, 40)}`);
     const method = this[op] as unknown as (...a: unknown[]) => ReturnType<MissionState[K]>;
-    return continueTrace(carrier, `MissionState.${op}`, { [ATTR_DB_SYSTEM_NAME]: "sqlite", [ATTR_DB_OPERATION_NAME]: op }, () => method.apply(this, args), () =>
-      this.ctx.waitUntil(flushTelemetry(this.env)),
-    );
+    return continueTrace(carrier, `MissionState.${op}`, { [ATTR_DB_SYSTEM_NAME]: "sqlite", [ATTR_DB_OPERATION_NAME]: op }, () => method.apply(this, args));
   }
 
   /** A cheap read for health checks. */

@@ -1,7 +1,8 @@
 /**
  * Spans of a request: the SERVER span (`serverSpan()` middleware), domain child spans
  * (`withSpan`), and W3C trace context in (`traceparent`/`tracestate` headers) and out (Durable
- * Object RPC via `injectTraceContext`/`continueTrace`, outbound HTTP via `tracedFetch`).
+ * Object RPC via `injectTraceContext` → `continueTrace` → `adoptSpans`, outbound HTTP via
+ * `tracedFetch`).
  *
  * Spans go to the isolate's TracerProvider (./tracer-provider.ts: parent-based ratio sampling,
  * bounded buffer) and leave with the metrics in the one coalesced flush (./flush.ts), which
@@ -30,13 +31,24 @@ import {
   trace,
   type Attributes,
   type AttributeValue,
+  TraceFlags,
   type Context as OtelContext,
+  type HrTime,
   type Span,
+  type SpanStatus,
   type TextMapGetter,
   type TextMapSetter,
   type Tracer,
 } from "@opentelemetry/api";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { hrTimeDuration, TraceState, W3CTraceContextPropagator } from "@opentelemetry/core";
+import type { Resource } from "@opentelemetry/resources";
+import {
+  AlwaysOffSampler,
+  BasicTracerProvider,
+  ParentBasedSampler,
+  type ReadableSpan,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
@@ -55,7 +67,8 @@ import type { Context, MiddlewareHandler } from "hono";
 import { AsyncLocalStorageContextManager } from "./context-manager";
 import { endpointOf } from "./http-metrics";
 import { errorFields, log, type LogLevel } from "./logger";
-import { tracer as serviceTracer } from "./tracer-provider";
+import { SERVICE_NAME, serviceResource } from "./meter-provider";
+import { tracer as serviceTracer, spanBuffer } from "./tracer-provider";
 
 // One ContextManager and one propagator per isolate (a second registration is a no-op).
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -210,32 +223,154 @@ export function extractTraceContext(carrier: TraceCarrier | Headers | undefined,
   }
 }
 
+/** A finished span as plain data (structured-clone safe), to hand back over RPC. */
+export interface WireSpan {
+  name: string;
+  kind: SpanKind;
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  traceFlags: number;
+  traceState?: string;
+  startTime: HrTime;
+  endTime: HrTime;
+  status: SpanStatus;
+  attributes: Attributes;
+  events: Array<{ name: string; time: HrTime; attributes?: Attributes }>;
+}
+
+/** What a traced RPC answers: the method's result and the spans the object made for it. */
+export interface TracedResult<T> {
+  result: T;
+  spans: WireSpan[];
+}
+
+/** Spans objects made, by span id, until their call hands them back (bounded; a leak cannot grow). */
+class CollectingSpanProcessor implements SpanProcessor {
+  static readonly MAX_SPANS = 256;
+  readonly #spans = new Map<string, ReadableSpan>();
+  onStart(): void {}
+  onEnd(span: ReadableSpan): void {
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0 || this.#spans.size >= CollectingSpanProcessor.MAX_SPANS) return;
+    this.#spans.set(span.spanContext().spanId, span);
+  }
+  take(spanId: string | undefined): ReadableSpan | undefined {
+    if (spanId === undefined) return undefined;
+    const span = this.#spans.get(spanId);
+    this.#spans.delete(spanId);
+    return span;
+  }
+  async forceFlush(): Promise<void> {}
+  async shutdown(): Promise<void> {
+    this.#spans.clear();
+  }
+}
+
+const objectSpans = new CollectingSpanProcessor();
+/** The tracer of Durable Object methods: it never starts a trace, it only continues the caller's. */
+const objectTracer = new BasicTracerProvider({
+  sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }),
+  spanProcessors: [objectSpans],
+}).getTracer(SERVICE_NAME);
+
+function toWire(span: ReadableSpan): WireSpan {
+  const sc = span.spanContext();
+  return {
+    name: span.name,
+    kind: span.kind,
+    traceId: sc.traceId,
+    spanId: sc.spanId,
+    ...(span.parentSpanContext && { parentSpanId: span.parentSpanContext.spanId }),
+    traceFlags: sc.traceFlags,
+    ...(sc.traceState && { traceState: sc.traceState.serialize() }),
+    startTime: span.startTime,
+    endTime: span.endTime,
+    status: span.status,
+    attributes: span.attributes,
+    events: span.events.map((e) => ({ name: e.name, time: e.time, ...(e.attributes && { attributes: e.attributes }) })),
+  };
+}
+
 /**
  * The receiving side of a traced RPC (a Durable Object method): runs `fn` in a SERVER span that
- * continues the caller's trace from `carrier`. Without a valid `traceparent` in the carrier, `fn`
- * runs untraced (an object never starts traces of its own). `onEnd` runs after the span ended
- * (the object's flush).
+ * continues the caller's trace from `carrier`, and answers the result with that span as data.
+ * The caller hands the spans to {@link adoptSpans}, so they leave in the CALLER's flush: one
+ * flush path whether or not the object shares the caller's isolate, and no export started from
+ * inside an object call. Without a valid `traceparent`, `fn` runs untraced (`spans: []`).
+ *
+ * Only the span made here travels back; spans that `fn` itself starts with `withSpan` go to the
+ * object isolate's own buffer.
  *
  * @example
  * async traced(carrier, op, args) {
- *   return continueTrace(carrier, `MissionState.${op}`, { "db.operation.name": op }, () => this[op](...args),
- *     () => this.ctx.waitUntil(flushTelemetry(this.env)));
+ *   return continueTrace(carrier, `MissionState.${op}`, { "db.operation.name": op }, () => this[op](...args));
  * }
  */
-export async function continueTrace<T>(
-  carrier: TraceCarrier | undefined,
-  name: string,
-  attributes: Record<string, AttributeValue | undefined>,
-  fn: () => T | Promise<T>,
-  onEnd?: () => void,
-): Promise<T> {
+export async function continueTrace<T>(carrier: TraceCarrier | undefined, name: string, attributes: Record<string, AttributeValue | undefined>, fn: () => T | Promise<T>): Promise<TracedResult<T>> {
   const parent = extractTraceContext(carrier);
-  if (!isSpanContextValid(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT)) return await fn();
+  if (!isSpanContextValid(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT)) return { result: await fn(), spans: [] };
+  let spanId: string | undefined;
   try {
-    return await withSpan(name, attributes, async () => await fn(), { kind: SpanKind.SERVER, parent });
-  } finally {
-    if (onEnd) safely(onEnd);
+    const result = await withSpan(
+      name,
+      attributes,
+      async (span) => {
+        spanId = span.spanContext().spanId;
+        return await fn();
+      },
+      { kind: SpanKind.SERVER, parent, tracer: objectTracer },
+    );
+    const spans: WireSpan[] = [];
+    safely(() => {
+      const span = objectSpans.take(spanId);
+      if (span) spans.push(toWire(span));
+    });
+    return { result, spans };
+  } catch (err) {
+    objectSpans.take(spanId);
+    throw err;
   }
+}
+
+/**
+ * Puts spans an object handed back (see {@link continueTrace}) into this isolate's span buffer,
+ * under the service resource, so the next flush exports them with the caller's spans. Never throws.
+ */
+export function adoptSpans(spans: readonly WireSpan[] | undefined): void {
+  if (!spans?.length) return;
+  safely(() => {
+    const active = trace.getSpan(context.active()) as Partial<ReadableSpan> | undefined;
+    const resource = active?.resource ?? fallbackResource();
+    for (const w of spans) {
+      const spanContext = { traceId: w.traceId, spanId: w.spanId, traceFlags: w.traceFlags, ...(w.traceState && { traceState: new TraceState(w.traceState) }) };
+      const readable: ReadableSpan = {
+        name: w.name,
+        kind: w.kind,
+        spanContext: () => spanContext,
+        ...(w.parentSpanId && { parentSpanContext: { traceId: w.traceId, spanId: w.parentSpanId, traceFlags: w.traceFlags, isRemote: true } }),
+        startTime: w.startTime,
+        endTime: w.endTime,
+        duration: hrTimeDuration(w.startTime, w.endTime),
+        status: w.status,
+        attributes: w.attributes,
+        links: [],
+        events: w.events.map((e) => ({ name: e.name, time: e.time, ...(e.attributes && { attributes: e.attributes }), droppedAttributesCount: 0 })),
+        ended: true,
+        resource,
+        instrumentationScope: { name: SERVICE_NAME },
+        droppedAttributesCount: 0,
+        droppedEventsCount: 0,
+        droppedLinksCount: 0,
+      };
+      spanBuffer.onEnd(readable);
+    }
+  });
+}
+
+let defaultResource: Resource | undefined;
+function fallbackResource(): Resource {
+  defaultResource ??= serviceResource(undefined);
+  return defaultResource;
 }
 
 /**
