@@ -7,6 +7,7 @@
  *   npm run bench -- --quick            a few seconds per part (CI), writes bench/results/quick.json
  *   npm run bench -- --out FILE         write the JSON elsewhere
  *   npm run bench -- --variants a,b     only these variants (bare is always kept: it is the baseline)
+ *   npm run bench -- --no-extra         without the extra configuration ours-sampled-0.1
  *
  * Variants (bench/variants/*.ts, each built with `wrangler deploy --dry-run` and run directly on
  * workerd through Miniflare, one workerd process each, no wrangler dev proxy):
@@ -44,7 +45,12 @@ import { startVariant } from './lib/workers.mjs';
 const execFileAsync = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ALL_VARIANTS = ['bare', 'ours', 'hono-otel', 'otel-cf-workers'];
-const TELEMETRY_VARIANTS = ['ours', 'hono-otel', 'otel-cf-workers'];
+/**
+ * Extra configurations of a built variant (same bundle, other bindings), measured alongside:
+ * ours with 10 % head sampling shows what the span volume costs (the biggest cost found).
+ */
+const EXTRA = [{ name: 'ours-sampled-0.1', build: 'ours', bindings: { OTEL_TRACES_SAMPLER_ARG: '0.1' } }];
+const TELEMETRY_VARIANTS = ['ours', 'hono-otel', 'otel-cf-workers', ...EXTRA.map((x) => x.name)];
 
 // ------------------------------------------------------------------------------------------
 // Options
@@ -59,11 +65,12 @@ const QUICK = flag('--quick');
 const OUT = resolve(option('--out') ?? join(ROOT, 'bench/results', QUICK ? 'quick.json' : 'latest.json'));
 const wanted = option('--variants')?.split(',').map((s) => s.trim()).filter(Boolean);
 const VARIANTS = ALL_VARIANTS.filter((v) => !wanted || v === 'bare' || wanted.includes(v));
+const EXTRAS = flag('--no-extra') ? [] : EXTRA.filter((x) => VARIANTS.includes(x.build) && (!wanted || wanted.includes(x.name) || wanted.includes(x.build)));
 
 /** Durations and counts per part; quick mode keeps every part but only seconds of each. */
 const P = QUICK
   ? { warmupSeconds: 1, rounds: 2, roundSeconds: 2, connections: 16, rate: 500, rateSeconds: 3, tailMillis: 3500, probes: 4, freshnessLoad: 100, downReps: 1, downSeconds: 2, capacityMillis: 1500, deadlineMinutes: 10 }
-  : { warmupSeconds: 5, rounds: 3, roundSeconds: 10, connections: 16, rate: 500, rateSeconds: 30, tailMillis: 4000, probes: 30, freshnessLoad: 200, downReps: 2, downSeconds: 8, capacityMillis: 5000, deadlineMinutes: 30 };
+  : { warmupSeconds: 5, rounds: 5, roundSeconds: 6, connections: 16, rate: 500, rateSeconds: 30, tailMillis: 4000, probes: 30, freshnessLoad: 200, downReps: 2, downSeconds: 8, capacityMillis: 5000, deadlineMinutes: 30 };
 const DEADLINE = Date.now() + P.deadlineMinutes * 60_000;
 
 const t0 = Date.now();
@@ -147,9 +154,12 @@ async function partOverhead(workers) {
     checkDeadline('overhead round');
     const order = workers.map((_, i) => workers[(i + round) % workers.length]);
     for (const w of order) {
+      const cpuBefore = await cpuSeconds(w.pid);
       const r = await closedLoad(w, P.roundSeconds);
+      const cpu = (await cpuSeconds(w.pid)) - cpuBefore;
+      r.workerdCpuMicrosPerRequest = r.requests > 0 ? (cpu * 1e6) / r.requests : NaN;
       runs[w.name].push({ round, ...r });
-      say(`    round ${round + 1}/${P.rounds} ${w.name.padEnd(16)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50?.toFixed(2)} ms  p99 ${r.p99?.toFixed(2)} ms${r.non2xx ? `  NON-2xx ${r.non2xx}` : ''}${r.socketErrors ? `  socket errors ${r.socketErrors}` : ''}`);
+      say(`    round ${round + 1}/${P.rounds} ${w.name.padEnd(16)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50?.toFixed(2)} ms  p99 ${r.p99?.toFixed(2)} ms  workerd CPU ${r.workerdCpuMicrosPerRequest.toFixed(0)} µs/req${r.non2xx ? `  NON-2xx ${r.non2xx}` : ''}${r.socketErrors ? `  socket errors ${r.socketErrors}` : ''}`);
     }
   }
   const summary = {};
@@ -158,6 +168,7 @@ async function partOverhead(workers) {
       rps: median(rs.map((r) => r.rps)),
       p50: median(rs.map((r) => r.p50)),
       p99: median(rs.map((r) => r.p99)),
+      cpuMicrosPerRequest: median(rs.map((r) => r.workerdCpuMicrosPerRequest)),
       rpsMin: Math.min(...rs.map((r) => r.rps)),
       rpsMax: Math.max(...rs.map((r) => r.rps)),
       non2xx: rs.reduce((n, r) => n + (r.non2xx ?? 0), 0),
@@ -165,14 +176,19 @@ async function partOverhead(workers) {
     };
   }
   const bare = summary.bare?.rps;
-  for (const s of Object.values(summary)) s.ratioToBare = bare ? s.rps / bare : null;
+  const bareCpu = summary.bare?.cpuMicrosPerRequest;
+  for (const s of Object.values(summary)) {
+    s.ratioToBare = bare ? s.rps / bare : null;
+    // Throughput ratio implied by CPU per request (robust to a shared, loaded machine).
+    s.cpuRatioToBare = bareCpu && s.cpuMicrosPerRequest ? bareCpu / s.cpuMicrosPerRequest : null;
+  }
   return { connections: P.connections, roundSeconds: P.roundSeconds, rounds: P.rounds, warmupSeconds: P.warmupSeconds, generator: useWrk ? 'wrk -t1' : 'node closed loop', variants: summary };
 }
 
 async function snapshotCounters(stack, w) {
   return {
     proxy: w.proxy.snapshot(),
-    stats: w.name === 'ours' ? await w.stats() : null,
+    stats: w.build === 'ours' ? await w.stats() : null,
     collectorCpu: await cpuSeconds(stack.collector.pid),
     prometheusCpu: await cpuSeconds(stack.prometheus.pid),
     spansAccepted: await stack.collector.selfMetric('otelcol_receiver_accepted_spans').catch(() => NaN),
@@ -235,7 +251,7 @@ async function partFreshness(stack, ours) {
     const rows = await stack.helpers.promQuery(stack.prometheus.url, expr);
     return rows.length ? Number(rows[0].value[1]) : 0;
   };
-  const loadSeconds = Math.ceil(P.probes * 4 + 10);
+  const loadSeconds = Math.ceil(P.probes * 3 + 10);
   const background = rateClient(`${ours.url}/api/v1/telemetry`, P.freshnessLoad, loadSeconds, 128).catch((e) => ({ error: e.message }));
   await sleep(1000);
   const samples = [];
@@ -359,13 +375,15 @@ async function main() {
   result.builds = Object.fromEntries(Object.entries(builds).map(([k, b]) => [k, { bytes: b.bytes, millis: b.millis }]));
 
   const workers = [];
-  for (const v of VARIANTS) {
+  const configs = [...VARIANTS.map((v) => ({ name: v, build: v, bindings: {} })), ...EXTRAS];
+  result.configs = configs.map((c) => ({ name: c.name, build: c.build, bindings: c.bindings }));
+  for (const { name: v, build, bindings: extraBindings } of configs) {
     const proxy = await startCountingProxy(stack.collector.urls.otlpHttp);
     cleanups.push(() => proxy.close());
     // Variants other than ours: our domain spans (lib/ withSpan) would be roots there, buffered
     // and never exported; sampling 0 makes them non-recording (see bench/variants/lib/compose.ts).
-    const bindings = { OTEL_EXPORTER_OTLP_ENDPOINT: proxy.url, OTEL_EXPORTER_OTLP_TOKEN: token, ...(v !== 'ours' && { OTEL_TRACES_SAMPLER_ARG: '0' }) };
-    const w = await startVariant(ROOT, builds[v], { bindings });
+    const bindings = { OTEL_EXPORTER_OTLP_ENDPOINT: proxy.url, OTEL_EXPORTER_OTLP_TOKEN: token, ...(build !== 'ours' && { OTEL_TRACES_SAMPLER_ARG: '0' }), ...extraBindings };
+    const w = await startVariant(ROOT, builds[build], { bindings, name: v });
     cleanups.push(() => w.dispose());
     w.proxy = proxy;
     const status = await post(w);
