@@ -14,6 +14,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
 import type { AppEnv, Env } from "../env";
+import { log } from "../telemetry/logger";
 import { ApiError } from "./errors";
 
 /** Options of {@link ingestKey}; every field has a default. */
@@ -63,7 +64,7 @@ export function ingestKey(options: IngestKeyOptions = {}): MiddlewareHandler<App
   const maxKeyLength = options.maxKeyLength ?? 256;
 
   const refuse = (c: Context<AppEnv>, outcome: string, message: string): never => {
-    console.warn(JSON.stringify({ level: "warn", event: "ingest_key_failed", outcome, route: c.req.routePath, request_id: c.get("requestId") }));
+    log("warn", "ingest_key_failed", { outcome, route: c.req.routePath, request_id: c.get("requestId") });
     throw new ApiError(401, "unauthorized", message, header);
   };
 
@@ -74,7 +75,7 @@ export function ingestKey(options: IngestKeyOptions = {}): MiddlewareHandler<App
     if (presented.length > maxKeyLength) refuse(c, "invalid_key", "invalid API key");
     const keys = keysOf(c.env);
     if (keys.length === 0) {
-      console.error(JSON.stringify({ level: "error", event: "ingest_keys_missing", message: "REQUIRE_INGEST_KEY is true but INGEST_API_KEYS holds no key", request_id: c.get("requestId") }));
+      log("error", "ingest_keys_missing", { reason: "REQUIRE_INGEST_KEY is true but INGEST_API_KEYS holds no key", request_id: c.get("requestId") });
     }
     let matched = false;
     for (const key of keys) {

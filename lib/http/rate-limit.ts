@@ -14,6 +14,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv, Env } from "../env";
+import { log as logLine, type LogFields } from "../telemetry/logger";
 import { ApiError, errorResponse } from "./errors";
 
 /** Options of {@link ingestRateLimit}; every field has a default. */
@@ -39,8 +40,8 @@ export function clientKey(c: Context<AppEnv>): string {
 
 let missingLogged = false;
 
-function log(level: "warn" | "error", event: string, c: Context<AppEnv>, extra: Record<string, unknown> = {}): void {
-  console[level](JSON.stringify({ level, event, route: c.req.routePath, request_id: c.get("requestId"), ...extra }));
+function log(event: string, c: Context<AppEnv>, extra: LogFields = {}): void {
+  logLine("warn", event, { route: c.req.routePath, request_id: c.get("requestId"), ...extra });
 }
 
 /**
@@ -63,7 +64,7 @@ export function ingestRateLimit(options: RateLimitOptions = {}): MiddlewareHandl
   return async function ingestRateLimit(c, next) {
     const limiter = bindingOf(c.env);
     if (!limiter) {
-      if (!missingLogged) log("warn", "rate_limiter_missing", c, { message: "no INGEST_RATE_LIMITER binding: ingest is not rate limited" });
+      if (!missingLogged) log("rate_limiter_missing", c, { reason: "no INGEST_RATE_LIMITER binding: ingest is not rate limited" });
       missingLogged = true;
       return next();
     }
@@ -76,7 +77,7 @@ export function ingestRateLimit(options: RateLimitOptions = {}): MiddlewareHandl
       const outcome = await Promise.race([limiter.limit({ key: keyOf(c) }), deadline]);
       success = outcome?.success !== false;
     } catch (err) {
-      log("warn", "rate_limiter_failed", c, { error_type: err instanceof Error ? err.name : typeof err, message: String(err instanceof Error ? err.message : err).slice(0, 200) });
+      log("rate_limiter_failed", c, { error_type: err instanceof Error ? err.name : typeof err, error_message: String(err instanceof Error ? err.message : err).slice(0, 200) });
     } finally {
       if (timer !== undefined) clearTimeout(timer);
     }

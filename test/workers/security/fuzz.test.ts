@@ -12,17 +12,21 @@
  * request, whatever its answer, registers as a failure of the storage dependency (client input
  * must never trip the storage circuit breaker for everyone).
  */
+import { createExecutionContext, env } from "cloudflare:test";
 import fc from "fast-check";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../../functions/app";
 import { MISSION_PHASES } from "../../../lib/domain/schemas";
+import type { Env } from "../../../lib/env";
 import { adminToken, anomalousPoint, nominalPoint, operatorToken } from "../support/api";
 import { captureConsole, stateSnapshot } from "./support";
 
 /** Fixed, printed seed: a failure reproduces with the same seed and the printed counterexample. */
 const SEED = 424_242;
 const NUM_RUNS = 400;
+/** Runs of the second property: ingest keys required, CORS origins configured. */
+const GUARDED_RUNS = 100;
 const REQUEST_TIMEOUT_MS = 10_000;
 
 /** Methods workerd accepts (any other method string is refused when the Request is built). */
@@ -185,15 +189,18 @@ function requestOf(c: FuzzCase): Request {
   return new Request(`http://astraguard.test${path}`, { method: c.method, headers, ...(hasBody && { body: c.body }) });
 }
 
-async function send(request: Request): Promise<{ status: number; contentType: string | null; text: string }> {
+type Fetcher = (request: Request) => Promise<Response>;
+const viaWorker: Fetcher = (request) => (exports as any).default.fetch(request);
+
+async function send(request: Request, fetcher: Fetcher = viaWorker): Promise<{ status: number; contentType: string | null; text: string; headers: Headers }> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms: ${request.method} ${request.url.slice(0, 200)}`)), REQUEST_TIMEOUT_MS);
   });
   try {
-    const res = await Promise.race([(exports as any).default.fetch(request) as Promise<Response>, deadline]);
+    const res = await Promise.race([fetcher(request), deadline]);
     const text = await Promise.race([res.text(), deadline]);
-    return { status: res.status, contentType: res.headers.get("Content-Type"), text };
+    return { status: res.status, contentType: res.headers.get("Content-Type"), text, headers: res.headers };
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }
@@ -255,6 +262,66 @@ describe("fuzz: every endpoint, hostile requests", () => {
     // The request log (one line per case) is captured, not printed.
     const { result } = await captureConsole(() => fc.check(property, { seed: SEED, numRuns: NUM_RUNS, endOnFailure: true }));
     console.log(`fuzz: seed ${SEED}, ${cases} cases over ${routes.length} routes; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort(([a], [b]) => a - b)))}`);
+    if (result.failed) throw new Error(fc.defaultReportMessage(result) ?? "fuzz property failed");
+  }, 300_000);
+
+  it(`with ingest keys required and CORS origins set: no valid key, no ingest; only listed origins get CORS (seed ${SEED}, ${GUARDED_RUNS} runs)`, async () => {
+    const KEYS = ["fuzz-key-0123456789abcdef", "second-fuzz-key-xyz"];
+    const ORIGINS = ["https://console.example.org", "http://localhost:5173"];
+    const bindings: Env = { ...(env as unknown as Env), REQUIRE_INGEST_KEY: "true", INGEST_API_KEYS: KEYS.join(","), CORS_ALLOW_ORIGINS: ORIGINS.join(",") };
+    const guarded: Fetcher = async (request) => app.fetch(request, bindings, createExecutionContext());
+    const routes = endpoints();
+    const ingest = routes.filter((r) => r.method === "POST" && /^\/api\/v1\/telemetry(\/batch)?$/.test(r.path));
+    expect(ingest).toHaveLength(2);
+    const apiKey = fc.oneof(
+      fc.constant(undefined),
+      fc.constantFrom(...KEYS),
+      fc.constantFrom(...KEYS).map((k) => ` ${k} `),
+      fc.constantFrom(...KEYS).map((k) => k.slice(0, -1)),
+      fc.constantFrom(...KEYS).map((k) => k.toUpperCase()),
+      fc.constant(KEYS.join(",")),
+      fc.string({ unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz0123456789-_"), maxLength: 600 }),
+    );
+    const origin = fc.oneof(fc.constant(undefined), fc.constantFrom(...ORIGINS), fc.constantFrom("https://console.example.org.evil.example", "null", "https://evil.example", "HTTPS://CONSOLE.EXAMPLE.ORG"), fc.webUrl().map((u) => new URL(u).origin));
+    const guardedCase = fc.tuple(fuzzCase([...ingest, ...ingest, ...ingest, ...routes]), apiKey, origin);
+    let cases = 0;
+    const statuses = new Map<number, number>();
+    let before = await stateSnapshot();
+
+    const property = fc.asyncProperty(guardedCase, async ([c, key, from]) => {
+      cases++;
+      const request = requestOf(c);
+      if (key !== undefined) request.headers.set("X-API-Key", key);
+      if (from !== undefined) request.headers.set("Origin", from);
+      const { status, contentType, text, headers } = await send(request, guarded);
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      const where = `${status} for ${describeCase(c)} key=${JSON.stringify(key)?.slice(0, 40)} origin=${from}: ${text.slice(0, 200)}`;
+      expect(status >= 200 && status < 500, `status ${where}`).toBe(true);
+      const allowedOrigin = from !== undefined && ORIGINS.includes(from);
+      expect(headers.get("Access-Control-Allow-Origin"), `CORS ${where}`).toBe(allowedOrigin ? from : null);
+      if (status === 204) {
+        // Only an allowed origin's preflight is answered without a body.
+        expect(c.method === "OPTIONS" && allowedOrigin, `204 ${where}`).toBe(true);
+        expect(text).toBe("");
+      } else {
+        expect(contentType ?? "", `content type ${where}`).toMatch(/^application\/json/);
+        if (c.method !== "HEAD") expect(() => JSON.parse(text), `JSON ${where}`).not.toThrow();
+      }
+      const keyValid = key !== undefined && KEYS.includes(key.trim());
+      const ingestCall = c.method === "POST" && ingest.some((r) => r.path === c.endpoint.path);
+      // The body limit is the one check before the key (a 413 needs no key).
+      if (ingestCall && !keyValid && status !== 413) {
+        expect(status, `key ${where}`).toBe(401);
+        expect(JSON.parse(text).error.field).toBe("X-API-Key");
+      }
+      if (ingestCall && keyValid) expect(status, `key ${where}`).not.toBe(401);
+      const after = await stateSnapshot();
+      if (status >= 400) expect(after, `state changed by ${where}`).toEqual(before);
+      before = after;
+    });
+
+    const { result } = await captureConsole(() => fc.check(property, { seed: SEED, numRuns: GUARDED_RUNS, endOnFailure: true }));
+    console.log(`fuzz (keys required, CORS set): seed ${SEED}, ${cases} cases; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort(([a], [b]) => a - b)))}`);
     if (result.failed) throw new Error(fc.defaultReportMessage(result) ?? "fuzz property failed");
   }, 300_000);
 });
