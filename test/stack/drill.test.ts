@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 // @ts-expect-error: a plain .mjs script without types
 import { runDrill } from '../../scripts/drill.mjs';
 import { buildBundle, wranglerSettings } from '../support/miniflare-isolates';
-import { REPO_ROOT, freePort, promQuery, startStack, stopAll, waitFor, type Stack } from '../support/stack';
+import { REPO_ROOT, freePort, jaegerTraces, promQuery, startStack, stopAll, waitFor, type Stack } from '../support/stack';
 
 /** Secrets as `wrangler dev` reads them (.dev.vars, created from the example by `npm start`). */
 async function devVars(): Promise<Record<string, string>> {
@@ -115,6 +115,9 @@ beforeAll(async () => {
     log: (line: string) => lines.push(line),
   });
   process.stderr.write(`${lines.join('\n')}\n`);
+  // Unexpected server errors are never part of the drill: show their log lines.
+  const unhandled = worker.logs.filter((l) => l.includes('unhandled_error'));
+  if (unhandled.length) process.stderr.write(`worker unhandled errors (${unhandled.length}):\n${unhandled.slice(0, 10).join('\n')}\n`);
 }, 20 * 60_000);
 
 afterAll(async () => {
@@ -137,6 +140,11 @@ describe('npm run drill against the real stack', () => {
       expect(p.requests).toBeLessThanOrEqual(300 + 200);
     }
     expect(report.phases.map((p: any) => p.ended)).toEqual(['expired', 'expired', 'cancelled', 'expired', 'expired', 'expired']);
+    // No request failed with anything but the storage 503 the faults cause.
+    for (const p of report.phases) {
+      const codes = Object.keys(p.errorCodes ?? {});
+      expect(codes.filter((c) => c !== '503 storage_unavailable'), `${p.type}: ${JSON.stringify(p.errorCodes)}`).toEqual([]);
+    }
     // Ingest never failed: under every fault it answered, with a fallback verdict when storage could not record.
     for (const p of report.phases) {
       const ingest = p.byRoute['POST /api/v1/telemetry'] ?? {};
@@ -197,6 +205,22 @@ describe('npm run drill against the real stack', () => {
     expect(await a('fallback_isolate_cache')).toBeGreaterThan(0);
     expect(await a('retry_succeeded')).toBeGreaterThan(0);
     expect(await value('sum(astra_health_check_failures_total{service="storage"})')).toBeGreaterThan(0);
+  });
+
+  test('circuit_breaker and retry_attempt spans reach Jaeger, retries as attempt ≥ 2', async () => {
+    const tag = (span: { tags: { key: string; value: unknown }[] }, key: string) => span.tags.find((t) => t.key === key)?.value;
+    const breakerSpans = await waitFor(async () => {
+      const traces = await jaegerTraces(stack.jaeger.url, 'astraguard-edge', { operation: 'circuit_breaker', limit: 50 });
+      const spans = traces.flatMap((t) => t.spans).filter((s) => s.operationName === 'circuit_breaker');
+      return spans.length ? spans : undefined;
+    }, { timeoutMillis: 60_000, description: 'circuit_breaker spans in Jaeger' });
+    expect(breakerSpans.some((s) => tag(s, 'circuit_breaker.name') === 'storage')).toBe(true);
+    const retried = await waitFor(async () => {
+      const traces = await jaegerTraces(stack.jaeger.url, 'astraguard-edge', { operation: 'retry_attempt', limit: 200 });
+      const spans = traces.flatMap((t) => t.spans).filter((s) => s.operationName === 'retry_attempt' && Number(tag(s, 'retry.attempt')) >= 2);
+      return spans.length ? spans : undefined;
+    }, { timeoutMillis: 60_000, description: 'retry_attempt spans with attempt ≥ 2 in Jaeger' });
+    expect(String(tag(retried[0]!, 'retry.operation'))).toMatch(/^mission\./);
   });
 
   test('every Reliability & Resilience dashboard query returns data', () => {
