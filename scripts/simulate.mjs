@@ -86,7 +86,8 @@ function summary(r, out) {
     `overall: precision ${pct(o.precision)}, recall ${pct(o.recall)}, F1 ${pct(o.f1)}, event recall ${pct(o.event_recall)}, ` +
       `false positive rate ${pct(o.false_positive_rate)} (${o.fp} of ${o.nominal_points} nominal points)`,
     `false positives by anomaly_type: ${JSON.stringify(r.scores.false_positives.by_anomaly_type)} ` +
-      `(${r.scores.false_positives.within_echo_of_window} within ${r.scores.false_positives.echo_points} points after a fault window)`,
+      `(${r.scores.false_positives.within_echo_of_window} within ${r.scores.false_positives.echo_points} points after a fault window; ` +
+      `precision without those ${pct(r.scores.false_positives.precision_excluding_echoes)})`,
     `labels: ${r.feedback.disabled_reason ? `off (${r.feedback.disabled_reason}); ` : ""}sent ${r.feedback.sent} of ${r.feedback.queued} ` +
       `${JSON.stringify(r.feedback.outcomes)}; server now reports detection_accuracy ${r.feedback.server.detection_accuracy ?? "-"} ` +
       `over ${r.feedback.server.labelled ?? "-"} labels (${r.feedback.server.false_positives ?? "-"} false positives)`,

@@ -22,9 +22,12 @@ reports precision / recall / F1 / detection delay per fault type.
   --duration S          seconds of sending (default 60); points = rate x duration
   --points N            total points instead (rounded up to a multiple of --satellites)
   --seed N              PRNG seed (default 1); the same seed gives the same stream
-  --batch N             points per request: 1 uses POST /api/v1/telemetry, more the batch endpoint (default 1)
+  --batch N             points per request: 1 uses POST /api/v1/telemetry, more the batch endpoint (default 1).
+                        Up to --satellites, a request holds at most one point per satellite; above that the
+                        Worker judges a satellite's later points of a request against a history longer than
+                        its 8 readings (lib/mission/ingest.ts), so the figures differ from smaller batches
   --step S              simulated seconds between two points of a satellite (default 20)
-  --fault-rate F        faults per satellite per simulated hour (default 1.5)
+  --fault-rate F        faults per satellite per simulated hour (default 3)
   --faults LIST         comma-separated fault types (default all: ${FAULT_TYPES.join(",")})
   --epoch ISO           simulated start time (default 2026-01-01T00:00:00Z)
   --run-tag TAG         part of the satellite ids (default: derived from the wall clock, so a rerun
@@ -124,7 +127,7 @@ export function parseArgs(argv, env = process.env, root = process.cwd()) {
   }
   const step = raw.step ?? 20;
   if (!(step > 0) || step > 3600) throw new UsageError("--step must be in (0, 3600] seconds");
-  const faultRate = raw["fault-rate"] ?? 1.5;
+  const faultRate = raw["fault-rate"] ?? 3;
   if (!(faultRate >= 0)) throw new UsageError("--fault-rate must be >= 0");
   const faults = raw.faults === undefined ? [...FAULT_TYPES] : raw.faults.split(",").map((s) => s.trim()).filter(Boolean);
   for (const f of faults) if (!FAULT_TYPES.includes(f)) throw new UsageError(`unknown fault type ${f} (known: ${FAULT_TYPES.join(", ")})`);

@@ -284,6 +284,10 @@ export async function runSimulation(opts, { progress = () => {}, log = () => {} 
 
   const scores = scoreRun({ points: records, faults: scenario.faults, faultTypes: opts.faults });
   const finishedAt = new Date();
+  const limited = ingestStats.status[429] ?? 0;
+  if (limited > 0) {
+    notes.push(`ingest was rate limited (${limited} answers 429, retried): lower --rate, or raise --batch (up to --satellites keeps one point per satellite per request)`);
+  }
   if (ingest.points_refused > 0) notes.push(`${ingest.points_refused} points were refused and are not scored`);
   if (ingest.points_unsent > 0) notes.push(`${ingest.points_unsent} points were not sent (${ingest.stopped_reason})`);
   return {

@@ -68,7 +68,7 @@ export interface Scores {
     detection_delay_s: Distribution;
   };
   by_fault_type: Record<string, TypeScore>;
-  false_positives: { total: number; by_anomaly_type: Record<string, number>; within_echo_of_window: number; echo_points: number };
+  false_positives: { total: number; by_anomaly_type: Record<string, number>; within_echo_of_window: number; echo_points: number; precision_excluding_echoes: number | null };
 }
 
 export declare function ratio(num: number, den: number): number | null;

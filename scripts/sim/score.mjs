@@ -19,6 +19,9 @@
  * - detection delay: simulated seconds from a window's first point to its first detected point
  *   (detected windows only).
  * - type agreement_T: share of TP_T whose `anomaly_type` is the detector's name for T.
+ * - echoes: false positives at most ECHO_POINTS points (same satellite) after a window — the
+ *   detector's history still holds the faulty readings (a stuck sensor that frees itself looks like a
+ *   jump, a spike stays in the drift window). They stay false positives; they are also counted apart.
  * Undefined ratios (0/0) are null.
  */
 
@@ -152,6 +155,8 @@ export function scoreRun({ points, faults, faultTypes = FAULT_TYPES }) {
       by_anomaly_type: fpByAnomalyType,
       within_echo_of_window: echoes,
       echo_points: ECHO_POINTS,
+      /** Overall precision if the echoes (false positives just after a window) were not counted. */
+      precision_excluding_echoes: ratio(overall.tp, overall.tp + overall.fp - echoes),
     },
   };
 }
