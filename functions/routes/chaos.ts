@@ -2,8 +2,9 @@ import { Hono } from "hono";
 import type { AppEnv } from "../../lib/env";
 import { requireScope } from "../../lib/http/auth";
 import { ApiError } from "../../lib/http/errors";
+import { smallJsonBody } from "../../lib/http/json-bounds";
 import { requireJson, validate } from "../../lib/http/validation";
-import { chaosIdSchema, chaosSpecSchema, controlStub, faultJson, invalidateFaultView } from "../../lib/reliability/chaos";
+import { chaosIdSchema, chaosSpecSchema, controlStub, faultJson, faultView, invalidateFaultView } from "../../lib/reliability/chaos";
 import { MAX_ACTIVE_FAULTS, type Fault } from "../../lib/reliability/chaos-control";
 import { localBreakerStates } from "../../lib/reliability/breakers";
 import { instruments } from "../../lib/telemetry/instruments";
@@ -16,7 +17,7 @@ function countCancelled(faults: Fault[]): void {
 /** Chaos injection (admin only): inject a bounded fault, list faults and their recovery, end them. */
 export const chaosRoutes = new Hono<AppEnv>()
   .use("*", requireScope("admin"))
-  .post("/", requireJson(), validate("json", chaosSpecSchema), async (c) => {
+  .post("/", requireJson(), smallJsonBody(), validate("json", chaosSpecSchema), async (c) => {
     const spec = c.req.valid("json");
     const result = await controlStub(c.env).inject(spec);
     if ("error" in result) {
@@ -30,11 +31,16 @@ export const chaosRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const now = Date.now();
     const { active, recent } = await controlStub(c.env).list(now);
+    const view = await faultView(c.env);
     return c.json({
       active: (active as Fault[]).map((f) => faultJson(f, now)),
       recent: (recent as Fault[]).map((f) => faultJson(f, now)),
-      /** This isolate's breakers (the fleet view is the astra_circuit_breaker_state gauge). */
-      circuit_breakers: localBreakerStates(),
+      circuit_breakers: {
+        /** The breakers of the isolate that answered. */
+        isolate: localBreakerStates(),
+        /** The worst state any live isolate reported (what astra_circuit_breaker_state shows). */
+        fleet: view.fleet,
+      },
     });
   })
   .delete("/", async (c) => {

@@ -176,7 +176,7 @@ export class CircuitBreaker {
     }
   }
 
-  /** Records an outcome observed outside `execute` (e.g. a transport that returns `false`). */
+  /** Records one outcome; a probe's outcome decides HALF_OPEN → CLOSED or OPEN. */
   #record(ok: boolean, probe: boolean): void {
     const now = this.#now();
     this.#prune(now);

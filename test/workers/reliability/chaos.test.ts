@@ -165,7 +165,7 @@ describe("chaos faults on storage", () => {
     expect(health.status).toBe(200);
     expect(health.body.status).toBe("degraded");
     expect(health.body.dependencies.storage).toMatchObject({ status: "degraded", circuit_breaker: "OPEN" });
-    expect((await call("GET", "/api/v1/chaos", admin())).body.circuit_breakers).toMatchObject({ storage: "OPEN" });
+    expect((await call("GET", "/api/v1/chaos", admin())).body.circuit_breakers).toMatchObject({ isolate: { storage: "OPEN" }, fleet: { storage: "OPEN" } });
   });
 
   it("faults on another target leave storage alone", async () => {
