@@ -3,6 +3,7 @@ import { anomalyIdSchema, feedbackSchema, historyQuerySchema } from "../../lib/d
 import type { AppEnv } from "../../lib/env";
 import { requireScope } from "../../lib/http/auth";
 import { ApiError } from "../../lib/http/errors";
+import { smallJsonBody } from "../../lib/http/json-bounds";
 import { requireJson, validate } from "../../lib/http/validation";
 import { callMission } from "../../lib/mission/mission-client";
 import { instruments } from "../../lib/telemetry/instruments";
@@ -30,6 +31,7 @@ export const anomalyRoutes = new Hono<AppEnv>()
     requireScope("operator"),
     validate("param", anomalyIdSchema),
     requireJson(),
+    smallJsonBody(),
     validate("json", feedbackSchema),
     async (c) => {
       const { id } = c.req.valid("param");

@@ -4,6 +4,7 @@ import { PHASE_POLICIES, validTransitions } from "../../lib/domain/phase-policy"
 import type { AppEnv } from "../../lib/env";
 import { requireScope } from "../../lib/http/auth";
 import { ApiError } from "../../lib/http/errors";
+import { smallJsonBody } from "../../lib/http/json-bounds";
 import { requireJson, validate } from "../../lib/http/validation";
 import { callMission, historyCache, phaseCache, rememberPhase } from "../../lib/mission/mission-client";
 
@@ -21,7 +22,7 @@ export const missionRoutes = new Hono<AppEnv>()
       phases: MISSION_PHASES,
     });
   })
-  .post("/phase", requireScope("admin"), requireJson(), validate("json", phaseChangeSchema), async (c) => {
+  .post("/phase", requireScope("admin"), requireJson(), smallJsonBody(), validate("json", phaseChangeSchema), async (c) => {
     const { phase, force, reason } = c.req.valid("json");
     const result = await callMission(c.env, (s) => s.setPhase(phase, force ?? false, reason));
     if (!result.changed) {

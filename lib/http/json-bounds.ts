@@ -12,6 +12,7 @@
  * 400 `bad_request` naming "body".
  */
 import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "./errors";
 
 /** Options of {@link jsonBounds}; every field has a default. */
@@ -83,5 +84,38 @@ export function jsonBounds(options: JsonBoundsOptions = {}): MiddlewareHandler {
       throw new ApiError(422, "validation_failed", `body holds a string longer than ${violation.limit} characters`, "body");
     }
     await next();
+  };
+}
+
+/** Options of {@link smallJsonBody}: the bounds of {@link jsonBounds} plus a byte limit. */
+export interface SmallJsonBodyOptions extends JsonBoundsOptions {
+  /** Largest body accepted, in bytes. Default 4096. */
+  maxBytes?: number;
+}
+
+/**
+ * For the small bodies of authenticated endpoints (phase change, feedback, chaos): a body limit
+ * (413 `payload_too_large` naming "body") and then {@link jsonBounds}. Mount it after the scope
+ * check, so no body is read before the caller is known.
+ *
+ * Defaults: 4096 bytes, depth 8, strings 1024 code units.
+ *
+ * @example
+ * missionRoutes.post("/phase", requireScope("admin"), requireJson(), smallJsonBody(), validate("json", phaseChangeSchema), handler);
+ */
+export function smallJsonBody(options: SmallJsonBodyOptions = {}): MiddlewareHandler {
+  const maxBytes = options.maxBytes ?? 4096;
+  const limit = bodyLimit({
+    maxSize: maxBytes,
+    onError: () => {
+      throw new ApiError(413, "payload_too_large", `request body must be at most ${maxBytes} bytes`, "body");
+    },
+  });
+  const bounds = jsonBounds(options);
+
+  return async function smallJsonBody(c, next) {
+    await limit(c, async () => {
+      await bounds(c, next);
+    });
   };
 }

@@ -195,3 +195,30 @@ describe("internal errors", () => {
     expect(await res.json()).toEqual({ error: { status: 500, code: "internal_error", message: "internal error" } });
   });
 });
+
+describe("small authenticated bodies (phase, feedback, chaos)", () => {
+  const FEEDBACK = `/api/v1/anomalies/an_${"0".repeat(32)}/feedback`;
+  const routes = [
+    { path: "/api/v1/phase", token: adminToken, valid: { phase: "SAFE_MODE" } },
+    { path: FEEDBACK, token: adminToken, valid: { false_positive: true } },
+    { path: "/api/v1/chaos", token: adminToken, valid: { type: "latency", target: "storage", duration_s: 1 } },
+  ];
+
+  it.each(routes)("$path: over 4 KiB → 413, nested deeper than 8 → 422 naming body, state unchanged", async ({ path, token, valid }) => {
+    const before = await stateSnapshot();
+    const big = await call("POST", path, { raw: JSON.stringify({ ...valid, reason: "r".repeat(5000) }), token: token() });
+    expect(big.status).toBe(413);
+    expect(big.body.error).toMatchObject({ code: "payload_too_large", field: "body" });
+    const deep = await call("POST", path, { raw: JSON.stringify({ ...valid, extra: JSON.parse(nest(8)) }), token: token() });
+    expect(deep.status).toBe(422);
+    expect(deep.body.error).toMatchObject({ field: "body", message: expect.stringMatching(/nested deeper than 8/) });
+    expect(await stateSnapshot()).toEqual(before);
+  });
+
+  it("reads no body before the token is checked: an oversized body without a token is 401", async () => {
+    for (const { path } of routes) {
+      const res = await call("POST", path, { raw: "x".repeat(10_000) });
+      expect(res.status, path).toBe(401);
+    }
+  });
+});
