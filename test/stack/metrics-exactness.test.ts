@@ -29,6 +29,9 @@ const LOAD_RATE_PER_SECOND = 40;
 const LOAD_CONCURRENCY = 16;
 const COLLECTOR_DOWN_AT_MILLIS = 8_000;
 const COLLECTOR_DOWN_MILLIS = 10_000;
+/** When (ms into the load) every aggregator shard is evicted. */
+const AGGREGATOR_EVICTIONS_AT_MILLIS = [4_000, 24_000];
+const EVICTION_STORM_MILLIS = 3_000;
 /** Burst: as fast as the isolates answer, up to the rate the issue names (500 req/s). */
 const BURST_MILLIS = 6_000;
 const BURST_RATE_PER_SECOND = 500;
@@ -405,6 +408,7 @@ beforeAll(async () => {
       ADMIN_TOKEN: `admin-${randomBytes(8).toString("hex")}`,
       DEPLOYMENT_ENVIRONMENT: "test",
     },
+    countLogs: { sendFailures: /telemetry: send of batch .* failed/, droppedBatches: /telemetry: dropped metric batch/, pushFailures: /aggregator: push failed/ },
   });
 }, 20 * 60_000);
 
@@ -427,9 +431,28 @@ describe("metrics exactness across isolates and a collector restart", () => {
       await stack.collector.start();
       return Date.now() - downAt;
     })();
+    // The aggregator objects are evicted twice under load (storage stays; in-flight sends fail and
+    // are re-sent with the same batch id).
     const loadStarted = Date.now();
+    const evictions = (async () => {
+      let n = 0;
+      for (const at of AGGREGATOR_EVICTIONS_AT_MILLIS) {
+        await sleep(at - (Date.now() - loadStarted));
+        // A storm: every shard every ~100 ms for a while, so some sends are cut in flight.
+        const until = Date.now() + EVICTION_STORM_MILLIS;
+        while (Date.now() < until) {
+          for (let shard = 0; shard < SHARDS; shard++) {
+            // "not currently running" (nothing to evict since the last time) is expected.
+            if (await edge.evictAggregator(shard).then(() => true, () => false)) n++;
+          }
+          await sleep(100);
+        }
+      }
+      return n;
+    })();
     const sent = await load(edge, tally, { millis: LOAD_MILLIS, rate: LOAD_RATE_PER_SECOND, concurrency: LOAD_CONCURRENCY, offset: 0 });
     const downMillis = await outage;
+    const evicted = await evictions;
     // 2. Operator feedback on some anomalies (false positives, accuracy).
     await feedback(edge, tally, tally.anomalyIds.slice(0, 12));
     const loadMillis = Date.now() - loadStarted;
@@ -537,6 +560,11 @@ describe("metrics exactness across isolates and a collector restart", () => {
       load_requests_planned: sent,
       load_millis: loadMillis,
       collector_down_millis: downMillis,
+      aggregator_evictions: evicted,
+      isolate_send_failures_logged: edge.logCounts().sendFailures,
+      isolate_batches_dropped_logged: edge.logCounts().droppedBatches,
+      aggregator_push_failures_logged: edge.logCounts().pushFailures,
+      isolate_telemetry_log_sample: edge.logs().split("\n").filter((l) => l.includes("telemetry:")).slice(-3),
       series_found: series.length,
       label_sets: seen.size,
       duplicate_series: duplicates.length,
@@ -575,10 +603,15 @@ describe("metrics exactness across isolates and a collector restart", () => {
 
     expect(failed).toEqual([]);
     expect(conflicts).toHaveLength(CONTRACT_CONFLICTS.length);
-    expect(burstSends / SHARDS / burstRequests, "isolate exports per request in the burst").toBeLessThanOrEqual(0.05);
+    // Coalescing: at most one export per isolate per second (+ the edges of the window), so the
+    // exports per request fall with the rate; at the issue's 500 req/s that is ≤ 0.05 (CI machines
+    // may not reach 500 req/s: the per-request bound is asserted when the burst got near it).
+    expect(burstSends / SHARDS, "isolate exports in the burst").toBeLessThanOrEqual(ISOLATES * (Math.ceil(burstMillis / 1000) + 3));
+    if ((burstRequests * 1000) / burstMillis >= 300) expect(burstSends / SHARDS / burstRequests, "isolate exports per request in the burst").toBeLessThanOrEqual(0.05);
     expect(comparison.matched).toBe(comparison.expected);
     expect(tally.requests).toBeGreaterThanOrEqual(1000);
     expect(pushes).toBeGreaterThan(0);
+    expect(edge.logCounts().droppedBatches, "no isolate may drop a batch in this run").toBe(0);
     // Every isolate sent its own batches (independent isolates, each with its own flusher).
     for (const shard of shards) expect(shard.senders).toBe(ISOLATES);
     expect(pushFailures, "the outage must have been seen by the aggregator").toBeGreaterThan(0);

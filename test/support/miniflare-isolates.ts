@@ -69,6 +69,8 @@ export interface IsolatesOptions {
   count: number;
   /** Bindings over wrangler.toml's [vars] (endpoint, token, secrets). */
   bindings?: Record<string, string>;
+  /** Log lines to count (over the whole run, not only the kept tail), by name. */
+  countLogs?: Record<string, RegExp>;
 }
 
 /** Running isolates. */
@@ -79,6 +81,10 @@ export interface Isolates {
   fetch(i: number, path: string, init?: RequestInit): Promise<Response>;
   /** The last ~500 log lines of the isolates. */
   logs(): string;
+  /** How many log lines matched each of `countLogs` so far. */
+  logCounts(): Record<string, number>;
+  /** Evicts a MetricsAggregator shard's instance (its SQLite storage stays): in-flight RPCs fail. */
+  evictAggregator(shard?: number): Promise<void>;
   /** RPC to a MetricsAggregator shard (`metrics-shard-N`), from Node. */
   aggregator(shard?: number): Promise<any>;
   dispose(): Promise<void>;
@@ -91,10 +97,12 @@ export async function startIsolates(options: IsolatesOptions): Promise<Isolates>
   const owner = names[0]!;
   // Miniflare 5 takes a new option shape; the v4 shape (the documented one) converts to it.
   const recent: string[] = [];
+  const counts: Record<string, number> = Object.fromEntries(Object.keys(options.countLogs ?? {}).map((k) => [k, 0]));
   const mf = new Miniflare(
     convertV4MiniflareOptions({
     // The Worker logs a line per request: keep the last ones for diagnostics instead of flooding the test output.
     handleStructuredLogs: (log: { level: string; message: string }) => {
+      for (const [name, re] of Object.entries(options.countLogs ?? {})) if (re.test(log.message)) counts[name] = (counts[name] ?? 0) + 1;
       recent.push(`${log.level} ${log.message}`);
       if (recent.length > 500) recent.splice(0, recent.length - 500);
     },
@@ -126,6 +134,8 @@ export async function startIsolates(options: IsolatesOptions): Promise<Isolates>
     mf,
     names,
     logs: () => recent.join("\n"),
+    logCounts: () => ({ ...counts }),
+    evictAggregator: (shard = 0) => mf.unsafeEvictDurableObject(owner, "MetricsAggregator", { name: `metrics-shard-${shard}` }),
     fetch: (i, path, init) => fetchers[i % fetchers.length]!.fetch(`http://astraguard.test${path}`, init as never) as unknown as Promise<Response>,
     aggregator: async (shard = 0) => {
       const ns = await mf.getDurableObjectNamespace("METRICS_AGGREGATOR", owner);
