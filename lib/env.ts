@@ -22,6 +22,8 @@ export interface Env {
   ADMIN_TOKEN?: string;
   OPERATOR_TOKEN?: string;
   REQUIRE_INGEST_KEY?: string;
+  /** "true" allows POST /api/v1/chaos; unset, it is allowed unless DEPLOYMENT_ENVIRONMENT is "production". */
+  CHAOS_ENABLED?: string;
   /** Comma-separated ingest API keys, checked when REQUIRE_INGEST_KEY is "true". */
   INGEST_API_KEYS?: string;
   /** Comma-separated origins allowed by CORS (exact, or "*"); empty: no CORS headers. */

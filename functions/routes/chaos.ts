@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import type { AppEnv } from "../../lib/env";
+import type { AppEnv, Env } from "../../lib/env";
 import { requireScope } from "../../lib/http/auth";
 import { ApiError } from "../../lib/http/errors";
 import { smallJsonBody } from "../../lib/http/json-bounds";
@@ -14,10 +14,24 @@ function countCancelled(faults: Fault[]): void {
   if (faults.length) invalidateFaultView();
 }
 
-/** Chaos injection (admin only): inject a bounded fault, list faults and their recovery, end them. */
+/** Whether faults may be injected: CHAOS_ENABLED="true", or (unset) any environment but production. */
+export function chaosAllowed(env: Env): boolean {
+  const flag = env.CHAOS_ENABLED?.trim().toLowerCase();
+  if (flag !== undefined && flag !== "") return flag === "true";
+  return (env.DEPLOYMENT_ENVIRONMENT ?? "development") !== "production";
+}
+
+/**
+ * Chaos injection (admin only): inject a bounded fault, list faults and their recovery, end them.
+ * Injection is refused (403 chaos_disabled) where {@link chaosAllowed} says no; listing and ending
+ * faults always work.
+ */
 export const chaosRoutes = new Hono<AppEnv>()
   .use("*", requireScope("admin"))
   .post("/", requireJson(), smallJsonBody(), validate("json", chaosSpecSchema), async (c) => {
+    if (!chaosAllowed(c.env)) {
+      throw new ApiError(403, "chaos_disabled", 'chaos injection is off in this deployment (set CHAOS_ENABLED = "true" to allow it)');
+    }
     const spec = c.req.valid("json");
     const result = await controlStub(c.env).inject(spec);
     if ("error" in result) {

@@ -28,6 +28,27 @@ describe("chaos endpoints: access", () => {
     expect((await call("GET", "/api/v1/chaos", admin())).body.active).toEqual([]);
   });
 
+  it("refuses injection in production unless CHAOS_ENABLED is true; listing and ending still work", async () => {
+    const post = async (vars: Record<string, string>) => {
+      const ctx = createExecutionContext();
+      const res = await app.request(
+        "/api/v1/chaos",
+        { method: "POST", headers: { Authorization: `Bearer ${adminToken()}`, "Content-Type": "application/json" }, body: JSON.stringify({ type: "outage", target: "storage", duration_s: 5 }) },
+        { ...env, ...vars },
+        ctx,
+      );
+      void waitOnExecutionContext(ctx);
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    const refused = await post({ DEPLOYMENT_ENVIRONMENT: "production" });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe("chaos_disabled");
+    expect((await post({ DEPLOYMENT_ENVIRONMENT: "development", CHAOS_ENABLED: "false" })).status).toBe(403);
+    expect((await post({ DEPLOYMENT_ENVIRONMENT: "production", CHAOS_ENABLED: "true" })).status).toBe(201);
+    expect((await call("GET", "/api/v1/chaos", admin())).body.active).toHaveLength(1);
+    expect((await call("DELETE", "/api/v1/chaos", admin())).body.cancelled).toHaveLength(1);
+  });
+
   it("is off by default: no fault is active and storage calls go straight through", async () => {
     const list = await call("GET", "/api/v1/chaos", admin());
     expect(list.status).toBe(200);
