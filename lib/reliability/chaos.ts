@@ -15,7 +15,7 @@ import { z } from "zod";
 import type { Env } from "../env";
 import { instruments } from "../telemetry/instruments";
 import type { DependencyName } from "../state/dependency-health";
-import { localBreakerStates, recordBreakerGauge, takeBreakerChange } from "./breakers";
+import { breakerChangePending, localBreakerStates, recordBreakerGauge, takeBreakerChange } from "./breakers";
 import { CHAOS_TARGETS, CHAOS_TYPES, type ChaosType, type Fault, type SyncResult } from "./chaos-control";
 
 export { CHAOS_TARGETS, CHAOS_TYPES } from "./chaos-control";
@@ -119,9 +119,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  */
 export async function faultView(env: Env, now = Date.now()): Promise<FaultView> {
   if (!env.CHAOS_CONTROL) return EMPTY_VIEW;
-  const changed = takeBreakerChange();
-  if (view && !changed && now - view.fetchedAtMs < FAULT_VIEW_TTL_MS) return view;
+  if (view && !breakerChangePending() && now - view.fetchedAtMs < FAULT_VIEW_TTL_MS) return view;
   if (view && refreshingSinceMs !== undefined && now - refreshingSinceMs < CONTROL_TIMEOUT_MS * 2) return view;
+  takeBreakerChange(); // this sync publishes it
   refreshingSinceMs = now;
   try {
     view = await syncView(env);

@@ -86,6 +86,19 @@ function safely(fn: () => void): void {
   }
 }
 
+/**
+ * One dependency's breaker (see the module comment for the state machine). Defaults: opens after 5
+ * consecutive failures or ≥ 50 % failures over ≥ 20 calls in 10 s, probes after 3 s, no slow-call
+ * limit, every error counts.
+ *
+ * @example
+ * const b = new CircuitBreaker("storage", { slowCallMillis: 1000 });
+ * try {
+ *   await b.execute(() => stub.ping());
+ * } catch (err) {
+ *   if (err instanceof CircuitOpenError) console.log(`retry in ${err.retryAfterMillis} ms`);
+ * }
+ */
 export class CircuitBreaker {
   readonly name: string;
   readonly #failureThreshold: number;
