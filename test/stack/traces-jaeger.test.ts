@@ -1,6 +1,6 @@
 /**
  * One trace end to end: a request with a known W3C traceparent goes to the built Worker (Miniflare,
- * the bundle `wrangler deploy --dry-run` makes), whose flush exports its spans as OTLP/HTTP to the
+ * the bundle `wrangler deploy --dry-run` makes; two isolates, the Durable Objects in the other one), whose flush exports its spans as OTLP/HTTP to the
  * real collector (bearer token), which sends them to the real Jaeger. The trace is read back by
  * Jaeger's HTTP API (/api/traces/{traceId}): the server span under the caller's span, the domain
  * spans under it, parented correctly, service `astraguard-edge` with its resource attributes; and
@@ -22,7 +22,9 @@ beforeAll(async () => {
   [stack, bundle] = await Promise.all([startStack({ token: TOKEN }), buildBundle()]);
   edge = await startIsolates({
     bundle,
-    count: 1,
+    // Two isolates; the Durable Objects live in the first, requests go to the second: the object's
+    // span crosses isolates and must still leave with the caller's flush (the first never flushes).
+    count: 2,
     bindings: {
       OTEL_EXPORTER_OTLP_ENDPOINT: stack.collector.urls.otlpHttp,
       OTEL_EXPORTER_OTLP_TOKEN: TOKEN,
@@ -73,7 +75,7 @@ describe("a request with a known traceparent", () => {
     const unsampledTraceId = hex(16);
     const point = { satellite_id: "jaeger-1", voltage: 2, temperature: 140, gyro: 0.1 };
     const post = (traceparent: string) =>
-      edge.fetch(0, "/api/v1/telemetry", {
+      edge.fetch(1, "/api/v1/telemetry", {
         method: "POST",
         headers: { "Content-Type": "application/json", "User-Agent": "traces-jaeger-test", traceparent, tracestate: "astra=stack" },
         body: JSON.stringify(point),
@@ -120,6 +122,8 @@ describe("a request with a known traceparent", () => {
     expect(tag(server.tags, "url.path")).toBe("/api/v1/telemetry");
     expect(tag(server.tags, "user_agent.original")).toBe("traces-jaeger-test");
     expect(tag(server.tags, "cloud.provider")).toBe("cloudflare");
+    expect(tag(server.tags, "cloud.region")).toMatch(/^[A-Z]{3}$/); // request.cf.colo (Miniflare's fixture)
+    expect(tag(server.tags, "w3c.tracestate")).toBe("astra=stack");
 
     const process = trace.processes[server.processID]!;
     expect(process.serviceName).toBe("astraguard-edge");
