@@ -10,8 +10,10 @@
  *                                               └─alarm ~1 s─▶ OTLP/HTTP cumulative ─▶ collector
  *
  * - `ingest` is idempotent per batch id: a batch re-sent after a failed-looking send is ignored.
- * - Sums (counters, UpDownCounters) add, histograms add bucket-wise, gauges keep the value with
- *   the latest time.
+ * - Counters add, histograms add bucket-wise, gauges keep the value with the latest time.
+ * - UpDownCounters (in-flight requests, cache sizes) are kept per isolate and summed over the
+ *   isolates heard from in the last `senderLiveMillis`: an isolate that dies mid-request or with a
+ *   full cache stops counting, instead of leaving its +1 / its bytes in the sum forever.
  * - Every push carries ALL streams of the shard, stamped with a time strictly after the previous
  *   push (Prometheus rejects duplicate or out-of-order samples), and a fixed per-stream start time.
  * - A failed push is simply retried on the next alarm: the state is cumulative.
@@ -52,7 +54,18 @@ export const aggregatorConfig = {
   maxStreams: 20_000,
   /** OTLP push timeout. */
   pushTimeoutMillis: 5000,
+  /**
+   * An isolate not heard from for this long counts as gone: its UpDownCounter contributions
+   * (requests it had in flight, its cache size) leave the sums. Isolates that live on flush at
+   * least this often while they serve traffic.
+   */
+  senderLiveMillis: 5 * 60_000,
+  /** Contributions of isolates not heard from for this long are deleted (bounded storage). */
+  senderForgetMillis: 60 * 60_000,
 };
+
+/** The isolate a batch came from: batch ids are `${isolateId}-${sequence}`. */
+export const senderOf = (batchId: string): string => batchId.replace(/-\d+$/, "");
 
 /** What `ingest` answers. */
 export interface IngestResult {
@@ -142,6 +155,10 @@ export class MetricsAggregator extends DurableObject<Env> {
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)`);
     this.#sql.exec(`CREATE INDEX IF NOT EXISTS batches_at ON batches (at_ms)`);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL)`);
+    // UpDownCounters: each isolate's running contribution, summed over the isolates still alive.
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS senders (sender TEXT PRIMARY KEY, seen_ms INTEGER NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS contributions (
+      stream_key TEXT NOT NULL, sender TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (stream_key, sender))`);
   }
 
   #meta(key: string): number {
@@ -173,13 +190,15 @@ export class MetricsAggregator extends DurableObject<Env> {
         return { accepted: false, merged: 0 };
       }
       this.#sql.exec(`INSERT INTO batches (id, at_ms) VALUES (?, ?)`, batchId, now);
+      const sender = senderOf(batchId);
+      this.#sql.exec(`INSERT INTO senders (sender, seen_ms) VALUES (?, ?) ON CONFLICT(sender) DO UPDATE SET seen_ms = excluded.seen_ms`, sender, now);
       let merged = 0;
       for (const point of Array.isArray(points) ? points : []) {
         if (!validPoint(point)) {
           this.#bumpMeta("points_dropped");
           continue;
         }
-        if (this.#merge(point, now)) merged++;
+        if (this.#merge(point, now, sender)) merged++;
         else this.#bumpMeta("points_dropped");
       }
       this.#bumpMeta("batches_accepted");
@@ -193,8 +212,15 @@ export class MetricsAggregator extends DurableObject<Env> {
     return result;
   }
 
-  #merge(p: MetricPoint, now: number): boolean {
+  #merge(p: MetricPoint, now: number, sender: string): boolean {
     const key = streamKey(p);
+    if (p.kind === "updowncounter")
+      this.#sql.exec(
+        `INSERT INTO contributions (stream_key, sender, value) VALUES (?, ?, ?) ON CONFLICT(stream_key, sender) DO UPDATE SET value = value + excluded.value`,
+        key,
+        sender,
+        p.value as number,
+      );
     const row = this.#sql.exec<StreamRow>(`SELECT * FROM streams WHERE key = ?`, key).toArray()[0];
     if (!row) {
       const count = this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM streams`).one().n;
@@ -246,6 +272,9 @@ export class MetricsAggregator extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.#sql.exec(`DELETE FROM batches WHERE at_ms < ?`, now - aggregatorConfig.batchIdTtlMillis);
+    const forgetBefore = now - aggregatorConfig.senderForgetMillis;
+    this.#sql.exec(`DELETE FROM contributions WHERE sender IN (SELECT sender FROM senders WHERE seen_ms < ?)`, forgetBefore);
+    this.#sql.exec(`DELETE FROM senders WHERE seen_ms < ?`, forgetBefore);
     const endpoint = this.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
     if (!endpoint) return; // Export off: no push, no further alarm (the next ingest sets one again).
 
@@ -322,6 +351,7 @@ export class MetricsAggregator extends DurableObject<Env> {
       .filter((row) => myShard === undefined || shardOf(row.name, shards) === myShard);
     const endTime = millisToHrTime(timeMs);
     const metrics = new Map<string, MetricData>();
+    const live = this.#liveSums(timeMs);
     for (const row of rows) {
       const id = `${row.name}|${row.kind}`;
       let metric = metrics.get(id);
@@ -350,7 +380,7 @@ export class MetricsAggregator extends DurableObject<Env> {
           value: { buckets: { boundaries: h.boundaries, counts: h.bucketCounts }, sum: h.sum, count: h.count, min: h.min, max: h.max },
         });
       } else if (metric.dataPointType === DataPointType.SUM || metric.dataPointType === DataPointType.GAUGE) {
-        metric.dataPoints.push({ ...base, value: row.value ?? 0 });
+        metric.dataPoints.push({ ...base, value: row.kind === "updowncounter" ? (live.get(row.key) ?? 0) : (row.value ?? 0) });
       }
     }
     return {
@@ -359,11 +389,23 @@ export class MetricsAggregator extends DurableObject<Env> {
     };
   }
 
+  /** UpDownCounter values: per stream, the sum of the contributions of isolates seen recently. */
+  #liveSums(nowMs: number): Map<string, number> {
+    const rows = this.#sql
+      .exec<{ stream_key: string; total: number }>(
+        `SELECT c.stream_key AS stream_key, sum(c.value) AS total FROM contributions c JOIN senders s ON s.sender = c.sender
+         WHERE s.seen_ms >= ? GROUP BY c.stream_key`,
+        nowMs - aggregatorConfig.senderLiveMillis,
+      )
+      .toArray();
+    return new Map(rows.map((r) => [r.stream_key, r.total]));
+  }
+
   /** Counters of this shard. */
   async stats(): Promise<AggregatorStats> {
     return {
       streams: this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM streams`).one().n,
-      senders: this.#sql.exec<{ n: number }>(`SELECT count(DISTINCT rtrim(id, '0123456789')) AS n FROM batches`).one().n,
+      senders: this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM senders`).one().n,
       batchesAccepted: this.#meta("batches_accepted"),
       batchesDuplicate: this.#meta("batches_duplicate"),
       pointsDropped: this.#meta("points_dropped"),
@@ -377,8 +419,10 @@ export class MetricsAggregator extends DurableObject<Env> {
 
   /** The cumulative value of one stream (sum, gauge) or its histogram; for tests. */
   async read(name: string, kind: PointKind, attributes: Record<string, string>): Promise<{ value: number | null; histogram: HistogramValue | null } | null> {
-    const row = this.#sql.exec<StreamRow>(`SELECT * FROM streams WHERE key = ?`, streamKey({ name, kind, attributes })).toArray()[0];
+    const key = streamKey({ name, kind, attributes });
+    const row = this.#sql.exec<StreamRow>(`SELECT * FROM streams WHERE key = ?`, key).toArray()[0];
     if (!row) return null;
-    return { value: row.value, histogram: JSON.parse(row.histogram ?? "null") as HistogramValue | null };
+    const value = kind === "updowncounter" ? (this.#liveSums(Date.now()).get(key) ?? 0) : row.value;
+    return { value, histogram: JSON.parse(row.histogram ?? "null") as HistogramValue | null };
   }
 }

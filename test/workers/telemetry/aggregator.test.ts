@@ -32,6 +32,24 @@ describe("MetricsAggregator.ingest", () => {
     expect(await shard.read("astra_active_connections", "updowncounter", {})).toMatchObject({ value: 3 });
   });
 
+  it("drops the UpDownCounter contribution of an isolate not heard from for senderLiveMillis", async () => {
+    const collector = captureCollector(ENDPOINT);
+    restore = collector.restore;
+    const shard = freshShard();
+    const p = (v: number) => ({ ...counterPoint("astra_memory_engine_size_bytes", v, { store_type: "readings" }), kind: "updowncounter" as const });
+    await shard.ingest("alive-0", [p(100)]);
+    await shard.ingest("gone-0", [p(1)]); // e.g. an isolate that died with a request in flight
+    expect(await shard.read("astra_memory_engine_size_bytes", "updowncounter", { store_type: "readings" })).toMatchObject({ value: 101 });
+    await runInDurableObject(shard, (_i, state) => state.storage.sql.exec(`UPDATE senders SET seen_ms = 0 WHERE sender = 'gone'`));
+    expect(await shard.read("astra_memory_engine_size_bytes", "updowncounter", { store_type: "readings" })).toMatchObject({ value: 100 });
+    await runInDurableObject(shard, (instance: MetricsAggregator) => instance.pushNow());
+    expect(otlpMetrics(collector.requests[0]!.body).get("astra_memory_engine_size_bytes").sum).toMatchObject({ isMonotonic: false, aggregationTemporality: 2, dataPoints: [expect.objectContaining({ asDouble: 100 })] });
+    // The alarm forgets it for good after senderForgetMillis.
+    await runDurableObjectAlarm(shard);
+    expect(await runInDurableObject(shard, (_i, state) => state.storage.sql.exec(`SELECT count(*) AS n FROM contributions WHERE sender = 'gone'`).one().n)).toBe(0);
+    expect((await shard.stats()).senders).toBe(1);
+  });
+
   it("adds histograms bucket by bucket, with sum, count, min and max", async () => {
     const shard = freshShard();
     const bounds = [0.01, 0.05, 0.1];
