@@ -198,7 +198,7 @@ Promise.all(
       'AstraGuard Edge local stack is up:',
       withWorker ? '  Worker      http://127.0.0.1:8787          (try /health)' : '  Worker      not started (--no-worker): run `npx wrangler dev`',
       '  Jaeger      http://127.0.0.1:16686/search  (API: /api/traces?service=astraguard-edge;',
-      '              a Go-module build serves a placeholder page instead of the UI, see README)',
+      '              a Go-module build serves a placeholder page instead of the UI, see collector/README.md)',
       '  Prometheus  http://127.0.0.1:9090',
       '  Collector   OTLP/HTTP http://127.0.0.1:4318, OTLP/gRPC 127.0.0.1:4317',
       `              ${otlpToken ? 'requires Authorization: Bearer $OTEL_EXPORTER_OTLP_TOKEN (.dev.vars)' : 'no token required'}`,
