@@ -203,11 +203,11 @@ export class TelemetryFlusher {
         // Always yield once, so `#scheduled` is set before it is cleared below. The wait for the
         // export in flight is bounded by a timer of THIS request: an export whose request context
         // was torn down (its promises never settle) must not stall the isolate's telemetry.
-        await (previous ? Promise.race([previous, sleep(this.#timeoutMillis + 1000)]) : Promise.resolve());
+        await (previous ? withTimeout(previous, this.#timeoutMillis + 1000).catch(() => undefined) : Promise.resolve());
         const waitMs = this.#lastStartMs + this.#minIntervalMillis - Date.now();
         if (waitMs > 0) await sleep(waitMs);
       } catch {
-        // `previous` never rejects; a timer cannot fail. Proceed regardless.
+        // A timer cannot fail. Proceed regardless.
       }
       if (this.#scheduled === slot) this.#scheduled = undefined;
       const run = this.#run(env);
