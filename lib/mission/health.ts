@@ -12,7 +12,8 @@ import { instruments } from "../telemetry/instruments";
 
 /** How long /health waits for the storage ping before calling it degraded. */
 export const STORAGE_PING_TIMEOUT_MS = 500;
-const isolateStartedAt = Date.now();
+/** Set on the first report: at module scope Workers read the clock as 0 (1970), not the start time. */
+let isolateStartedAt: number | undefined;
 
 export interface HealthReport {
   status: "healthy" | "degraded";
@@ -52,6 +53,7 @@ export async function healthReport(env: Env, now = Date.now()): Promise<HealthRe
     if (d.status === "degraded") instruments.healthCheckFailures.add(1, { service });
   }
   const degraded = Object.values(dependencies).some((d) => d.status === "degraded");
+  isolateStartedAt ??= started;
   return {
     status: degraded ? "degraded" : "healthy",
     version: env.SERVICE_VERSION ?? "0.0.0",
