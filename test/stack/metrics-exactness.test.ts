@@ -74,10 +74,11 @@ const CONTRACT_LABELS: Record<string, string[]> = {
 
 /** Dashboard queries this mix cannot feed, and why (reported as skipped while they have no data, not failed). */
 const SKIPPED_QUERIES: Array<{ match: RegExp; reason: string }> = [
-  { match: /astra_circuit_breaker_/, reason: "circuit breakers are built by a later issue; nothing records astra_circuit_breaker_* yet" },
-  { match: /astra_retry_attempts_total/, reason: "retries are built by a later issue; nothing records astra_retry_attempts_total yet" },
-  { match: /astra_chaos_recovery_time_seconds/, reason: "chaos injection is built by a later issue; nothing records astra_chaos_* yet" },
-  { match: /status="500"/, reason: "the mix causes no 500 (no fault injection yet); the query needs a status=\"500\" series" },
+  { match: /astra_circuit_breaker_/, reason: "the mix fails no dependency, so no breaker changes state (breakers and their gauge belong to the reliability issue)" },
+  { match: /astra_retry_attempts_total\{outcome="retry"\}/, reason: "the mix causes no retried call (needs a failing idempotent read; retries belong to the reliability issue)" },
+  { match: /astra_retry_attempts_total/, reason: "the mix causes no guarded, retried call" },
+  { match: /astra_chaos_recovery_time_seconds/, reason: "the mix injects no chaos fault (chaos belongs to the reliability issue; its drill checks these panels)" },
+  { match: /status="500"/, reason: "the mix causes no 500 (no fault injection); the query needs a status=\"500\" series" },
 ];
 
 /**
