@@ -202,6 +202,7 @@ async function counters(prometheusUrl) {
     recoverySum: await by('sum by (type) (astra_chaos_recovery_time_seconds_sum)', ['type']),
     actions: await by('sum by (action_type, status) (astra_recovery_actions_total)', ['action_type', 'status']),
     healthFailures: await by('sum by (service) (astra_health_check_failures_total)', ['service']),
+    errorResolutions: await by('sum by (error_type) (astra_error_resolution_time_seconds_count)', ['error_type']),
   };
 }
 
@@ -340,6 +341,7 @@ export async function runDrill(options = {}) {
   show('recovery time (sum, s)', caused.recoverySum);
   show('recovery actions', caused.actions);
   show('health check failures', caused.healthFailures);
+  show('failure runs resolved', caused.errorResolutions);
 
   // --- Dashboard queries ---------------------------------------------------------------------
   const queries = await dashboardQueries(o.dashboardFile);

@@ -7,7 +7,8 @@
  *
  * A call rejected by an OPEN breaker is not retried (that is the point of the breaker). A call that
  * changed a breaker's state syncs with ChaosControl before it returns, so the fleet gauge shows the
- * change at once (see ./breakers.ts).
+ * change at once (see ./breakers.ts). The first success after a run of failures records how long
+ * the dependency was failing (astra_error_resolution_time_seconds).
  *
  * @example
  * const phase = await guardDependency(env, "storage", () => stub.getPhase(), { retry: "mission.getPhase" });
@@ -19,6 +20,7 @@ import { applyFaults, faultView, noteHealthy } from "./chaos";
 import { CircuitOpenError } from "./circuit-breaker";
 import { retry, type IdempotentOperation, type RetryOptions } from "./retry";
 import { withReliabilitySpan } from "./spans";
+import { instruments } from "../telemetry/instruments";
 
 /** Options of {@link guardDependency}. */
 export interface GuardOptions {
@@ -29,6 +31,33 @@ export interface GuardOptions {
 }
 
 const retryable = (err: unknown) => !(err instanceof CircuitOpenError);
+
+/** When the current run of failures of each dependency began (this isolate). */
+const failingSince = new Map<DependencyName, number>();
+
+/**
+ * Tracks failure runs: the first failure starts one, the next success ends it and records
+ * astra_error_resolution_time_seconds {error_type: "<dependency>_unavailable"} (a closed set).
+ */
+function noteOutcome(name: DependencyName, ok: boolean, startedAtMs: number): void {
+  try {
+    if (!ok) {
+      if (!failingSince.has(name)) failingSince.set(name, startedAtMs);
+      return;
+    }
+    const since = failingSince.get(name);
+    if (since === undefined) return;
+    failingSince.delete(name);
+    instruments.errorResolutionTime.record(Math.max(0, (Date.now() - since) / 1000), { error_type: `${name}_unavailable` });
+  } catch (err) {
+    console.warn("reliability: recording failed", err);
+  }
+}
+
+/** Forgets failure runs (tests). */
+export function resetFailureRuns(): void {
+  failingSince.clear();
+}
 
 export async function guardDependency<T>(env: Env, name: DependencyName, fn: () => Promise<T>, options: GuardOptions = {}): Promise<T> {
   const view = await faultView(env);
@@ -41,6 +70,10 @@ export async function guardDependency<T>(env: Env, name: DependencyName, fn: () 
   let result: T;
   try {
     result = options.retry ? await retry(options.retry, once, { ...options.retryOptions, isRetryable: retryable }) : await once();
+    noteOutcome(name, true, startedAtMs);
+  } catch (err) {
+    noteOutcome(name, false, startedAtMs);
+    throw err;
   } finally {
     // A transition is published at once (one sync, only on the rare calls that changed a state),
     // so the fleet gauge never waits for later traffic to show it.

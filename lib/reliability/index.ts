@@ -4,4 +4,4 @@ export { BREAKER_SETTINGS, breaker, localBreakerStates, resetBreakers } from "./
 export { IDEMPOTENT_OPERATIONS, RETRY_DEFAULTS, backoffDelay, retry, type IdempotentOperation, type RetryOptions } from "./retry";
 export { ChaosFaultError, chaosSpecSchema, faultView, invalidateFaultView, resetChaosView } from "./chaos";
 export { ChaosControl, CHAOS_TARGETS, CHAOS_TYPES } from "./chaos-control";
-export { guardDependency, guardTransport, type GuardOptions } from "./guard";
+export { guardDependency, guardTransport, resetFailureRuns, type GuardOptions } from "./guard";

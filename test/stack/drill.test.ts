@@ -205,6 +205,8 @@ describe('npm run drill against the real stack', () => {
     expect(await a('fallback_isolate_cache')).toBeGreaterThan(0);
     expect(await a('retry_succeeded')).toBeGreaterThan(0);
     expect(await value('sum(astra_health_check_failures_total{service="storage"})')).toBeGreaterThan(0);
+    // Each fault's run of storage failures ended with a success, and how long it lasted was recorded.
+    expect(await value('sum(astra_error_resolution_time_seconds_count{error_type="storage_unavailable"})')).toBeGreaterThanOrEqual(4);
   });
 
   test('circuit_breaker and retry_attempt spans reach Jaeger, retries as attempt ≥ 2', async () => {

@@ -4,6 +4,7 @@ import { afterEach } from "vitest";
 import { historyCache, phaseCache } from "../../../lib/mission/mission-client";
 import { resetBreakers } from "../../../lib/reliability/breakers";
 import { resetChaosView } from "../../../lib/reliability/chaos";
+import { resetFailureRuns } from "../../../lib/reliability/guard";
 
 afterEach(async () => {
   await reset();
@@ -11,4 +12,5 @@ afterEach(async () => {
   historyCache.clear();
   resetBreakers();
   resetChaosView();
+  resetFailureRuns();
 });
