@@ -511,11 +511,10 @@ describe("metrics exactness across isolates and a collector restart", () => {
     }
     const active = await promQuery(stack.prometheus.url, "astra_active_connections");
     expect(active.map((r) => r.value[1])).toEqual(["0"]);
-    if (tally.lastAccuracy !== undefined) {
-      const accuracy = await promQuery(stack.prometheus.url, "astra_detection_accuracy");
-      expect(accuracy).toHaveLength(1);
-      expect(Number(accuracy[0]!.value[1])).toBeCloseTo(tally.lastAccuracy, 12);
-    }
+    expect(tally.lastAccuracy, "the feedback requests labelled anomalies").toBeDefined();
+    const accuracy = await promQuery(stack.prometheus.url, "astra_detection_accuracy");
+    expect(accuracy).toHaveLength(1);
+    expect(Number(accuracy[0]!.value[1])).toBeCloseTo(tally.lastAccuracy!, 12);
 
     // 7. Every dashboard query returns data with the labels its legend names (or is skipped, with why).
     const { queries, source: querySource } = await dashboardQueries();
