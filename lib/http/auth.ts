@@ -30,8 +30,12 @@ export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
     const header = c.req.header("Authorization") ?? "";
     const match = /^Bearer\s+(\S{1,512})$/i.exec(header);
     const log = (outcome: string) => logEvent("warn", "auth_failed", { outcome, scope, route: c.req.routePath, request_id: c.get("requestId") });
+    // RFC 6750 §3: the challenge of a refused bearer request (no error code when none was presented).
+    const challenge = (error?: string) =>
+      c.header("WWW-Authenticate", `Bearer realm="astraguard-edge", scope="${scope}"${error ? `, error="${error}"` : ""}`);
     if (!match) {
       log("missing_token");
+      challenge();
       throw new ApiError(401, "unauthorized", `this endpoint needs an ${scope} token: Authorization: Bearer <token>`, "Authorization");
     }
     const token = match[1]!;
@@ -42,10 +46,12 @@ export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
     for (const name of new Set(anyScope)) {
       if (await matches(token, c.env[name] as string | undefined)) {
         log("insufficient_scope");
+        challenge("insufficient_scope");
         throw new ApiError(403, "forbidden", `this token does not grant the ${scope} scope`, "Authorization");
       }
     }
     log("invalid_token");
+    challenge("invalid_token");
     throw new ApiError(401, "unauthorized", "invalid token", "Authorization");
   };
 }

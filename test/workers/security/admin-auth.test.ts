@@ -62,6 +62,11 @@ describe("admin and operator tokens", () => {
       const res = await call(method, path, { ...(body !== undefined && { body }), headers });
       expect(res.status, JSON.stringify(headers).slice(0, 60)).toBe(401);
       expect(res.body.error).toMatchObject({ status: 401, code: "unauthorized", field: "Authorization" });
+      // RFC 6750: a bearer challenge; an error code only when a token was presented.
+      const challenge = res.headers.get("WWW-Authenticate") ?? "";
+      expect(challenge).toMatch(/^Bearer realm="astraguard-edge", scope="(admin|operator)"/);
+      const wellFormed = /^Bearer\s+\S{1,512}$/i.test(headers.Authorization ?? "");
+      expect(challenge.includes('error="invalid_token"'), JSON.stringify(headers).slice(0, 60)).toBe(wellFormed);
     }
     expect(await stateSnapshot()).toEqual(before);
   });
@@ -71,6 +76,7 @@ describe("admin and operator tokens", () => {
     const res = await call(method, path, { ...(body !== undefined && { body }), token: operatorToken() });
     expect(res.status).toBe(403);
     expect(res.body.error).toMatchObject({ status: 403, code: "forbidden", field: "Authorization" });
+    expect(res.headers.get("WWW-Authenticate")).toBe('Bearer realm="astraguard-edge", scope="admin", error="insufficient_scope"');
     expect(await stateSnapshot()).toEqual(before);
   });
 

@@ -7,10 +7,11 @@
  * wrong ones, none), and no / wrong / operator / admin credentials.
  *
  * Properties of every answer: it comes within REQUEST_TIMEOUT_MS; its status is 2xx or 4xx, never
- * 5xx; it is JSON (HEAD: JSON content type, no body); a 4xx carries the error body with its own
- * status; a 4xx changed nothing (recurrence memory and phase, compared before and after); and no
- * request, whatever its answer, registers as a failure of the storage dependency (client input
- * must never trip the storage circuit breaker for everyone).
+ * 5xx; it is JSON (HEAD: JSON content type, no body) with the security headers and no CORS
+ * grant; a 4xx carries the error body with its own status; a 4xx changed nothing (recurrence
+ * memory and phase, compared before and after); and no request, whatever its answer, registers
+ * as a failure of the storage dependency (client input must never trip the storage circuit
+ * breaker for everyone).
  */
 import { createExecutionContext, env } from "cloudflare:test";
 import fc from "fast-check";
@@ -229,11 +230,15 @@ describe("fuzz: every endpoint, hostile requests", () => {
 
     const property = fc.asyncProperty(fuzzCase(routes), async (c) => {
       cases++;
-      const { status, contentType, text } = await send(requestOf(c));
+      const { status, contentType, text, headers } = await send(requestOf(c));
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       const where = `${status} for ${describeCase(c)}: ${text.slice(0, 200)}`;
       expect(status >= 200 && status < 500, `status ${where}`).toBe(true);
       expect(contentType ?? "", `content type ${where}`).toMatch(/^application\/json/);
+      expect(headers.get("X-Content-Type-Options"), `nosniff ${where}`).toBe("nosniff");
+      expect(headers.get("X-Frame-Options"), `frame ${where}`).toBe("DENY");
+      // No CORS for anyone by default, whatever the request.
+      expect(headers.get("Access-Control-Allow-Origin"), `CORS ${where}`).toBeNull();
       if (c.method !== "HEAD") {
         let parsed: any;
         expect(() => (parsed = JSON.parse(text)), `JSON ${where}`).not.toThrow();
