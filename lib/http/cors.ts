@@ -20,7 +20,7 @@ export interface ApiCorsOptions {
   allowMethods?: string[];
   /** Request headers a preflight allows. Default Authorization, Content-Type, X-API-Key, traceparent, tracestate. */
   allowHeaders?: string[];
-  /** Response headers scripts may read. Default Retry-After, X-Request-Id. */
+  /** Response headers scripts may read. Default Retry-After, WWW-Authenticate, X-Request-Id. */
   exposeHeaders?: string[];
   /** Seconds a browser may cache a preflight. Default 600. */
   maxAgeSeconds?: number;
@@ -48,7 +48,7 @@ export function parseOrigins(raw: string | undefined): readonly string[] {
  * var needs no code change.
  *
  * Defaults: origins from `CORS_ALLOW_ORIGINS` (none), methods GET/POST/OPTIONS, headers
- * Authorization/Content-Type/X-API-Key/traceparent/tracestate, exposing Retry-After/X-Request-Id,
+ * Authorization/Content-Type/X-API-Key/traceparent/tracestate, exposing Retry-After/WWW-Authenticate/X-Request-Id,
  * preflight cached 600 s, no credentials.
  *
  * @example
@@ -67,7 +67,7 @@ export function apiCors(options: ApiCorsOptions = {}): MiddlewareHandler<AppEnv>
     origin: allowedOrigin,
     allowMethods: options.allowMethods ?? ["GET", "POST", "OPTIONS"],
     allowHeaders: options.allowHeaders ?? ["Authorization", "Content-Type", "X-API-Key", "traceparent", "tracestate"],
-    exposeHeaders: options.exposeHeaders ?? ["Retry-After", "X-Request-Id"],
+    exposeHeaders: options.exposeHeaders ?? ["Retry-After", "WWW-Authenticate", "X-Request-Id"],
     maxAge: options.maxAgeSeconds ?? 600,
     credentials: false,
   });
