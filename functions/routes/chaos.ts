@@ -4,7 +4,7 @@ import { requireScope } from "../../lib/http/auth";
 import { ApiError } from "../../lib/http/errors";
 import { smallJsonBody } from "../../lib/http/json-bounds";
 import { requireJson, validate } from "../../lib/http/validation";
-import { chaosIdSchema, chaosSpecSchema, controlStub, faultJson, faultView, invalidateFaultView } from "../../lib/reliability/chaos";
+import { chaosIdSchema, chaosSpecSchema, controlStub, faultJson, invalidateFaultView, refreshFaultView } from "../../lib/reliability/chaos";
 import { MAX_ACTIVE_FAULTS, type Fault } from "../../lib/reliability/chaos-control";
 import { localBreakerStates } from "../../lib/reliability/breakers";
 import { instruments } from "../../lib/telemetry/instruments";
@@ -45,7 +45,7 @@ export const chaosRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const now = Date.now();
     const { active, recent } = await controlStub(c.env).list(now);
-    const view = await faultView(c.env);
+    const view = await refreshFaultView(c.env);
     return c.json({
       active: (active as Fault[]).map((f) => faultJson(f, now)),
       recent: (recent as Fault[]).map((f) => faultJson(f, now)),

@@ -1,10 +1,12 @@
 /**
  * Chaos injection, isolate side: which faults are active (asked of the ChaosControl object and
- * cached for {@link FAULT_VIEW_TTL_MS}, so there is no extra round-trip per request), how a fault
+ * cached for {@link FAULT_VIEW_TTL_MS} and refreshed in the background, so requests do not wait
+ * for it), how a fault
  * is applied to a call of its target, and when an ended fault counts as recovered.
  *
- * Never on by default: with no fault injected, a guarded call only pays a cache lookup, plus one
- * short sync per isolate per second (which also pools the breaker states, see ./breakers.ts).
+ * Never on by default: with no fault injected, a guarded call only pays a cache lookup; each
+ * isolate syncs about once per second in the background while it serves requests (which also
+ * pools the breaker states, see ./breakers.ts).
  *
  * Fault types, applied to every call of the target while the fault is active:
  * - `latency`: the call waits `latency_ms` (default 1500) before it goes out;
@@ -15,7 +17,8 @@ import { z } from "zod";
 import type { Env } from "../env";
 import { instruments } from "../telemetry/instruments";
 import type { DependencyName } from "../state/dependency-health";
-import { breakerChangePending, localBreakerStates, recordBreakerGauge, takeBreakerChange } from "./breakers";
+import { waitUntil } from "cloudflare:workers";
+import { localBreakerStates, recordBreakerGauge, takeBreakerChange } from "./breakers";
 import { CHAOS_TARGETS, CHAOS_TYPES, type ChaosType, type Fault, type SyncResult } from "./chaos-control";
 
 export { CHAOS_TARGETS, CHAOS_TYPES } from "./chaos-control";
@@ -113,21 +116,45 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /**
- * The active faults as this isolate knows them: the cached copy while it is younger than
- * FAULT_VIEW_TTL_MS and no breaker changed state; else one sync (bounded by CONTROL_TIMEOUT_MS).
- * While one request syncs, the others use the previous copy. Never throws.
+ * The active faults as this isolate knows them. Stale-while-revalidate: a copy older than
+ * FAULT_VIEW_TTL_MS is still answered at once while one sync runs in the background
+ * (`waitUntil`), so no request waits for ChaosControl — except the first of an isolate (no copy
+ * yet) and the one after this isolate injected or ended a fault ({@link invalidateFaultView}),
+ * which sync first, bounded by CONTROL_TIMEOUT_MS. An expired fault stops applying at its
+ * expiry whatever the copy's age. Never throws.
  */
 export async function faultView(env: Env, now = Date.now()): Promise<FaultView> {
   if (!env.CHAOS_CONTROL) return EMPTY_VIEW;
-  if (view && !breakerChangePending() && now - view.fetchedAtMs < FAULT_VIEW_TTL_MS) return view;
-  if (view && refreshingSinceMs !== undefined && now - refreshingSinceMs < CONTROL_TIMEOUT_MS * 2) return view;
-  takeBreakerChange(); // this sync publishes it
-  refreshingSinceMs = now;
-  try {
-    view = await syncView(env);
-  } finally {
-    refreshingSinceMs = undefined;
+  if (!view) return refreshFaultView(env);
+  const stale = now - view.fetchedAtMs >= FAULT_VIEW_TTL_MS;
+  // A background sync whose request context went away may never settle: do not wait on it forever.
+  const refreshing = refreshingSinceMs !== undefined && now - refreshingSinceMs < CONTROL_TIMEOUT_MS * 4;
+  if (stale && !refreshing) {
+    refreshingSinceMs = now;
+    const sync = syncView(env)
+      .then((fresh) => {
+        view = fresh;
+      })
+      .finally(() => {
+        refreshingSinceMs = undefined;
+      });
+    try {
+      waitUntil(sync);
+    } catch {
+      // Not inside a request (e.g. a test calling directly): it runs as long as the runtime lets it.
+    }
   }
+  return view;
+}
+
+/**
+ * Syncs now and answers the fresh copy: for the first call of an isolate, after a local inject or
+ * DELETE, and to publish a breaker transition at once. Never throws.
+ */
+export async function refreshFaultView(env: Env): Promise<FaultView> {
+  if (!env.CHAOS_CONTROL) return EMPTY_VIEW;
+  takeBreakerChange(); // this sync publishes it
+  view = await syncView(env);
   return view;
 }
 

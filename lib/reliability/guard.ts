@@ -16,7 +16,7 @@
 import type { Env } from "../env";
 import { reportDependency, type DependencyName } from "../state/dependency-health";
 import { breaker, breakerChangePending } from "./breakers";
-import { applyFaults, faultView, noteHealthy } from "./chaos";
+import { applyFaults, faultView, noteHealthy, refreshFaultView } from "./chaos";
 import { CircuitOpenError } from "./circuit-breaker";
 import { retry, type IdempotentOperation, type RetryOptions } from "./retry";
 import { withReliabilitySpan } from "./spans";
@@ -77,7 +77,7 @@ export async function guardDependency<T>(env: Env, name: DependencyName, fn: () 
   } finally {
     // A transition is published at once (one sync, only on the rare calls that changed a state),
     // so the fleet gauge never waits for later traffic to show it.
-    if (breakerChangePending()) await faultView(env);
+    if (breakerChangePending()) await refreshFaultView(env);
   }
   await noteHealthy(env, name, view, startedAtMs);
   return result;
