@@ -59,6 +59,14 @@ export function resetFailureRuns(): void {
   failingSince.clear();
 }
 
+/**
+ * Calls `fn` (one call of dependency `name`) through the active faults, the breaker and, when
+ * `options.retry` names an idempotent operation, the retry policy (3 attempts within 2 s).
+ * Rejects with the dependency's error, a ChaosFaultError, or a CircuitOpenError.
+ *
+ * @example
+ * const info = await guardDependency(env, "storage", () => stub.getPhase(), { retry: "mission.getPhase" });
+ */
 export async function guardDependency<T>(env: Env, name: DependencyName, fn: () => Promise<T>, options: GuardOptions = {}): Promise<T> {
   const view = await faultView(env);
   const startedAtMs = Date.now();
