@@ -1,0 +1,165 @@
+/**
+ * Spans across a Durable Object RPC: the object runs a method in a SERVER span continuing the
+ * caller's trace (`continueTrace`) and answers it with the result as plain data; the caller puts
+ * it in its own span buffer (`adoptSpans`), so it leaves in the caller's flush — one flush path
+ * whichever isolate the object runs in, and no export started from inside an object call (a
+ * flush started there left the isolate's shared flusher waiting for workerd's 30 s cut-off).
+ * Public API via ./tracing.ts.
+ */
+import { context, INVALID_SPAN_CONTEXT, isSpanContextValid, SpanKind, trace, TraceFlags, type Attributes, type AttributeValue, type HrTime, type SpanStatus } from "@opentelemetry/api";
+import { hrTimeDuration, TraceState } from "@opentelemetry/core";
+import type { Resource } from "@opentelemetry/resources";
+import { AlwaysOffSampler, BasicTracerProvider, ParentBasedSampler, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { SERVICE_NAME, serviceResource } from "./meter-provider";
+import { extractTraceContext, safely, withSpan, type TraceCarrier } from "./spans";
+import { spanBuffer } from "./tracer-provider";
+
+/** A finished span as plain data (structured-clone safe), to hand back over RPC. */
+export interface WireSpan {
+  name: string;
+  kind: SpanKind;
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  traceFlags: number;
+  traceState?: string;
+  startTime: HrTime;
+  endTime: HrTime;
+  status: SpanStatus;
+  attributes: Attributes;
+  events: Array<{ name: string; time: HrTime; attributes?: Attributes }>;
+}
+
+/** What a traced RPC answers: the method's result and the spans the object made for it. */
+export interface TracedResult<T> {
+  result: T;
+  spans: WireSpan[];
+}
+
+/** Spans objects made, by span id, until their call hands them back (bounded; a leak cannot grow). */
+class CollectingSpanProcessor implements SpanProcessor {
+  static readonly MAX_SPANS = 256;
+  readonly #spans = new Map<string, ReadableSpan>();
+  onStart(): void {}
+  onEnd(span: ReadableSpan): void {
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0 || this.#spans.size >= CollectingSpanProcessor.MAX_SPANS) return;
+    this.#spans.set(span.spanContext().spanId, span);
+  }
+  take(spanId: string | undefined): ReadableSpan | undefined {
+    if (spanId === undefined) return undefined;
+    const span = this.#spans.get(spanId);
+    this.#spans.delete(spanId);
+    return span;
+  }
+  async forceFlush(): Promise<void> {}
+  async shutdown(): Promise<void> {
+    this.#spans.clear();
+  }
+}
+
+const objectSpans = new CollectingSpanProcessor();
+/** The tracer of Durable Object methods: it never starts a trace, it only continues the caller's. */
+const objectTracer = new BasicTracerProvider({
+  sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }),
+  spanProcessors: [objectSpans],
+}).getTracer(SERVICE_NAME);
+
+function toWire(span: ReadableSpan): WireSpan {
+  const sc = span.spanContext();
+  return {
+    name: span.name,
+    kind: span.kind,
+    traceId: sc.traceId,
+    spanId: sc.spanId,
+    ...(span.parentSpanContext && { parentSpanId: span.parentSpanContext.spanId }),
+    traceFlags: sc.traceFlags,
+    ...(sc.traceState && { traceState: sc.traceState.serialize() }),
+    startTime: span.startTime,
+    endTime: span.endTime,
+    status: span.status,
+    attributes: span.attributes,
+    events: span.events.map((e) => ({ name: e.name, time: e.time, ...(e.attributes && { attributes: e.attributes }) })),
+  };
+}
+
+/**
+ * The receiving side of a traced RPC (a Durable Object method): runs `fn` in a SERVER span that
+ * continues the caller's trace from `carrier`, and answers the result with that span as data.
+ * The caller hands the spans to {@link adoptSpans}, so they leave in the CALLER's flush: one
+ * flush path whether or not the object shares the caller's isolate, and no export started from
+ * inside an object call. Without a valid `traceparent`, `fn` runs untraced (`spans: []`).
+ *
+ * Only the span made here travels back; spans that `fn` itself starts with `withSpan` go to the
+ * object isolate's own buffer.
+ *
+ * @example
+ * async traced(carrier, op, args) {
+ *   return continueTrace(carrier, `MissionState.${op}`, { "db.operation.name": op }, () => this[op](...args));
+ * }
+ */
+export async function continueTrace<T>(carrier: TraceCarrier | undefined, name: string, attributes: Record<string, AttributeValue | undefined>, fn: () => T | Promise<T>): Promise<TracedResult<T>> {
+  const parent = extractTraceContext(carrier);
+  if (!isSpanContextValid(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT)) return { result: await fn(), spans: [] };
+  let spanId: string | undefined;
+  try {
+    const result = await withSpan(
+      name,
+      attributes,
+      async (span) => {
+        spanId = span.spanContext().spanId;
+        return await fn();
+      },
+      { kind: SpanKind.SERVER, parent, tracer: objectTracer },
+    );
+    const spans: WireSpan[] = [];
+    safely(() => {
+      const span = objectSpans.take(spanId);
+      if (span) spans.push(toWire(span));
+    });
+    return { result, spans };
+  } catch (err) {
+    objectSpans.take(spanId);
+    throw err;
+  }
+}
+
+/**
+ * Puts spans an object handed back (see {@link continueTrace}) into this isolate's span buffer,
+ * under the service resource, so the next flush exports them with the caller's spans. Never throws.
+ */
+export function adoptSpans(spans: readonly WireSpan[] | undefined): void {
+  if (!spans?.length) return;
+  safely(() => {
+    const active = trace.getSpan(context.active()) as Partial<ReadableSpan> | undefined;
+    const resource = active?.resource ?? fallbackResource();
+    for (const w of spans) {
+      const spanContext = { traceId: w.traceId, spanId: w.spanId, traceFlags: w.traceFlags, ...(w.traceState && { traceState: new TraceState(w.traceState) }) };
+      const readable: ReadableSpan = {
+        name: w.name,
+        kind: w.kind,
+        spanContext: () => spanContext,
+        ...(w.parentSpanId && { parentSpanContext: { traceId: w.traceId, spanId: w.parentSpanId, traceFlags: w.traceFlags, isRemote: true } }),
+        startTime: w.startTime,
+        endTime: w.endTime,
+        duration: hrTimeDuration(w.startTime, w.endTime),
+        status: w.status,
+        attributes: w.attributes,
+        links: [],
+        events: w.events.map((e) => ({ name: e.name, time: e.time, ...(e.attributes && { attributes: e.attributes }), droppedAttributesCount: 0 })),
+        ended: true,
+        resource,
+        instrumentationScope: { name: SERVICE_NAME },
+        droppedAttributesCount: 0,
+        droppedEventsCount: 0,
+        droppedLinksCount: 0,
+      };
+      spanBuffer.onEnd(readable);
+    }
+  });
+}
+
+let defaultResource: Resource | undefined;
+function fallbackResource(): Resource {
+  defaultResource ??= serviceResource(undefined);
+  return defaultResource;
+}

@@ -1,0 +1,184 @@
+/**
+ * The core of tracing: the isolate's ContextManager (AsyncLocalStorage, ./context-manager.ts) and
+ * W3C propagator, registered globally when this module loads; `withSpan` for child spans; trace
+ * context to and from plain carriers (RPC arguments) and headers. Public API via ./tracing.ts.
+ */
+import {
+  context,
+  INVALID_SPAN_CONTEXT,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type AttributeValue,
+  type Context as OtelContext,
+  type Span,
+  type TextMapGetter,
+  type TextMapSetter,
+  type Tracer,
+} from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { ATTR_ERROR_TYPE } from "@opentelemetry/semantic-conventions";
+import { AsyncLocalStorageContextManager } from "./context-manager";
+import { tracer as serviceTracer } from "./tracer-provider";
+
+// One ContextManager and one propagator per isolate (a second registration is a no-op).
+context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+
+/** The W3C Trace Context propagator (`traceparent`, `tracestate`). */
+export const propagator = new W3CTraceContextPropagator();
+propagation.setGlobalPropagator(propagator);
+
+/** Trace context as plain data: the two W3C headers, to pass over RPC. */
+export interface TraceCarrier {
+  traceparent?: string;
+  tracestate?: string;
+}
+
+const headersGetter: TextMapGetter<Headers> = {
+  get: (headers, key) => headers.get(key) ?? undefined,
+  keys: (headers) => [...headers.keys()],
+};
+/** Writes W3C headers into `Headers`. @internal */
+export const headersSetter: TextMapSetter<Headers> = { set: (headers, key, value) => headers.set(key, value) };
+
+const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]);
+
+/** Drops undefined values, so callers can spread optional attributes. @internal */
+export function defined(attributes: Record<string, AttributeValue | undefined>): Attributes {
+  const out: Attributes = {};
+  for (const [k, v] of Object.entries(attributes)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/** Runs `fn`, swallowing what it throws: telemetry never fails the work it observes. @internal */
+export function safely(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // Telemetry never fails the work it observes.
+  }
+}
+
+/** The low-cardinality `error.type` of an error: an API error's code, else the class name. */
+export function errorType(err: unknown): string {
+  if (err && typeof err === "object" && "code" in err && typeof err.code === "string" && err.code) return err.code;
+  if (err instanceof Error) return err.name || "Error";
+  return "_OTHER";
+}
+
+/** Records `err` on `span`: exception event, ERROR status, `error.type`. */
+export function recordError(span: Span, err: unknown): void {
+  safely(() => {
+    span.recordException(err instanceof Error ? err : String(err));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message.slice(0, 200) : undefined });
+    span.setAttribute(ATTR_ERROR_TYPE, errorType(err));
+  });
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
+}
+
+/** Options of {@link withSpan}. */
+export interface WithSpanOptions {
+  /** Span kind. Default INTERNAL. */
+  kind?: SpanKind;
+  /** Tracer. Default: the service tracer (./tracer-provider.ts). */
+  tracer?: Tracer;
+  /** Parent context. Default: the active one. */
+  parent?: OtelContext;
+}
+
+/**
+ * Runs `fn` inside a new active span named `name`, a child of the active span, and ends it when
+ * `fn` returns or its promise settles. A throw or rejection is recorded on the span (exception,
+ * ERROR status, `error.type`) and passed on unchanged. Sync `fn` stays sync.
+ *
+ * For steps of the domain path: `anomaly_detection`, `model_inference`, `database_query`,
+ * `cache_operation`, `external_call`, `circuit_breaker`, `retry_attempt`.
+ *
+ * @example
+ * const phase = await withSpan("circuit_breaker", { "astra.breaker.name": "storage", "astra.breaker.state": breaker.state }, () =>
+ *   breaker.execute(() => stub.getPhase()),
+ * );
+ * const n = withSpan("model_inference", { "astra.detector.points": points.length }, (span) => {
+ *   const found = points.filter(isAnomalous).length;
+ *   span.setAttribute("astra.detector.anomalies", found);
+ *   return found;
+ * });
+ */
+export function withSpan<T>(name: string, attributes: Record<string, AttributeValue | undefined>, fn: (span: Span) => T, options: WithSpanOptions = {}): T {
+  let span: Span;
+  let active: OtelContext;
+  try {
+    const parent = options.parent ?? context.active();
+    span = (options.tracer ?? serviceTracer).startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: defined(attributes) }, parent);
+    active = trace.setSpan(parent, span);
+  } catch {
+    return fn(trace.wrapSpanContext(INVALID_SPAN_CONTEXT));
+  }
+  let result: T;
+  try {
+    result = context.with(active, fn, undefined, span);
+  } catch (err) {
+    recordError(span, err);
+    safely(() => span.end());
+    throw err;
+  }
+  if (isThenable(result)) {
+    return Promise.resolve(result).then(
+      (value) => {
+        safely(() => span.end());
+        return value;
+      },
+      (err: unknown) => {
+        recordError(span, err);
+        safely(() => span.end());
+        throw err;
+      },
+    ) as T;
+  }
+  safely(() => span.end());
+  return result;
+}
+
+/**
+ * The active trace context as W3C headers, for an RPC argument; `{}` when there is no valid span.
+ *
+ * @example
+ * await stub.traced(injectTraceContext(), "record", [entries, now]);
+ */
+export function injectTraceContext(ctx: OtelContext = context.active()): TraceCarrier {
+  const carrier: TraceCarrier = {};
+  safely(() =>
+    propagator.inject(ctx, carrier, {
+      set: (c, key, value) => {
+        if (key === "traceparent" || key === "tracestate") c[key] = value;
+      },
+    }),
+  );
+  return carrier;
+}
+
+/** The context a carrier (RPC argument or request headers) describes; `base` when it holds none. */
+export function extractTraceContext(carrier: TraceCarrier | Headers | undefined, base: OtelContext = ROOT_CONTEXT): OtelContext {
+  try {
+    if (!carrier) return base;
+    if (carrier instanceof Headers) return propagator.extract(base, carrier, headersGetter);
+    return propagator.extract(base, carrier, {
+      get: (c, key) => (key === "traceparent" || key === "tracestate" ? c[key] : undefined),
+      keys: (c) => Object.keys(c),
+    });
+  } catch {
+    return base;
+  }
+}
+
+/** The semconv `http.request.method` of a raw method (`_OTHER` + the original when unknown). @internal */
+export function httpMethod(raw: string): { method: string; original?: string } {
+  const upper = raw.toUpperCase();
+  return KNOWN_METHODS.has(upper) ? { method: upper, ...(upper !== raw && { original: raw }) } : { method: "_OTHER", original: raw };
+}
