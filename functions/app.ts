@@ -12,6 +12,7 @@ import { serverSpan } from "../lib/telemetry/tracing";
 import { ApiError, errorResponse } from "../lib/http/errors";
 import { apiCors } from "../lib/http/cors";
 import { apiSecurityHeaders } from "../lib/http/security-headers";
+import { readAccess } from "../lib/http/read-access";
 import { anomalyRoutes } from "./routes/anomalies";
 import { chaosRoutes } from "./routes/chaos";
 import { healthRoutes } from "./routes/health";
@@ -28,6 +29,8 @@ app.use("*", serverSpan());
 // Security headers on every answer (errors included); CORS only for the origins CORS_ALLOW_ORIGINS lists.
 app.use("*", apiSecurityHeaders());
 app.use("*", apiCors());
+// Reads under /api/ need a token only when REQUIRE_READ_TOKEN is "true"; / and /health stay open.
+app.use("/api/*", readAccess());
 app.use(
   "*",
   methodNotAllowed({

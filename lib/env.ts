@@ -21,6 +21,10 @@ export interface Env {
   METRICS_AGGREGATOR_SHARDS?: string;
   ADMIN_TOKEN?: string;
   OPERATOR_TOKEN?: string;
+  /** Bearer token for reads, needed only when REQUIRE_READ_TOKEN is "true" (operator and admin tokens also read). */
+  READ_TOKEN?: string;
+  /** "true": GET/HEAD under /api/ need a read, operator or admin token (/ and /health stay open). */
+  REQUIRE_READ_TOKEN?: string;
   REQUIRE_INGEST_KEY?: string;
   /** "true" allows POST /api/v1/chaos; unset, it is allowed unless DEPLOYMENT_ENVIRONMENT is "production". */
   CHAOS_ENABLED?: string;

@@ -8,12 +8,13 @@ import type { AppEnv, Env } from "../env";
 import { ApiError } from "./errors";
 import { log as logEvent } from "../telemetry/logger";
 
-export type Scope = "admin" | "operator";
+export type Scope = "admin" | "operator" | "read";
 
-/** Which secrets grant which scope: the admin token also grants operator work. */
+/** Which secrets grant which scope: the admin token also grants operator work; any token grants reads. */
 const SCOPE_TOKENS: Record<Scope, Array<keyof Env>> = {
   admin: ["ADMIN_TOKEN"],
   operator: ["OPERATOR_TOKEN", "ADMIN_TOKEN"],
+  read: ["READ_TOKEN", "OPERATOR_TOKEN", "ADMIN_TOKEN"],
 };
 
 async function matches(presented: string, secret: string | undefined): Promise<boolean> {
@@ -36,7 +37,7 @@ export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
     if (!match) {
       log("missing_token");
       challenge();
-      throw new ApiError(401, "unauthorized", `this endpoint needs an ${scope} token: Authorization: Bearer <token>`, "Authorization");
+      throw new ApiError(401, "unauthorized", `this endpoint needs ${scope === "read" ? "a" : "an"} ${scope} token: Authorization: Bearer <token>`, "Authorization");
     }
     const token = match[1]!;
     for (const name of SCOPE_TOKENS[scope]) {

@@ -131,3 +131,36 @@ describe("admin and operator tokens", () => {
     }
   });
 });
+
+describe("reads when REQUIRE_READ_TOKEN is \"true\"", () => {
+  const READ = "read-token-for-tests-6b1d0c";
+  const locked = { REQUIRE_READ_TOKEN: "true", READ_TOKEN: READ };
+  const reads = ["/api/v1/status", "/api/v1/phase", "/api/v1/memory/stats", "/api/v1/history/anomalies", "/api/v1/telemetry/latest"];
+
+  it("are open by default (the local and shipped setting)", async () => {
+    expect(env.REQUIRE_READ_TOKEN).not.toBe("true");
+    expect((await call("GET", "/api/v1/phase")).status).toBe(200);
+  });
+
+  it("need a read, operator or admin token; 401 with a challenge otherwise", async () => {
+    for (const path of reads) {
+      const open = await callWith(locked, "GET", path);
+      expect(open.status, path).toBe(401);
+      expect(open.body.error).toMatchObject({ code: "unauthorized", field: "Authorization" });
+      expect(open.headers.get("WWW-Authenticate")).toBe('Bearer realm="astraguard-edge", scope="read"');
+      expect((await callWith(locked, "HEAD", path)).status, `HEAD ${path}`).toBe(401);
+      expect((await callWith(locked, "GET", path, { token: "not-a-token" })).status, path).toBe(401);
+      for (const token of [READ, operatorToken(), adminToken()]) {
+        expect((await callWith(locked, "GET", path, { token })).status, path).not.toBe(401);
+      }
+    }
+  });
+
+  it("leave liveness open, and do not change what writes need", async () => {
+    for (const path of ["/", "/health"]) expect((await callWith(locked, "GET", path)).status, path).toBe(200);
+    expect((await callWith(locked, "POST", "/api/v1/telemetry", { body: { voltage: 28, temperature: 20, gyro: 0 } })).status).toBe(200);
+    const phase = await callWith(locked, "POST", "/api/v1/phase", { body: { phase: "SAFE_MODE" }, token: READ });
+    expect(phase.status).toBe(403);
+    expect(phase.body.error.code).toBe("forbidden");
+  });
+});

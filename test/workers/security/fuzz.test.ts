@@ -26,7 +26,7 @@ import { captureConsole, stateSnapshot } from "./support";
 /** Fixed, printed seed: a failure reproduces with the same seed and the printed counterexample. */
 const SEED = 424_242;
 const NUM_RUNS = 400;
-/** Runs of the second property: ingest keys required, CORS origins configured. */
+/** Runs of the second property: ingest keys and read tokens required, CORS origins configured. */
 const GUARDED_RUNS = 100;
 const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -270,10 +270,10 @@ describe("fuzz: every endpoint, hostile requests", () => {
     if (result.failed) throw new Error(fc.defaultReportMessage(result) ?? "fuzz property failed");
   }, 300_000);
 
-  it(`with ingest keys required and CORS origins set: no valid key, no ingest; only listed origins get CORS (seed ${SEED}, ${GUARDED_RUNS} runs)`, async () => {
+  it(`with ingest keys, read tokens and CORS origins set: no valid key, no ingest; no token, no reads; only listed origins get CORS (seed ${SEED}, ${GUARDED_RUNS} runs)`, async () => {
     const KEYS = ["fuzz-key-0123456789abcdef", "second-fuzz-key-xyz"];
     const ORIGINS = ["https://console.example.org", "http://localhost:5173"];
-    const bindings: Env = { ...(env as unknown as Env), REQUIRE_INGEST_KEY: "true", INGEST_API_KEYS: KEYS.join(","), CORS_ALLOW_ORIGINS: ORIGINS.join(",") };
+    const bindings: Env = { ...(env as unknown as Env), REQUIRE_INGEST_KEY: "true", INGEST_API_KEYS: KEYS.join(","), CORS_ALLOW_ORIGINS: ORIGINS.join(","), REQUIRE_READ_TOKEN: "true" };
     const guarded: Fetcher = async (request) => app.fetch(request, bindings, createExecutionContext());
     const routes = endpoints();
     const ingest = routes.filter((r) => r.method === "POST" && /^\/api\/v1\/telemetry(\/batch)?$/.test(r.path));
@@ -320,13 +320,18 @@ describe("fuzz: every endpoint, hostile requests", () => {
         expect(JSON.parse(text).error.field).toBe("X-API-Key");
       }
       if (ingestCall && keyValid) expect(status, `key ${where}`).not.toBe(401);
+      // Reads under /api/ need a token (operator or admin here; no READ_TOKEN is set).
+      const read = (c.method === "GET" || c.method === "HEAD") && new URL(request.url).pathname.startsWith("/api/");
+      const reader = c.credential === "admin" || c.credential === "operator";
+      if (read && !reader) expect(status, `read ${where}`).toBe(401);
+      if (read && reader) expect(status, `read ${where}`).not.toBe(401);
       const after = await stateSnapshot();
       if (status >= 400) expect(after, `state changed by ${where}`).toEqual(before);
       before = after;
     });
 
     const { result } = await captureConsole(() => fc.check(property, { seed: SEED, numRuns: GUARDED_RUNS, endOnFailure: true }));
-    console.log(`fuzz (keys required, CORS set): seed ${SEED}, ${cases} cases; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort(([a], [b]) => a - b)))}`);
+    console.log(`fuzz (keys and read tokens required, CORS set): seed ${SEED}, ${cases} cases; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort(([a], [b]) => a - b)))}`);
     if (result.failed) throw new Error(fc.defaultReportMessage(result) ?? "fuzz property failed");
   }, 300_000);
 });
