@@ -30,11 +30,11 @@ interface Band {
 
 /** Limits of a 28 V bus LEO smallsat; tuned on the simulator's training seed (see README). */
 export const BANDS: Record<Field, Band> = {
-  voltage: { low: 24, high: 32, span: 8, maxRatePerSecond: 1.5, maxDrift: 3 },
-  temperature: { low: -20, high: 60, span: 40, maxRatePerSecond: 0.5, maxDrift: 12 },
-  gyro: { low: -2, high: 2, span: 8, maxRatePerSecond: 3, maxDrift: 2 },
-  current: { low: 0, high: 6, span: 6, maxRatePerSecond: 2, maxDrift: 3 },
-  wheel_speed: { low: 0, high: 6000, span: 3000, maxRatePerSecond: 400, maxDrift: 1500 },
+  voltage: { low: 25, high: 32, span: 8, maxRatePerSecond: 1.5, maxDrift: 3 },
+  temperature: { low: -10, high: 50, span: 40, maxRatePerSecond: 0.5, maxDrift: 8 },
+  gyro: { low: -1.5, high: 1.5, span: 8, maxRatePerSecond: 3, maxDrift: 2 },
+  current: { low: 0, high: 4.5, span: 6, maxRatePerSecond: 2, maxDrift: 3 },
+  wheel_speed: { low: 0, high: 5500, span: 3000, maxRatePerSecond: 400, maxDrift: 1500 },
 };
 
 export const ANOMALY_THRESHOLD = 0.5;

@@ -18,7 +18,8 @@ reports precision / recall / F1 / detection delay per fault type.
   --api-key KEY         ingest key sent as X-API-Key (default: $ASTRAGUARD_API_KEY, else the first
                         INGEST_API_KEYS entry of .dev.vars for a local URL)
   --satellites N        number of satellites (default 3)
-  --rate R              points per second, all satellites together (default 5)
+  --rate R              points per second, all satellites together (default 8: with --batch 1 that stays
+                        under the shipped ingest limit of 600 requests a minute)
   --duration S          seconds of sending (default 60); points = rate x duration
   --points N            total points instead (rounded up to a multiple of --satellites)
   --seed N              PRNG seed (default 1); the same seed gives the same stream
@@ -109,7 +110,7 @@ export function parseArgs(argv, env = process.env, root = process.cwd()) {
   const local = ["127.0.0.1", "localhost", "[::1]"].includes(parsedUrl.hostname);
   const devVars = local ? readDevVars(root) : {};
   const satellites = raw.satellites ?? 3;
-  const rate = raw.rate ?? 5;
+  const rate = raw.rate ?? 8;
   const seed = raw.seed ?? 1;
   const batch = raw.batch ?? 1;
   if (satellites < 1 || satellites > 1000) throw new UsageError("--satellites must be 1..1000");
