@@ -34,6 +34,9 @@ const agent = new Agent({ keepAlive: true, maxSockets: maxInFlight });
 const latencies = [];
 const stats = { scheduled: 0, sent: 0, ok: 0, non2xx: 0, errors: 0, skipped: 0 };
 let inFlight = 0;
+let openTimer;
+let finishing = false;
+process.once('SIGTERM', () => finish());
 const start = performance.now();
 
 function send(scheduledAt, then) {
@@ -63,7 +66,7 @@ function send(scheduledAt, then) {
 
 if (closed) {
   const loop = () => {
-    if (performance.now() - start >= seconds * 1000) return;
+    if (finishing || performance.now() - start >= seconds * 1000) return;
     const at = performance.now();
     stats.scheduled++;
     send(at, loop);
@@ -74,7 +77,7 @@ if (closed) {
 
 function startOpen() {
 const interval = 1000 / rate;
-const timer = setInterval(() => {
+const timer = (openTimer = setInterval(() => {
   const now = performance.now();
   const due = Math.min(Math.floor((now - start) / interval), Math.floor(rate * seconds));
   while (stats.scheduled < due) {
@@ -87,10 +90,13 @@ const timer = setInterval(() => {
     clearInterval(timer);
     finish();
   }
-}, 2);
+}, 2));
 }
 
 function finish() {
+  if (finishing) return;
+  finishing = true;
+  clearInterval(openTimer);
   const deadline = performance.now() + 10_000;
   const wait = setInterval(() => {
     if (inFlight > 0 && performance.now() < deadline) return;

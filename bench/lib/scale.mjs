@@ -29,7 +29,7 @@ export function scaleOnPaper(result, { spreadRpsPerIsolate = 20 } = {}) {
   const collectorCpuMsPerReq = e.collector.cpuMillisPerRequest;
   const spansPerReq = e.collector.spansAccepted / e.requests;
   const samplesPerSecond = e.prometheus.samplesPerSecond;
-  const promCpuPerSample = e.prometheus.samplesAppended > 0 ? e.prometheus.cpuSeconds / e.prometheus.samplesAppended : null;
+  const promCpuPerSample = e.prometheus.samplesAppended > 0 ? (e.prometheus.cpuSecondsOverIdle ?? e.prometheus.cpuSeconds) / e.prometheus.samplesAppended : null;
 
   const rows = RATES.map((rps) => {
     const dense = Math.ceil(rps / perIsolateMax);
