@@ -16,7 +16,8 @@
  * Every loop is bounded in time and in requests.
  *
  *   npm run drill -- [--base-url http://127.0.0.1:8787] [--prometheus-url http://127.0.0.1:9090]
- *                    [--admin-token TOKEN (default: ADMIN_TOKEN of .dev.vars)] [--fault-seconds 4]
+ *                    [--admin-token TOKEN (default: ADMIN_TOKEN of .dev.vars)]
+ *                    [--ingest-key KEY (default: the first of INGEST_API_KEYS in .dev.vars)] [--fault-seconds 4]
  *                    [--rounds 2] [--concurrency 4] [--rate 50 (requests/s)] [--max-requests 600]
  *                    [--recovery-timeout-seconds 30]
  *                    [--prometheus-timeout-seconds 90] [--json]
@@ -61,16 +62,23 @@ function parseDotenv(text) {
   return vars;
 }
 
-async function defaultAdminToken() {
+/** A secret from .dev.vars (else .dev.vars.example), as `wrangler dev` / `npm start` use them. */
+async function devVar(name) {
   for (const file of ['.dev.vars', '.dev.vars.example']) {
     try {
-      const token = parseDotenv(await readFile(join(ROOT, file), 'utf8')).ADMIN_TOKEN;
-      if (token) return token;
+      const value = parseDotenv(await readFile(join(ROOT, file), 'utf8'))[name];
+      if (value) return value;
     } catch {
       // next
     }
   }
-  throw new Error('no admin token: pass --admin-token or set ADMIN_TOKEN in .dev.vars');
+  return undefined;
+}
+
+async function defaultAdminToken() {
+  const token = await devVar('ADMIN_TOKEN');
+  if (!token) throw new Error('no admin token: pass --admin-token or set ADMIN_TOKEN in .dev.vars');
+  return token;
 }
 
 /** The panel queries of the Reliability & Resilience dashboard. */
@@ -90,12 +98,15 @@ export async function promQuery(url, expr) {
 
 const quantile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0);
 
-/** One HTTP client of the Worker, counting what it sees. */
-function client(baseUrl, adminToken, requestTimeoutMillis) {
-  return async function request(method, path, body, { admin = false } = {}) {
-    const headers = {};
+/**
+ * One HTTP client of the Worker. Every request carries the admin token (it also grants reads, for
+ * a deployment with REQUIRE_READ_TOKEN) and, when known, an ingest key (REQUIRE_INGEST_KEY).
+ */
+function client(baseUrl, adminToken, ingestKey, requestTimeoutMillis) {
+  return async function request(method, path, body) {
+    const headers = { authorization: `Bearer ${adminToken}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    if (admin) headers.authorization = `Bearer ${adminToken}`;
+    if (ingestKey && path.startsWith('/api/v1/telemetry') && method === 'POST') headers['x-api-key'] = ingestKey;
     const started = performance.now();
     try {
       const res = await fetch(`${baseUrl}${path}`, {
@@ -182,7 +193,7 @@ function watchBreaker(request, everyMs, states) {
 }
 
 async function findFault(request, id) {
-  const r = await request('GET', '/api/v1/chaos', undefined, { admin: true });
+  const r = await request('GET', '/api/v1/chaos');
   if (r.status !== 200) return undefined;
   return [...(r.body.active ?? []), ...(r.body.recent ?? [])].find((f) => f.id === id);
 }
@@ -224,19 +235,20 @@ const sumValues = (o) => Object.values(o ?? {}).reduce((a, b) => a + b, 0);
  * Runs the drill; resolves with what it saw. Never leaves a fault active it injected (they are
  * bounded by duration_s anyway, and the drill DELETEs them on the way out).
  *
- * @param {Partial<typeof DRILL_DEFAULTS> & { adminToken?: string, log?: (line: string) => void, dashboardFile?: string }} options
+ * @param {Partial<typeof DRILL_DEFAULTS> & { adminToken?: string, ingestKey?: string, log?: (line: string) => void, dashboardFile?: string }} options
  */
 export async function runDrill(options = {}) {
   const o = { ...DRILL_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
   const log = o.log ?? ((line) => process.stdout.write(`${line}\n`));
   const adminToken = o.adminToken ?? (await defaultAdminToken());
-  const request = client(o.baseUrl, adminToken, o.requestTimeoutMillis);
+  const ingestKey = o.ingestKey ?? (await devVar('INGEST_API_KEYS'))?.split(',')[0]?.trim();
+  const request = client(o.baseUrl, adminToken, ingestKey, o.requestTimeoutMillis);
 
   const health = await request('GET', '/health');
   if (health.status !== 200) throw new Error(`${o.baseUrl}/health answered ${health.status}: is the stack running (npm start)?`);
   const ready = await fetch(`${o.prometheusUrl}/-/ready`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
   if (!ready?.ok) throw new Error(`Prometheus at ${o.prometheusUrl} is not ready`);
-  const cleared = await request('DELETE', '/api/v1/chaos', undefined, { admin: true });
+  const cleared = await request('DELETE', '/api/v1/chaos');
   if (cleared.status !== 200) throw new Error(`DELETE /api/v1/chaos answered ${cleared.status}: ${JSON.stringify(cleared.body).slice(0, 200)}`);
   const before = await counters(o.prometheusUrl);
   log(`drill: ${o.baseUrl}, ${o.rounds} round(s) of latency/error/outage faults of ${o.faultSeconds} s on storage, ${o.concurrency} clients at ≤ ${o.ratePerSecond} req/s, ≤ ${o.maxRequestsPerFault} requests per fault`);
@@ -258,14 +270,14 @@ export async function runDrill(options = {}) {
   try {
     for (const plan of plans) phases.push(await runFault(plan));
   } finally {
-    await request('DELETE', '/api/v1/chaos', undefined, { admin: true });
+    await request('DELETE', '/api/v1/chaos');
   }
 
   async function runFault(plan) {
     const stats = { requests: 0, errors: 0, unpersisted: 0, byRoute: {}, latencies: [] };
     const breakerStates = [];
     const stopWatch = watchBreaker(request, 200, breakerStates);
-    const injected = await request('POST', '/api/v1/chaos', plan.spec, { admin: true });
+    const injected = await request('POST', '/api/v1/chaos', plan.spec);
     if (injected.status !== 201) {
       await stopWatch();
       throw new Error(`POST /api/v1/chaos ${JSON.stringify(plan.spec)} answered ${injected.status}: ${JSON.stringify(injected.body).slice(0, 300)}`);
@@ -277,7 +289,7 @@ export async function runDrill(options = {}) {
     const clients = plan.type === 'latency' ? o.concurrency * 2 : o.concurrency;
     await drive({ request, concurrency: clients, maxRequests: o.maxRequestsPerFault, ratePerSecond: o.ratePerSecond, stop: () => Date.now() >= faultEnd, stats });
     if (plan.end === 'delete') {
-      const del = await request('DELETE', `/api/v1/chaos/${fault.id}`, undefined, { admin: true });
+      const del = await request('DELETE', `/api/v1/chaos/${fault.id}`);
       if (del.status !== 200) log(`  DELETE /api/v1/chaos/${fault.id} answered ${del.status}`);
     }
     // One client until the API reports the fault recovered (the breaker's probe, or any storage call).
@@ -397,6 +409,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
       baseUrl: f['base-url'],
       prometheusUrl: f['prometheus-url'],
       adminToken: f['admin-token'],
+      ingestKey: f['ingest-key'],
       faultSeconds: num(f['fault-seconds']),
       rounds: num(f.rounds),
       concurrency: num(f.concurrency),
@@ -414,5 +427,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
 }
 
 function readFileSyncHeader() {
-  return 'usage: npm run drill -- [--base-url URL] [--prometheus-url URL] [--admin-token T] [--fault-seconds N] [--rounds N] [--concurrency N] [--rate N] [--max-requests N] [--recovery-timeout-seconds N] [--prometheus-timeout-seconds N] [--json]';
+  return 'usage: npm run drill -- [--base-url URL] [--prometheus-url URL] [--admin-token T] [--ingest-key K] [--fault-seconds N] [--rounds N] [--concurrency N] [--rate N] [--max-requests N] [--recovery-timeout-seconds N] [--prometheus-timeout-seconds N] [--json]';
 }
