@@ -6,7 +6,13 @@ export default defineConfig({
     projects: [
       {
         // In-runtime tests: the Worker, its Durable Objects and lib/ run inside workerd.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            // A dead port: in-runtime tests never push into a collector that `npm start` runs.
+            miniflare: { bindings: { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" } },
+          }),
+        ],
         test: {
           name: "workers",
           include: ["test/workers/**/*.test.ts"],

@@ -42,7 +42,9 @@ export const anomalyRoutes = new Hono<AppEnv>()
         throw new ApiError(409, "already_labelled", `anomaly ${id} is already labelled false_positive=${outcome.anomaly?.false_positive}`, "false_positive");
       }
       if (outcome.status === "labelled") {
-        if (false_positive) instruments.falsePositives.add(1, { detector: outcome.anomaly?.detector ?? "limit" });
+        if (false_positive && outcome.anomaly) {
+          instruments.falsePositives.add(1, { detector: outcome.anomaly.detector, severity: outcome.anomaly.severity_level });
+        }
         if (outcome.accuracy !== undefined) instruments.detectionAccuracy.record(outcome.accuracy);
       }
       return c.json({

@@ -194,3 +194,8 @@ export function detect(current: Reading, history: readonly Reading[]): Detection
   const confidence = round(clamp01(0.5 + 0.06 * fieldsPresent + 0.04 * Math.min(history.length, 5)));
   return { isAnomaly, score, type: isAnomaly && strongest ? strongest.type : "NONE", findings, confidence };
 }
+
+/** The check behind a detection: limit, rate, stuck or drift (a closed set, used as a label). */
+export function detectorOf(detection: Detection): Finding["check"] {
+  return detection.findings[0]?.check ?? "limit";
+}

@@ -2,7 +2,7 @@
  * Telemetry ingest: detect each point against its source's recent history, let the MissionState
  * object apply the phase policy and store it, and shape the API's anomaly response.
  */
-import { detect, type Detection, type Reading } from "../domain/detector";
+import { detect, detectorOf, type Detection, type Reading } from "../domain/detector";
 import { decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase, TelemetryPointInput } from "../domain/schemas";
 import type { Env } from "../env";
@@ -23,6 +23,8 @@ export interface AnomalyResponse {
   is_anomaly: boolean;
   anomaly_score: number;
   anomaly_type: string;
+  /** The check that found the anomaly (limit, rate, stuck, drift); null when nominal. */
+  detector: string | null;
   severity_score: number;
   severity_level: string;
   mission_phase: MissionPhase;
@@ -100,7 +102,11 @@ async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[],
 
   const responses = entries.map((entry, i) => {
     const recorded: RecordedResult = outcome?.results[i] ?? localResult(entry.detection, phase);
-    if (entry.detection.isAnomaly) instruments.anomaliesDetected.add(1, { severity: recorded.decision.severityLevel });
+    // {detector, severity} on both this and astra_false_positives_total: the dashboard divides one
+    // by the other one-to-one, which only matches when the two carry the same label set.
+    if (entry.detection.isAnomaly) {
+      instruments.anomaliesDetected.add(1, { severity: recorded.decision.severityLevel, detector: detectorOf(entry.detection) });
+    }
     return toResponse(entry.satelliteId, entry.reading, entry.detection, recorded, outcome !== undefined);
   });
   return { responses, escalatedToSafeMode: outcome?.escalatedToSafeMode !== undefined, persisted: outcome !== undefined };
@@ -189,6 +195,7 @@ function toResponse(satelliteId: string, reading: Reading, detection: Detection,
     is_anomaly: detection.isAnomaly,
     anomaly_score: detection.score,
     anomaly_type: detection.type,
+    detector: detection.isAnomaly ? detectorOf(detection) : null,
     severity_score: d.severityScore,
     severity_level: d.severityLevel,
     mission_phase: r.phase,

@@ -4,7 +4,7 @@
  * Each RPC runs atomically (the object's input gate), so a batch is recorded whole or not at all.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { Detection, Reading } from "../domain/detector";
+import { detectorOf, type Detection, type Reading } from "../domain/detector";
 import { checkTransition, decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase } from "../domain/schemas";
 import type { Env } from "../env";
@@ -184,7 +184,7 @@ export class MissionState extends DurableObject<Env> {
              severity_level, mission_phase, recurrence_count, recommended_action, detector, false_positive)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
           id, satelliteId, reading.time, now, detection.type, detection.score, decision.severityScore,
-          decision.severityLevel, phase, recurrenceCount, decision.recommendedAction, detection.findings[0]?.check ?? "limit",
+          decision.severityLevel, phase, recurrenceCount, decision.recommendedAction, detectorOf(detection),
         );
       }
       results.push({ id, phase, recurrenceCount, decision });
