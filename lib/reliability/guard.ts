@@ -13,6 +13,8 @@
  * @example
  * const phase = await guardDependency(env, "storage", () => stub.getPhase(), { retry: "mission.getPhase" });
  */
+import { context } from "@opentelemetry/api";
+import { suppressTracing } from "@opentelemetry/core";
 import type { Env } from "../env";
 import { reportDependency, type DependencyName } from "../state/dependency-health";
 import { breaker, breakerChangePending } from "./breakers";
@@ -105,11 +107,14 @@ export async function guardDependency<T>(env: Env, name: DependencyName, fn: () 
 export function guardTransport<A extends unknown[], R>(name: DependencyName, transport: (env: Env, ...args: A) => Promise<R>): (env: Env, ...args: A) => Promise<R> {
   return async (env, ...args) => {
     try {
-      const result = await guardDependency(env, name, async () => {
-        const r = await transport(env, ...args);
-        if (r === false) throw new Error(`${name} refused the export`);
-        return r;
-      });
+      // Tracing suppressed, as the SDK's exporters do: exporting telemetry must not make telemetry.
+      const result = await context.with(suppressTracing(context.active()), () =>
+        guardDependency(env, name, async () => {
+          const r = await transport(env, ...args);
+          if (r === false) throw new Error(`${name} refused the export`);
+          return r;
+        }),
+      );
       reportDependency(name, true);
       return result;
     } catch (err) {

@@ -20,6 +20,7 @@ import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import type { MetricReader } from "@opentelemetry/sdk-metrics";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { guardTransport } from "../reliability/guard";
 import type { Env } from "../env";
 import { metricReader } from "./meter-provider";
 import { shardCount, shardName, shardOf, toMetricPoints, type MetricPoint, type PointBatch } from "./points";
@@ -316,7 +317,12 @@ export class TelemetryFlusher {
 }
 
 /** The isolate's flusher. */
-export const telemetryFlusher = new TelemetryFlusher();
+export const telemetryFlusher = new TelemetryFlusher({
+  // Through the dependencies' breakers and chaos faults, so /health shows their real state and a
+  // dead collector fails fast instead of holding every flush for the export timeout.
+  sendPoints: guardTransport("metrics_aggregator", rpcSendPoints),
+  exportSpans: guardTransport("collector", otlpExportSpans),
+});
 
 /**
  * Flushes the isolate's metrics and spans; for `waitUntil`. Never rejects.
