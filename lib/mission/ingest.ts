@@ -10,7 +10,7 @@ import type { Span } from "@opentelemetry/api";
 import { instruments } from "../telemetry/instruments";
 import { log } from "../telemetry/logger";
 import { withSpan } from "../telemetry/tracing";
-import type { RecordedResult, RecordOutcome } from "../state/mission-state";
+import { HISTORY_LENGTH, type RecordedResult, type RecordOutcome } from "../state/mission-state";
 import { callMission, detectionContext, rememberPhase, rememberReadings } from "./mission-client";
 
 export const DEFAULT_SATELLITE_ID = "default";
@@ -80,7 +80,8 @@ async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[],
       const detection = detect(reading, history);
       // Workers advance clocks only on I/O in production, so this is ~0 there; see README (tracing).
       instruments.detectionLatency.record((performance.now() - started) / 1000);
-      context.histories.set(satelliteId, [...history, reading]);
+      // The same window as the object keeps, so a batch judges each point as sequential requests would.
+      context.histories.set(satelliteId, [...history, reading].slice(-HISTORY_LENGTH));
       return { satelliteId, reading, detection };
     });
     describeInference(span, list);

@@ -21,7 +21,7 @@ import {
 } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { ATTR_ERROR_TYPE } from "@opentelemetry/semantic-conventions";
-import { AsyncLocalStorageContextManager } from "./context-manager";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { tracer as serviceTracer } from "./tracer-provider";
 
 // One ContextManager and one propagator per isolate (a second registration is a no-op).

@@ -80,6 +80,17 @@ describe("POST /api/v1/telemetry/batch and GET latest", () => {
     expect(latest.body.point.id).toBe(body.results[2].id);
   });
 
+  it("judges a batch's points exactly as the same points sent one by one", async () => {
+    // A slow, steady warming: 1 °C a minute. Only a window longer than the kept 8 readings would call it drift.
+    const points = (sat: string) =>
+      Array.from({ length: 14 }, (_, i) => nominalPoint({ satellite_id: sat, temperature: 10 + i, timestamp: new Date(Date.UTC(2026, 10, 25, 10, i)).toISOString() }));
+    const batch = (await call("POST", "/api/v1/telemetry/batch", { body: { telemetry: points("batch-sat") } })).body.results;
+    const single = [];
+    for (const p of points("single-sat")) single.push((await call("POST", "/api/v1/telemetry", { body: p })).body);
+    const verdict = (r: any) => [r.is_anomaly, r.anomaly_type, r.anomaly_score];
+    expect(batch.map(verdict)).toEqual(single.map(verdict));
+  });
+
   it("accepts the largest batch, 1000 points", async () => {
     const telemetry = Array.from({ length: 1000 }, (_, i) => nominalPoint({ satellite_id: `sat-${i % 10}`, voltage: 27 + (i % 3) * 0.1 }));
     const { status, body } = await call("POST", "/api/v1/telemetry/batch", { body: { telemetry } });
