@@ -5,6 +5,7 @@
  * module (from the `// path` markers wrangler's esbuild writes into the bundle) and by function.
  *
  *   node bench/profile.mjs [variant=ours] [seconds=8] [KEY=VALUE bindings...]
+ *   PROFILE_JSON=out.json node bench/profile.mjs ...   also writes µs/req by module as JSON
  *
  * The collector is not started: exports go to a closed port (they fail fast and are retained or
  * dropped as designed), so this shows the isolate-side cost only. Load only to 127.0.0.1.
@@ -14,6 +15,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildVariant } from './lib/build.mjs';
 import { startVariant } from './lib/workers.mjs';
+import { cpuSeconds } from './lib/stack.mjs';
 import { runWrk } from './lib/wrk.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -40,7 +42,9 @@ try {
   await call('Profiler.enable');
   await call('Profiler.setSamplingInterval', { interval: 200 });
   await call('Profiler.start');
+  const cpu0 = await cpuSeconds(worker.pid);
   const load = await runWrk(`${worker.url}/api/v1/telemetry`, { seconds });
+  const cpuMicrosPerRequest = (((await cpuSeconds(worker.pid)) - cpu0) * 1e6) / load.requests;
   const { result } = await call('Profiler.stop');
   ws.close();
   const profile = result.profile;
@@ -65,9 +69,13 @@ try {
   const busy = total - (byModule.get('(idle)') ?? 0);
   const top = (m, k) => [...m].filter(([name]) => name !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, k);
   console.log(`${variant}: ${load.rps.toFixed(0)} req/s, ${load.requests} requests; ${profile.samples.length} samples (~${dt.toFixed(0)} µs), busy ${((busy / total) * 100).toFixed(0)} %`);
-  console.log(`busy µs per request ≈ ${((busy * dt) / load.requests).toFixed(0)} (this isolate's thread only)`);
+  console.log(`workerd CPU ${cpuMicrosPerRequest.toFixed(0)} µs per request (/proc; µs/req below = share of busy samples × this)`);
   console.log('\nself time by module (share of busy samples):');
-  for (const [m, n] of top(byModule, 25)) console.log(`  ${((n / busy) * 100).toFixed(1).padStart(5)} %  ${((n * dt) / load.requests).toFixed(0).padStart(5)} µs/req  ${m}`);
+  for (const [m, n] of top(byModule, 30)) console.log(`  ${((n / busy) * 100).toFixed(1).padStart(5)} %  ${((n / busy) * cpuMicrosPerRequest).toFixed(0).padStart(5)} µs/req  ${m}`);
+  if (process.env.PROFILE_JSON) {
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(process.env.PROFILE_JSON, JSON.stringify({ variant, cpuMicrosPerRequest, modules: Object.fromEntries([...byModule].map(([m, n]) => [m, (n / busy) * cpuMicrosPerRequest])) }, null, 1));
+  }
   console.log('\nself time by function:');
   for (const [f, n] of top(byFn, 25)) console.log(`  ${((n / busy) * 100).toFixed(1).padStart(5)} %  ${f}`);
 } finally {

@@ -164,6 +164,8 @@ async function partOverhead(workers) {
   say(`(1) overhead: warm-up ${P.warmupSeconds}s each, then ${P.rounds} rounds × ${P.roundSeconds}s per variant, interleaved`);
   for (const w of workers) await closedLoad(w, P.warmupSeconds);
   const runs = Object.fromEntries(workers.map((w) => [w.name, []]));
+  // Our variants' own counters across the saturated rounds: spans dropped by the bounded buffer.
+  const statsBefore = Object.fromEntries(await Promise.all(workers.filter((w) => w.build === 'ours').map(async (w) => [w.name, await w.stats()])));
   for (let round = 0; round < P.rounds; round++) {
     checkDeadline('overhead round');
     const order = workers.map((_, i) => workers[(i + round) % workers.length]);
@@ -176,6 +178,8 @@ async function partOverhead(workers) {
       say(`    round ${round + 1}/${P.rounds} ${w.name.padEnd(16)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50?.toFixed(2)} ms  p99 ${r.p99?.toFixed(2)} ms  workerd CPU ${r.workerdCpuMicrosPerRequest.toFixed(0)} µs/req${r.non2xx ? `  NON-2xx ${r.non2xx}` : ''}${r.socketErrors ? `  socket errors ${r.socketErrors}` : ''}`);
     }
   }
+  await sleep(2500); // the last flush of the last round
+  const statsAfter = Object.fromEntries(await Promise.all(workers.filter((w) => w.build === 'ours').map(async (w) => [w.name, await w.stats()])));
   const summary = {};
   for (const [name, rs] of Object.entries(runs)) {
     summary[name] = {
@@ -188,6 +192,14 @@ async function partOverhead(workers) {
       non2xx: rs.reduce((n, r) => n + (r.non2xx ?? 0), 0),
       runs: rs,
     };
+    const a = statsAfter[name];
+    const b = statsBefore[name];
+    if (a && b) {
+      const requests = rs.reduce((n, r) => n + (r.requests ?? 0), 0);
+      summary[name].spansDropped = a.spansDropped - b.spansDropped;
+      summary[name].spansDroppedPerRequest = (a.spansDropped - b.spansDropped) / requests;
+      summary[name].spanExports = a.flusher.spanExports - b.flusher.spanExports;
+    }
   }
   const bare = summary.bare?.rps;
   const bareCpu = summary.bare?.cpuMicrosPerRequest;

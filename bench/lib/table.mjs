@@ -20,8 +20,8 @@ export function formatReport(r) {
     out.push('', `### 1. Overhead — POST /api/v1/telemetry, ${o.generator}, ${o.connections} connections, median of ${o.rounds} interleaved ${o.roundSeconds} s rounds`);
     out.push(
       table(
-        ['variant', 'req/s (min–max)', 'req/s vs bare', 'workerd CPU µs/req', 'CPU: bare/variant', 'p50 ms', 'p99 ms', 'non-2xx'],
-        Object.entries(o.variants).map(([name, v]) => [name + (name === 'otel-cf-workers' ? ' (traces only)' : ''), `${f(v.rps)} (${f(v.rpsMin)}–${f(v.rpsMax)})`, f(v.ratioToBare, 2), f(v.cpuMicrosPerRequest), f(v.cpuRatioToBare, 2), f(v.p50, 2), f(v.p99, 2), String(v.non2xx)]),
+        ['variant', 'req/s (min–max)', 'req/s vs bare', 'workerd CPU µs/req', 'CPU: bare/variant', 'p50 ms', 'p99 ms', 'non-2xx', 'spans dropped/req'],
+        Object.entries(o.variants).map(([name, v]) => [name + (name === 'otel-cf-workers' ? ' (traces only)' : ''), `${f(v.rps)} (${f(v.rpsMin)}–${f(v.rpsMax)})`, f(v.ratioToBare, 2), f(v.cpuMicrosPerRequest), f(v.cpuRatioToBare, 2), f(v.p50, 2), f(v.p99, 2), String(v.non2xx), v.spansDroppedPerRequest === undefined ? 'n/a' : f(v.spansDroppedPerRequest, 2)]),
       ),
     );
   }
