@@ -462,6 +462,7 @@ async function main() {
     const pointsPerBatch = Math.max(1, Math.round(e.isolateToAggregator.points / Math.max(1, e.isolateToAggregator.sends)));
     result.aggregatorCapacity = await partCapacity(builds.ours, pointsPerBatch);
     result.scale = scaleOnPaper(result);
+    if (result.economy.variants['ours-sampled-0.1']) result.scaleSampled = scaleOnPaper(result, { variant: 'ours-sampled-0.1' });
   }
   result.workerLogs = Object.fromEntries(workers.map((w) => [w.name, { lines: w.logs.lines, lastWarnings: w.logs.last }]));
   result.machine.loadavgAtEnd = loadavg().map((x) => +x.toFixed(2));

@@ -15,9 +15,9 @@
 
 export const RATES = [1_000, 10_000, 100_000];
 
-export function scaleOnPaper(result, { spreadRpsPerIsolate = 20 } = {}) {
-  const e = result.economy?.variants?.ours;
-  const o = result.overhead?.variants?.ours;
+export function scaleOnPaper(result, { spreadRpsPerIsolate = 20, variant = 'ours' } = {}) {
+  const e = result.economy?.variants?.[variant];
+  const o = result.overhead?.variants?.[variant];
   const capacity = result.aggregatorCapacity?.batchesPerSecond;
   if (!e || !o || !capacity) return null;
   const perIsolateMax = o.rps;
@@ -78,6 +78,7 @@ export function scaleOnPaper(result, { spreadRpsPerIsolate = 20 } = {}) {
   ].filter(([, v]) => Number.isFinite(v));
   candidates.sort((a, b) => a[1] - b[1]);
   return {
+    variant,
     assumptions: {
       spreadRpsPerIsolate,
       densePerIsolateRps: perIsolateMax,

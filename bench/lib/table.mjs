@@ -64,9 +64,9 @@ export function formatReport(r) {
       ),
     );
   }
-  if (r.scale) {
-    const s = r.scale;
-    out.push('', `### 5. Scale on paper (ours) — from the figures above; isolates: dense = ${f(s.assumptions.densePerIsolateRps)} req/s each (measured saturation), spread = ${s.assumptions.spreadRpsPerIsolate} req/s each (assumed)`);
+  for (const s of [r.scale, r.scaleSampled]) {
+    if (!s) continue;
+    out.push('', `### 5${s === r.scale ? '' : 'b'}. Scale on paper (${s.variant ?? 'ours'}) — from the figures above; isolates: dense = ${f(s.assumptions.densePerIsolateRps)} req/s each (measured saturation), spread = ${s.assumptions.spreadRpsPerIsolate} req/s each (assumed)`);
     out.push(
       table(
         ['req/s', 'isolates dense / spread', 'batches/s into one aggregator shard (capacity ' + f(s.measured.capacity) + ')', 'spans/s into collector', 'span bytes/s', 'collector cores (measured CPU/req)', 'metric pushes/s and bytes/s', 'Prometheus samples/s'],
