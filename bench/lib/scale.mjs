@@ -3,6 +3,9 @@
  * Prometheus CPU per unit, the aggregation point's batches/s), what the pipeline must absorb at
  * 1k, 10k and 100k requests per second across many isolates, and which part gives out first.
  *
+ * Spans the isolate dropped in the measurement (bounded buffer) are counted as if delivered: the
+ * rows show what the pipeline must absorb when every recorded span arrives.
+ *
  * Only two things are assumptions, both stated in the output: how many isolates share the load
  * (dense: each isolate as busy as the one measured here at saturation; spread: each isolate sees
  * `spreadRpsPerIsolate` req/s, closer to traffic spread over many machines and locations), and
@@ -22,12 +25,18 @@ export function scaleOnPaper(result, { spreadRpsPerIsolate = 20, variant = 'ours
   if (!e || !o || !capacity) return null;
   const perIsolateMax = o.rps;
   const seconds = result.economy.seconds;
-  const spanBytesPerReq = e.spanExports.bytesPerRequest;
+  const spanBytesPerReqDelivered = e.spanExports.bytesPerRequest;
   const rpcBytesPerSend = e.isolateToAggregator.sends ? e.isolateToAggregator.jsonBytes / e.isolateToAggregator.sends : 0;
   const pushBytes = e.metricsPushes.bytesPerPush ?? 0;
   const pushesPerSecond = e.metricsPushes.requests / seconds;
-  const collectorCpuMsPerReq = e.collector.cpuMillisPerRequest;
-  const spansPerReq = e.collector.spansAccepted / e.requests;
+  // Spans the isolate dropped (bounded buffer) never reached the collector; the design means to
+  // deliver them, so span volume and collector CPU are scaled up to every span recorded.
+  const spansDelivered = e.collector.spansAccepted;
+  const spansDropped = e.flusher?.spansDropped ?? 0;
+  const undropped = spansDelivered > 0 ? (spansDelivered + spansDropped) / spansDelivered : 1;
+  const collectorCpuMsPerReq = e.collector.cpuMillisPerRequest * undropped;
+  const spansPerReq = (spansDelivered + spansDropped) / e.requests;
+  const spanBytesPerReq = spanBytesPerReqDelivered * undropped;
   const samplesPerSecond = e.prometheus.samplesPerSecond;
   const promCpuPerSample = e.prometheus.samplesAppended > 0 ? (e.prometheus.cpuSecondsOverIdle ?? e.prometheus.cpuSeconds) / e.prometheus.samplesAppended : null;
 
@@ -86,7 +95,7 @@ export function scaleOnPaper(result, { spreadRpsPerIsolate = 20, variant = 'ours
       collectorCapacity: '1 core per collector instance',
       aggregatorCapacity: `measured batches/s into one shard on this machine (${Math.round(capacity)})`,
     },
-    measured: { spanBytesPerReq, spansPerReq, rpcBytesPerSend, pushBytes, pushesPerSecond, collectorCpuMsPerReq, samplesPerSecond, promCpuPerSample, capacity },
+    measured: { spanBytesPerReq, spanBytesPerReqDelivered, spansPerReq, spansDeliveredPerReq: spansDelivered / e.requests, undroppedFactor: undropped, rpcBytesPerSend, pushBytes, pushesPerSecond, collectorCpuMsPerReq, samplesPerSecond, promCpuPerSample, capacity },
     rows,
     crossesAt: { aggregator: aggregatorAt, collector: collectorAt },
     limitRps: exact,

@@ -69,7 +69,7 @@ export function formatReport(r) {
     out.push('', `### 5${s === r.scale ? '' : 'b'}. Scale on paper (${s.variant ?? 'ours'}) — from the figures above; isolates: dense = ${f(s.assumptions.densePerIsolateRps)} req/s each (measured saturation), spread = ${s.assumptions.spreadRpsPerIsolate} req/s each (assumed)`);
     out.push(
       table(
-        ['req/s', 'isolates dense / spread', 'batches/s into one aggregator shard (capacity ' + f(s.measured.capacity) + ')', 'spans/s into collector', 'span bytes/s', 'collector cores (measured CPU/req)', 'metric pushes/s and bytes/s', 'Prometheus samples/s'],
+        ['req/s', 'isolates dense / spread', 'batches/s into one aggregator shard (capacity ' + f(s.measured.capacity) + ')', 'spans/s into collector (all recorded)', 'span bytes/s', 'collector cores (measured CPU/req)', 'metric pushes/s and bytes/s', 'Prometheus samples/s'],
         s.rows.map((row) => [
           si(row.rps),
           `${si(row.isolates.dense)} / ${si(row.isolates.spread)}`,
@@ -82,6 +82,7 @@ export function formatReport(r) {
         ]),
       ),
     );
+    if (s.measured.undroppedFactor > 1.001) out.push('', `Spans: ${f(s.measured.spansPerReq, 1)} recorded per request, of which ${f(s.measured.spansDeliveredPerReq, 1)} arrived in the measurement (the rest were dropped by the isolate's span buffer); the rows count all of them.`);
     if (s.firstBottleneck) out.push('', `First bottleneck: ${s.firstBottleneck.part}, at about ${si(s.firstBottleneck.atRps)} req/s (aggregator limit ${si(s.limitRps.aggregatorSpreadRps)} req/s spread / ${si(s.limitRps.aggregatorDenseRps)} dense; one collector core ${si(s.limitRps.collectorOneCoreRps)} req/s).`);
   }
   return out.join('\n');
