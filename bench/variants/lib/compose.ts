@@ -1,6 +1,7 @@
 /**
  * The bench's copy of functions/app.ts WITHOUT our telemetry middleware (httpMetrics, serverSpan):
- * the same route modules, request id, security headers, CORS, 405 handling, notFound and onError,
+ * the same route modules, request id, security headers, CORS, read access, 405 handling, notFound
+ * and onError,
  * with the variant's own middleware mounted first.
  * `bare` mounts nothing; `hono-otel` mounts `@hono/otel`; `otel-cf-workers` wraps the result.
  *
@@ -19,6 +20,7 @@ import { requestId } from "hono/request-id";
 import type { AppEnv } from "../../../lib/env";
 import { apiCors } from "../../../lib/http/cors";
 import { ApiError, errorResponse } from "../../../lib/http/errors";
+import { readAccess } from "../../../lib/http/read-access";
 import { apiSecurityHeaders } from "../../../lib/http/security-headers";
 import { anomalyRoutes } from "../../../functions/routes/anomalies";
 import { healthRoutes } from "../../../functions/routes/health";
@@ -32,6 +34,7 @@ export function composeApp(first: MiddlewareHandler[] = []): Hono<AppEnv> {
   app.use("*", requestId());
   app.use("*", apiSecurityHeaders());
   app.use("*", apiCors());
+  app.use("/api/*", readAccess());
   app.use(
     "*",
     methodNotAllowed({
