@@ -20,7 +20,7 @@ import { SERVICE_NAME, serviceResource } from "./meter-provider";
 
 /** Options of {@link BufferingSpanProcessor}. */
 export interface BufferingSpanProcessorOptions {
-  /** Ended spans kept at most; older ones are dropped (and counted) beyond it. Default 2048. */
+  /** Ended spans kept at most; older ones are dropped (and counted) beyond it. Default 8192 (~1 s of 8-span requests at 1000 req/s). */
   maxBufferedSpans?: number;
 }
 
@@ -40,7 +40,7 @@ export class BufferingSpanProcessor implements SpanProcessor {
   #spans: ReadableSpan[] = [];
 
   constructor(options: BufferingSpanProcessorOptions = {}) {
-    this.maxBufferedSpans = Math.max(1, options.maxBufferedSpans ?? 2048);
+    this.maxBufferedSpans = Math.max(1, options.maxBufferedSpans ?? 8192);
   }
 
   get size(): number {

@@ -240,4 +240,21 @@ describe("TelemetryFlusher spans", () => {
     expect(flusher.stats.spanExportFailures).toBe(1);
     expect(spans.size).toBe(3);
   });
+
+  it("exports at once, without the interval wait, when the span buffer is a quarter full", async () => {
+    const reader = new OnDemandMetricReader();
+    new MeterProvider({ readers: [reader] });
+    const spans = new BufferingSpanProcessor({ maxBufferedSpans: 8 });
+    const tracer = new BasicTracerProvider({ spanProcessors: [spans] }).getTracer("test");
+    const exported: number[] = [];
+    const flusher = new TelemetryFlusher({ reader, spans, minIntervalMillis: 60_000, sendPoints: async () => {}, exportSpans: async (_env, s) => (exported.push(s.length), true) });
+    tracer.startSpan("first").end();
+    await flusher.flush(testEnv); // starts the 60 s interval
+    for (let i = 0; i < 2; i++) tracer.startSpan(`busy${i}`).end();
+    const started = Date.now();
+    await flusher.flush(testEnv);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(exported).toEqual([1, 2]);
+    expect(spans.droppedSpans).toBe(0);
+  });
 });
