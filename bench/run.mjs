@@ -441,7 +441,7 @@ async function main() {
     const proxy = await startCountingProxy(stack.collector.urls.otlpHttp);
     cleanups.push(() => proxy.close());
     // Variants other than ours: our domain spans (lib/ withSpan) would be roots there, buffered
-    // and never exported; sampling 0 makes them non-recording (see bench/variants/lib/compose.ts).
+    // and never exported; sampling 0 makes them non-recording (see bench/variants/bare.ts).
     const bindings = { OTEL_EXPORTER_OTLP_ENDPOINT: proxy.url, OTEL_EXPORTER_OTLP_TOKEN: token, ...(build !== 'ours' && { OTEL_TRACES_SAMPLER_ARG: '0' }), ...extraBindings };
     const w = await startVariant(ROOT, builds[build], { bindings, name: v });
     cleanups.push(() => w.dispose());

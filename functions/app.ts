@@ -1,7 +1,7 @@
 /**
  * The AstraGuard Edge API: request → middleware (request id, telemetry, security) → route → lib/.
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
@@ -19,45 +19,63 @@ import { healthRoutes } from "./routes/health";
 import { missionRoutes } from "./routes/mission";
 import { telemetryRoutes } from "./routes/telemetry";
 
-export const app = new Hono<AppEnv>();
+export interface CreateAppOptions {
+  /** Record metrics and spans and flush them (default true); false is the bench's "bare" variant. */
+  telemetry?: boolean;
+  /** Middleware mounted before everything else (the bench mounts other instrumentations here). */
+  first?: MiddlewareHandler<AppEnv>[];
+}
 
-// First, so it sees every request and the final response, and flushes after the span has ended.
-app.use("*", httpMetrics());
-app.use("*", requestId());
-// The request's SERVER span (W3C traceparent honoured) and its JSON log line; inside httpMetrics, so the flush sees it ended.
-app.use("*", serverSpan());
-// Security headers on every answer (errors included); CORS only for the origins CORS_ALLOW_ORIGINS lists.
-app.use("*", apiSecurityHeaders());
-app.use("*", apiCors());
-// Reads under /api/ need a token only when REQUIRE_READ_TOKEN is "true"; / and /health stay open.
-app.use("/api/*", readAccess());
-app.use(
-  "*",
-  methodNotAllowed({
-    app,
-    onMethodNotAllowed: (c, methods) => {
-      c.header("Allow", methods.join(", "));
-      return errorResponse(c, new ApiError(405, "method_not_allowed", `${c.req.method} is not allowed here; use ${methods.join(", ")}`, "method"));
-    },
-  }),
-);
+/**
+ * Builds the API. The Worker serves `createApp()`; benchmarks build variants from the same code.
+ * @example const bare = createApp({ telemetry: false });
+ */
+export function createApp({ telemetry = true, first = [] }: CreateAppOptions = {}): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
 
-app.route("/", healthRoutes);
-app.route("/api/v1/telemetry", telemetryRoutes);
-app.route("/api/v1", missionRoutes);
-app.route("/api/v1", anomalyRoutes);
-app.route("/api/v1/chaos", chaosRoutes);
+  for (const middleware of first) app.use("*", middleware);
+  // First, so it sees every request and the final response, and flushes after the span has ended.
+  if (telemetry) app.use("*", httpMetrics());
+  app.use("*", requestId());
+  // The request's SERVER span (W3C traceparent honoured) and its JSON log line; inside httpMetrics, so the flush sees it ended.
+  if (telemetry) app.use("*", serverSpan());
+  // Security headers on every answer (errors included); CORS only for the origins CORS_ALLOW_ORIGINS lists.
+  app.use("*", apiSecurityHeaders());
+  app.use("*", apiCors());
+  // Reads under /api/ need a token only when REQUIRE_READ_TOKEN is "true"; / and /health stay open.
+  app.use("/api/*", readAccess());
+  app.use(
+    "*",
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, methods) => {
+        c.header("Allow", methods.join(", "));
+        return errorResponse(c, new ApiError(405, "method_not_allowed", `${c.req.method} is not allowed here; use ${methods.join(", ")}`, "method"));
+      },
+    }),
+  );
 
-app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`, "path")));
+  app.route("/", healthRoutes);
+  app.route("/api/v1/telemetry", telemetryRoutes);
+  app.route("/api/v1", missionRoutes);
+  app.route("/api/v1", anomalyRoutes);
+  app.route("/api/v1/chaos", chaosRoutes);
 
-app.onError((err, c) => {
-  if (err instanceof ApiError) return errorResponse(c, err);
-  if (err instanceof HTTPException) {
-    // Hono's own errors: malformed JSON in the validator, mostly.
-    const field = err.status === 400 ? "body" : undefined;
-    return errorResponse(c, new ApiError(err.status as 400, err.status === 400 ? "bad_request" : "http_error", err.message, field));
-  }
-  // Never leak a stack: log the type, answer a generic 500.
-  log("error", "unhandled_error", { ...errorFields(err), route: c.req.routePath, request_id: c.get("requestId") });
-  return errorResponse(c, new ApiError(500, "internal_error", "internal error"));
-});
+  app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`, "path")));
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return errorResponse(c, err);
+    if (err instanceof HTTPException) {
+      // Hono's own errors: malformed JSON in the validator, mostly.
+      const field = err.status === 400 ? "body" : undefined;
+      return errorResponse(c, new ApiError(err.status as 400, err.status === 400 ? "bad_request" : "http_error", err.message, field));
+    }
+    // Never leak a stack: log the type, answer a generic 500.
+    log("error", "unhandled_error", { ...errorFields(err), route: c.req.routePath, request_id: c.get("requestId") });
+    return errorResponse(c, new ApiError(500, "internal_error", "internal error"));
+  });
+
+  return app;
+}
+
+export const app = createApp();

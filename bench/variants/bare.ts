@@ -1,13 +1,13 @@
 /**
  * Variant `bare`: the same route modules with telemetry off — no httpMetrics, no server span, no
- * flush (see ./lib/compose.ts for what domain code still records into the SDK, uncollected).
+ * flush (domain code still records a few instruments and, at sampling 0, non-recording spans: uncollected).
  */
 import { benchEntry } from "./lib/bench-entry";
-import { composeApp } from "./lib/compose";
+import { createApp } from "../../functions/app";
 
 // Every Durable Object class the deployed entry exports (wrangler.toml binds them all).
 export * from "../../functions/index";
 
-const app = composeApp();
+const app = createApp({ telemetry: false });
 
 export default benchEntry((request, env, ctx) => app.fetch(request, env, ctx));

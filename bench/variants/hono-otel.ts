@@ -16,7 +16,7 @@ import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trac
 import type { MiddlewareHandler } from "hono";
 import type { Env } from "../../lib/env";
 import { benchEntry } from "./lib/bench-entry";
-import { composeApp } from "./lib/compose";
+import { createApp } from "../../functions/app";
 
 // Every Durable Object class the deployed entry exports (wrangler.toml binds them all).
 export * from "../../functions/index";
@@ -68,6 +68,6 @@ const otel: MiddlewareHandler = async (c, next) => {
   }
 };
 
-const app = composeApp([otel]);
+const app = createApp({ telemetry: false, first: [otel] });
 
 export default benchEntry((request, env, ctx) => app.fetch(request, env, ctx));

@@ -7,12 +7,12 @@
 import { instrument, type ResolveConfigFn } from "@microlabs/otel-cf-workers";
 import type { Env } from "../../lib/env";
 import { benchEntry } from "./lib/bench-entry";
-import { composeApp } from "./lib/compose";
+import { createApp } from "../../functions/app";
 
 // Every Durable Object class the deployed entry exports (wrangler.toml binds them all).
 export * from "../../functions/index";
 
-const app = composeApp();
+const app = createApp({ telemetry: false });
 
 const config: ResolveConfigFn = (env: Env) => ({
   exporter: {
