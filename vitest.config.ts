@@ -9,8 +9,17 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            // A dead port: in-runtime tests never push into a collector that `npm start` runs.
-            miniflare: { bindings: { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" } },
+            miniflare: {
+              bindings: {
+                // A dead port: in-runtime tests never push into a collector that `npm start` runs.
+                OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9",
+                // Test secrets of their own: a fresh clone has no .dev.vars (it is git-ignored).
+                ADMIN_TOKEN: "test-admin-token",
+                OPERATOR_TOKEN: "test-operator-token",
+                OTEL_EXPORTER_OTLP_TOKEN: "test-otlp-token",
+                INGEST_API_KEYS: "test-ingest-key",
+              },
+            },
           }),
         ],
         test: {

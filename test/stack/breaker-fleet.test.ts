@@ -8,30 +8,13 @@
  * it — without flapping to B's CLOSED, until A has been silent for the board's TTL; then it
  * shows CLOSED. A then recovers through its own half-open probe.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { buildBundle, wranglerSettings, type Bundle } from '../support/miniflare-isolates';
-import { REPO_ROOT, promQuery, sleep, startStack, stopAll, waitFor, type Stack } from '../support/stack';
+import { REPO_ROOT, devVars, promQuery, sleep, startStack, stopAll, waitFor, type Stack } from '../support/stack';
 
 const BOARD_TTL_MS = 10_000;
-
-async function devVars(): Promise<Record<string, string>> {
-  for (const file of ['.dev.vars', '.dev.vars.example']) {
-    try {
-      const vars: Record<string, string> = {};
-      for (const line of (await readFile(join(REPO_ROOT, file), 'utf8')).split('\n')) {
-        const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
-        if (m && !line.trimStart().startsWith('#')) vars[m[1]!] = m[2]!.replace(/^(['"])(.*)\1$/, '$2');
-      }
-      return vars;
-    } catch {
-      // next
-    }
-  }
-  throw new Error('no .dev.vars or .dev.vars.example');
-}
 
 let stack: Stack;
 let bundle: Bundle;

@@ -8,31 +8,13 @@
  *
  * Every process started here is stopped in afterAll, by the handle that started it.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 // @ts-expect-error: a plain .mjs script without types
 import { runDrill } from '../../scripts/drill.mjs';
 import { buildBundle, wranglerSettings } from '../support/miniflare-isolates';
-import { REPO_ROOT, freePort, jaegerTraces, promQuery, startStack, stopAll, waitFor, type Stack } from '../support/stack';
-
-/** Secrets as `wrangler dev` reads them (.dev.vars, created from the example by `npm start`). */
-async function devVars(): Promise<Record<string, string>> {
-  for (const file of ['.dev.vars', '.dev.vars.example']) {
-    try {
-      const vars: Record<string, string> = {};
-      for (const line of (await readFile(join(REPO_ROOT, file), 'utf8')).split('\n')) {
-        const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
-        if (m && !line.trimStart().startsWith('#')) vars[m[1]!] = m[2]!.replace(/^(['"])(.*)\1$/, '$2');
-      }
-      return vars;
-    } catch {
-      // next
-    }
-  }
-  throw new Error('no .dev.vars or .dev.vars.example');
-}
+import { REPO_ROOT, devVars, freePort, jaegerTraces, promQuery, startStack, stopAll, waitFor, type Stack } from '../support/stack';
 
 interface WorkerHandle {
   url: string;

@@ -863,3 +863,20 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     throw error;
   }
 }
+
+/** Secrets as `wrangler dev` reads them (.dev.vars, created from the example by `npm start`). */
+export async function devVars(): Promise<Record<string, string>> {
+  for (const file of ['.dev.vars', '.dev.vars.example']) {
+    try {
+      const vars: Record<string, string> = {};
+      for (const line of (await readFile(join(REPO_ROOT, file), 'utf8')).split('\n')) {
+        const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+        if (m && !line.trimStart().startsWith('#')) vars[m[1]!] = m[2]!.replace(/^(['"])(.*)\1$/, '$2');
+      }
+      return vars;
+    } catch {
+      // next
+    }
+  }
+  throw new Error('no .dev.vars or .dev.vars.example');
+}
