@@ -323,7 +323,8 @@ class ManagedProcess implements StackProcess {
   private line(text: string): void {
     this.tail.push(text);
     if (this.tail.length > 400) this.tail.splice(0, this.tail.length - 400);
-    this.log.write(text + '\n');
+    // A killed child's last buffered output can arrive after dispose() ended the log file.
+    if (!this.log.writableEnded) this.log.write(text + '\n');
     if (this.options.onLog) this.options.onLog(text);
     else if (process.env.ASTRAGUARD_STACK_LOGS === '1') process.stderr.write(`[${this.name}] ${text}\n`);
   }
