@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Build or install the two backends the local stack needs, and print where they are.
+# Build or install the backends the local stack needs, and print where they are.
 #
 #   bash scripts/build-backends.sh               build/install what is missing
 #   bash scripts/build-backends.sh --print-paths only print the paths (no build; may not exist)
 #   bash scripts/build-backends.sh --force       rebuild Jaeger even if cached
 #
-# Progress goes to stderr; stdout gets exactly two lines that callers (scripts/start.mjs,
+# Progress goes to stderr; stdout gets exactly three lines that callers (scripts/start.mjs,
 # test/support/stack.ts) parse:
 #   JAEGER_BIN=/root/.cache/astraguard/jaeger-<hash>/jaeger
 #   PROMETHEUS_BIN=/usr/bin/prometheus
+#   ALERTMANAGER_BIN=/usr/bin/prometheus-alertmanager
 #
 # Jaeger v2 (an OpenTelemetry Collector distribution) is built from its Go module
 # github.com/jaegertracing/jaeger/cmd/jaeger at JAEGER_VERSION. Its go.mod has a `replace`
@@ -20,6 +21,8 @@
 # PATH and we run as root with apt-get, we install it (without recommends) and make sure the
 # package's own service is not left running: the stack starts its own Prometheus process.
 # PROMETHEUS_BIN overrides the binary (e.g. a Prometheus 3 you built or downloaded).
+# Alertmanager: Debian's prometheus-alertmanager package (0.25), installed the same way;
+# ALERTMANAGER_BIN overrides it.
 set -euo pipefail
 
 JAEGER_MODULE=github.com/jaegertracing/jaeger
@@ -41,9 +44,14 @@ prometheus_path() {
   command -v prometheus 2>/dev/null || echo /usr/bin/prometheus
 }
 
+alertmanager_path() {
+  if [[ -n "${ALERTMANAGER_BIN:-}" ]]; then echo "$ALERTMANAGER_BIN"; return; fi
+  command -v prometheus-alertmanager 2>/dev/null || echo /usr/bin/prometheus-alertmanager
+}
+
 force=0
 case "${1:-}" in
-  --print-paths) echo "JAEGER_BIN=$jaeger_bin"; echo "PROMETHEUS_BIN=$(prometheus_path)"; exit 0 ;;
+  --print-paths) echo "JAEGER_BIN=$jaeger_bin"; echo "PROMETHEUS_BIN=$(prometheus_path)"; echo "ALERTMANAGER_BIN=$(alertmanager_path)"; exit 0 ;;
   --force) force=1 ;;
   "") ;;
   *) die "unknown argument: $1 (use --print-paths or --force)" ;;
@@ -105,37 +113,50 @@ else
   build_jaeger
 fi
 
-# --- Prometheus -----------------------------------------------------------------------------
+# --- Prometheus and Alertmanager (Debian packages) -------------------------------------------
+# apt_install PACKAGE: installs a Debian package without recommends, and makes sure the
+# package's own service is not left running (the stack starts its own processes).
+apt_install() {
+  local package="$1"
+  [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1 \
+    || die "$package is missing: install it (Debian/Ubuntu: sudo apt-get install --no-install-recommends $package, then 'sudo systemctl disable --now $package')"
+  log "installing Debian's $package package (apt-get install --no-install-recommends $package)"
+  # A Debian package starts its service on install unless policy-rc.d forbids it; forbid it for
+  # this install only (containers usually ship such a file already: then we leave it alone).
+  local own_policy=0 apt_ok=1
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$package" >&2; then
+    log "apt-get install failed; retrying after apt-get update"
+    { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$package" >&2; } || apt_ok=0
+  fi
+  [[ $own_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d
+  [[ $apt_ok -eq 1 ]] || die "apt-get install $package failed (see above)"
+  # Belt and braces: if the package's service runs anyway (systemd hosts), stop and disable it,
+  # so its port is free for the stack's own process.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$package" 2>/dev/null; then
+    log "stopping and disabling the $package service the package started"
+    systemctl stop "$package" && systemctl disable "$package" >&2 || true
+  fi
+}
+
 prom="$(prometheus_path)"
 if [[ ! -x "$prom" ]]; then
   [[ -z "${PROMETHEUS_BIN:-}" ]] || die "PROMETHEUS_BIN=$PROMETHEUS_BIN is not an executable"
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    log "installing Debian's prometheus package (apt-get install --no-install-recommends prometheus)"
-    # A Debian package starts its service on install unless policy-rc.d forbids it; forbid it for
-    # this install only (containers usually ship such a file already: then we leave it alone).
-    own_policy=0
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
-    fi
-    apt_ok=1
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2; then
-      log "apt-get install failed; retrying after apt-get update"
-      { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2; } || apt_ok=0
-    fi
-    [[ $own_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d
-    [[ $apt_ok -eq 1 ]] || die "apt-get install prometheus failed (see above)"
-    # Belt and braces: if the package's service runs anyway (systemd hosts), stop and disable it,
-    # so :9090 is free for the stack's own Prometheus.
-    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
-      log "stopping and disabling the prometheus service the package started"
-      systemctl stop prometheus && systemctl disable prometheus >&2 || true
-    fi
-    prom="$(prometheus_path)"
-  else
-    die "prometheus is missing: install it (Debian/Ubuntu: sudo apt-get install --no-install-recommends prometheus, then 'sudo systemctl disable --now prometheus'), or set PROMETHEUS_BIN"
-  fi
+  apt_install prometheus
+  prom="$(prometheus_path)"
+fi
+alertmanager="$(alertmanager_path)"
+if [[ ! -x "$alertmanager" ]]; then
+  [[ -z "${ALERTMANAGER_BIN:-}" ]] || die "ALERTMANAGER_BIN=$ALERTMANAGER_BIN is not an executable"
+  apt_install prometheus-alertmanager
+  alertmanager="$(alertmanager_path)"
 fi
 log "Prometheus: $prom ($("$prom" --version 2>&1 | head -1))"
 
+log "Alertmanager: $alertmanager ($("$alertmanager" --version 2>&1 | head -1))"
+
 echo "JAEGER_BIN=$jaeger_bin"
 echo "PROMETHEUS_BIN=$prom"
+echo "ALERTMANAGER_BIN=$alertmanager"

@@ -17,8 +17,13 @@
  * - Every push carries ALL streams of the shard, stamped with a time strictly after the previous
  *   push (Prometheus rejects duplicate or out-of-order samples), and a fixed per-stream start time.
  * - A failed push is simply retried on the next alarm: the state is cumulative.
- * - While streams changed recently it pushes every `pushIntervalMillis`; while idle but active in
- *   the last `idleStopMillis` it re-pushes every `keepaliveMillis` so series stay fresh; then stops.
+ * - Continuity, like a scrape target: a change is pushed `pushIntervalMillis` after it arrives,
+ *   and while nothing changes the whole state is re-pushed every `keepaliveMillis`, with no idle
+ *   stop, for as long as the shard holds a stream it owns. Counters keep their totals and gauges
+ *   their newest value, so no series goes stale in Prometheus on a quiet night.
+ * - Every push also carries the shard's heartbeat, astra_telemetry_push_timestamp_seconds
+ *   {shard}: the push's own time, so the newest sample in Prometheus is the last push that
+ *   arrived, and an alert can tell "pipeline silent" from "no traffic".
  * - An empty OTEL_EXPORTER_OTLP_ENDPOINT turns pushing off.
  *
  * Scaling out: streams are sharded by metric name over METRICS_AGGREGATOR_SHARDS objects
@@ -42,10 +47,11 @@ export const AGGREGATOR_INSTANCE_ID = SERVICE_NAME;
 export const aggregatorConfig = {
   /** Delay from the first change to the push that carries it. */
   pushIntervalMillis: 1000,
-  /** Re-push period while nothing changed, so series stay fresh in Prometheus. */
+  /**
+   * Re-push period while nothing changed, traffic or not: every series keeps a sample younger
+   * than this (plus one push) in Prometheus, far inside its 5 min lookback. ≤ 30 s by contract.
+   */
   keepaliveMillis: 15_000,
-  /** Stop the alarm when nothing was ingested for this long. */
-  idleStopMillis: 10 * 60_000,
   /** Longest wait between retries of a failed push. */
   maxRetryMillis: 10_000,
   /** How long batch ids are remembered (must exceed the isolates' retention age). */
@@ -66,6 +72,32 @@ export const aggregatorConfig = {
 
 /** The isolate a batch came from: batch ids are `${isolateId}-${sequence}`. */
 export const senderOf = (batchId: string): string => batchId.replace(/-\d+$/, "");
+
+/** What the last push saw, for {@link nextPushDelayMillis}. */
+export interface PushOutcome {
+  /** The collector accepted the push. */
+  ok: boolean;
+  /** Consecutive failed pushes, this one included (0 after a success). */
+  failures: number;
+  /** Points arrived that no accepted push carries yet. */
+  dirty: boolean;
+}
+
+/**
+ * Milliseconds until the next push. There is no idle stop: how long the shard has been quiet
+ * does not enter, so the keepalive runs for as long as the deployment exists.
+ *
+ * @example
+ * nextPushDelayMillis({ ok: true, failures: 0, dirty: false }); // 15000: keepalive
+ * nextPushDelayMillis({ ok: false, failures: 3, dirty: true }); // 4000: backoff
+ */
+export function nextPushDelayMillis(outcome: PushOutcome, config: Pick<typeof aggregatorConfig, "pushIntervalMillis" | "keepaliveMillis" | "maxRetryMillis"> = aggregatorConfig): number {
+  if (!outcome.ok) return Math.min(config.maxRetryMillis, config.pushIntervalMillis * 2 ** Math.min(Math.max(outcome.failures, 1) - 1, 4));
+  return outcome.dirty ? config.pushIntervalMillis : config.keepaliveMillis;
+}
+
+/** The heartbeat gauge every push carries: the push's own time, per shard. */
+export const HEARTBEAT_METRIC = "astra_telemetry_push_timestamp_seconds";
 
 /** What `ingest` answers. */
 export interface IngestResult {
@@ -202,10 +234,7 @@ export class MetricsAggregator extends DurableObject<Env> {
         else this.#bumpMeta("points_dropped");
       }
       this.#bumpMeta("batches_accepted");
-      if (merged) {
-        this.#bumpMeta("version");
-        this.#setMeta("last_ingest_ms", now);
-      }
+      if (merged) this.#bumpMeta("version");
       return { accepted: true, merged };
     });
     if (result.merged) await this.#ensureAlarm(now + aggregatorConfig.pushIntervalMillis);
@@ -268,31 +297,32 @@ export class MetricsAggregator extends DurableObject<Env> {
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
-  /** Pushes all streams when due, prunes old batch ids, and schedules the next alarm (or none). */
+  /**
+   * Pushes all streams, prunes old batch ids and forgotten isolates, and schedules the next
+   * alarm. The next alarm is set whatever happens here (a failed push, a storage error), so the
+   * keepalive chain never ends while the shard owns a stream; it ends only when pushing is off
+   * (no endpoint) or the shard owns nothing (after a resharding), and the next ingest restarts it.
+   */
   override async alarm(): Promise<void> {
-    const now = Date.now();
-    this.#sql.exec(`DELETE FROM batches WHERE at_ms < ?`, now - aggregatorConfig.batchIdTtlMillis);
-    const forgetBefore = now - aggregatorConfig.senderForgetMillis;
-    this.#sql.exec(`DELETE FROM contributions WHERE sender IN (SELECT sender FROM senders WHERE seen_ms < ?)`, forgetBefore);
-    this.#sql.exec(`DELETE FROM senders WHERE seen_ms < ?`, forgetBefore);
-    const endpoint = this.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
-    if (!endpoint) return; // Export off: no push, no further alarm (the next ingest sets one again).
-
-    const version = this.#meta("version");
-    const ok = await this.pushNow();
-    const failures = ok ? 0 : this.#meta("consecutive_failures") + 1;
-    this.#setMeta("consecutive_failures", failures);
-
-    const after = Date.now();
-    const dirty = this.#meta("version") > (ok ? version : this.#meta("pushed_version"));
-    const idleFor = after - this.#meta("last_ingest_ms");
-    if (!ok) {
-      if (idleFor < aggregatorConfig.idleStopMillis)
-        await this.ctx.storage.setAlarm(after + Math.min(aggregatorConfig.maxRetryMillis, aggregatorConfig.pushIntervalMillis * 2 ** Math.min(failures - 1, 4)));
-    } else if (dirty) {
-      await this.ctx.storage.setAlarm(after + aggregatorConfig.pushIntervalMillis);
-    } else if (idleFor < aggregatorConfig.idleStopMillis) {
-      await this.ctx.storage.setAlarm(after + aggregatorConfig.keepaliveMillis);
+    let delay: number | undefined = aggregatorConfig.maxRetryMillis;
+    try {
+      const now = Date.now();
+      this.#sql.exec(`DELETE FROM batches WHERE at_ms < ?`, now - aggregatorConfig.batchIdTtlMillis);
+      const forgetBefore = now - aggregatorConfig.senderForgetMillis;
+      this.#sql.exec(`DELETE FROM contributions WHERE sender IN (SELECT sender FROM senders WHERE seen_ms < ?)`, forgetBefore);
+      this.#sql.exec(`DELETE FROM senders WHERE seen_ms < ?`, forgetBefore);
+      if (!this.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || this.#ownedRows().length === 0) {
+        delay = undefined;
+        return;
+      }
+      const version = this.#meta("version");
+      const ok = await this.pushNow();
+      const failures = ok ? 0 : this.#meta("consecutive_failures") + 1;
+      if (failures !== this.#meta("consecutive_failures")) this.#setMeta("consecutive_failures", failures);
+      const dirty = this.#meta("version") > (ok ? version : this.#meta("pushed_version"));
+      delay = nextPushDelayMillis({ ok, failures, dirty });
+    } finally {
+      if (delay !== undefined) await this.ctx.storage.setAlarm(Date.now() + delay);
     }
   }
 
@@ -341,14 +371,7 @@ export class MetricsAggregator extends DurableObject<Env> {
 
   /** The SDK data model of every stream, cumulative, stamped `timeMs`. */
   buildResourceMetrics(timeMs: number): ResourceMetrics {
-    const myShard = this.#sql.exec<{ value: number }>(`SELECT value FROM meta WHERE key = 'shard'`).toArray()[0]?.value;
-    const shards = shardCount(this.env.METRICS_AGGREGATOR_SHARDS);
-    // Only the streams this shard owns under the current shard count: after a resharding the
-    // new owner starts them from 0 (one counter reset), and this object stops writing them.
-    const rows = this.#sql
-      .exec<StreamRow>(`SELECT * FROM streams ORDER BY name, kind, key`)
-      .toArray()
-      .filter((row) => myShard === undefined || shardOf(row.name, shards) === myShard);
+    const rows = this.#ownedRows();
     const endTime = millisToHrTime(timeMs);
     const metrics = new Map<string, MetricData>();
     const live = this.#liveSums(timeMs);
@@ -383,10 +406,35 @@ export class MetricsAggregator extends DurableObject<Env> {
         metric.dataPoints.push({ ...base, value: row.kind === "updowncounter" ? (live.get(row.key) ?? 0) : (row.value ?? 0) });
       }
     }
+    if (metrics.size)
+      metrics.set(HEARTBEAT_METRIC, {
+        descriptor: { name: HEARTBEAT_METRIC, description: "Unix time of the metrics aggregator shard's push that carried this sample", unit: "", valueType: ValueType.DOUBLE },
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.GAUGE,
+        dataPoints: [{ startTime: endTime, endTime, attributes: { shard: String(this.#shard() ?? 0) }, value: timeMs / 1000 }],
+      });
     return {
       resource: serviceResource(this.env, { "service.instance.id": AGGREGATOR_INSTANCE_ID }),
       scopeMetrics: [{ scope: { name: SERVICE_NAME }, metrics: [...metrics.values()] }],
     };
+  }
+
+  /** This object's shard index, as the senders told it (undefined before the first ingest said). */
+  #shard(): number | undefined {
+    return this.#sql.exec<{ value: number }>(`SELECT value FROM meta WHERE key = 'shard'`).toArray()[0]?.value;
+  }
+
+  /**
+   * The streams this shard owns under the current shard count: after a resharding the new owner
+   * starts them from 0 (one counter reset), and this object stops writing them.
+   */
+  #ownedRows(): StreamRow[] {
+    const myShard = this.#shard();
+    const shards = shardCount(this.env.METRICS_AGGREGATOR_SHARDS);
+    return this.#sql
+      .exec<StreamRow>(`SELECT * FROM streams ORDER BY name, kind, key`)
+      .toArray()
+      .filter((row) => myShard === undefined || shardOf(row.name, shards) === myShard);
   }
 
   /** UpDownCounter values: per stream, the sum of the contributions of isolates seen recently. */

@@ -1,6 +1,6 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { AGGREGATOR_INSTANCE_ID, type MetricsAggregator } from "../../../lib/telemetry/aggregator";
+import { AGGREGATOR_INSTANCE_ID, HEARTBEAT_METRIC, aggregatorConfig, nextPushDelayMillis, type MetricsAggregator } from "../../../lib/telemetry/aggregator";
 import { captureCollector, counterPoint, gaugePoint, histogramPoint, otlpAttributes, otlpMetrics } from "./support";
 
 const ENDPOINT = env.OTEL_EXPORTER_OTLP_ENDPOINT as string;
@@ -171,18 +171,64 @@ describe("MetricsAggregator alarm push", () => {
     expect(otlpMetrics(collector.requests[0]!.body).get("astra_errors_total").sum.dataPoints[0].asDouble).toBe(1);
   });
 
-  it("keeps pushing while recently active and stops once idle", async () => {
+  it("re-pushes the whole state with a fresh heartbeat on every alarm, with no idle stop", async () => {
     const collector = captureCollector(ENDPOINT);
     restore = collector.restore;
     const shard = freshShard();
-    await shard.ingest("a-0", [counterPoint("astra_false_positives_total", 1, { detector: "limit" })]);
-    await runDurableObjectAlarm(shard);
-    const keepalive = await runInDurableObject(shard, (_i, state) => state.storage.getAlarm());
-    expect(keepalive).not.toBeNull(); // fresh series: re-pushed later
-    // Pretend the last ingest was long ago.
-    await runInDurableObject(shard, (_i, state) => state.storage.sql.exec(`UPDATE meta SET value = 0 WHERE key = 'last_ingest_ms'`));
-    await runDurableObjectAlarm(shard);
-    expect(await runInDurableObject(shard, (_i, state) => state.storage.getAlarm())).toBeNull();
-    expect(collector.requests.length).toBe(2);
+    await shard.ingest("a-0", [counterPoint("astra_false_positives_total", 1, { detector: "limit", severity: "LOW" }), gaugePoint("astra_detection_accuracy", 0.75, Date.now())], 0);
+    const stamps: number[] = [];
+    // Each alarm is a keepalive once the change was pushed; the schedule has no notion of
+    // "idle for long" (nextPushDelayMillis below), so this holds after 11 minutes or 11 days.
+    for (let i = 0; i < 4; i++) {
+      const before = Date.now();
+      expect(await runDurableObjectAlarm(shard)).toBe(true);
+      const next = await runInDurableObject(shard, (_i, state) => state.storage.getAlarm());
+      expect(next).not.toBeNull();
+      expect(next! - before).toBeLessThanOrEqual(aggregatorConfig.keepaliveMillis + 1000);
+      const pushed = otlpMetrics(collector.requests[i]!.body);
+      expect(pushed.get("astra_false_positives_total").sum.dataPoints[0].asDouble).toBe(1);
+      expect(pushed.get("astra_detection_accuracy").gauge.dataPoints[0].asDouble).toBe(0.75);
+      const beat = pushed.get(HEARTBEAT_METRIC).gauge.dataPoints[0];
+      expect(otlpAttributes(beat.attributes)).toEqual({ shard: "0" });
+      stamps.push(beat.asDouble);
+    }
+    expect(collector.requests).toHaveLength(4);
+    for (let i = 1; i < stamps.length; i++) expect(stamps[i]!).toBeGreaterThan(stamps[i - 1]!);
+    expect(aggregatorConfig.keepaliveMillis).toBeLessThanOrEqual(30_000);
+  });
+
+  it("keeps its alarm through failed pushes, backing off", async () => {
+    const collector = captureCollector(ENDPOINT, () => 400); // not retried inside the exporter
+    restore = collector.restore;
+    const shard = freshShard();
+    await shard.ingest("a-0", [counterPoint("astra_errors_total", 2, { error_type: "unavailable", endpoint: "/health" })], 0);
+    for (let i = 0; i < 3; i++) {
+      const before = Date.now();
+      await runDurableObjectAlarm(shard);
+      const next = await runInDurableObject(shard, (_i, state) => state.storage.getAlarm());
+      expect(next! - before).toBeLessThanOrEqual(aggregatorConfig.maxRetryMillis + 1000);
+    }
+    expect((await shard.stats()).pushFailures).toBeGreaterThanOrEqual(3);
+  });
+
+  it("ends its alarm only when it owns no stream", async () => {
+    const collector = captureCollector(ENDPOINT);
+    restore = collector.restore;
+    const orphan = freshShard(); // shard 3 of a larger, older shard count: owns nothing under 1 shard
+    await orphan.ingest("a-0", [counterPoint("astra_errors_total", 1, { error_type: "not_found", endpoint: "unmatched" })], 3);
+    await runDurableObjectAlarm(orphan);
+    expect(await runInDurableObject(orphan, (_i, state) => state.storage.getAlarm())).toBeNull();
+    expect(collector.requests).toHaveLength(0);
+  });
+});
+
+describe("nextPushDelayMillis", () => {
+  const config = { pushIntervalMillis: 1000, keepaliveMillis: 15_000, maxRetryMillis: 10_000 };
+  it("pushes a change after pushIntervalMillis and keeps alive every keepaliveMillis otherwise", () => {
+    expect(nextPushDelayMillis({ ok: true, failures: 0, dirty: true }, config)).toBe(1000);
+    expect(nextPushDelayMillis({ ok: true, failures: 0, dirty: false }, config)).toBe(15_000);
+  });
+  it("backs off exponentially after failures, capped at maxRetryMillis", () => {
+    expect([1, 2, 3, 4, 5, 9].map((failures) => nextPushDelayMillis({ ok: false, failures, dirty: true }, config))).toEqual([1000, 2000, 4000, 8000, 10_000, 10_000]);
   });
 });
