@@ -13,6 +13,7 @@ import { ApiError, errorResponse } from "../lib/http/errors";
 import { apiCors } from "../lib/http/cors";
 import { apiSecurityHeaders } from "../lib/http/security-headers";
 import { readAccess } from "../lib/http/read-access";
+import { declareKnownSeries } from "../lib/mission/known-series";
 import { anomalyRoutes } from "./routes/anomalies";
 import { chaosRoutes } from "./routes/chaos";
 import { healthRoutes } from "./routes/health";
@@ -62,6 +63,9 @@ export function createApp({ telemetry = true, first = [] }: CreateAppOptions = {
   app.route("/api/v1/chaos", chaosRoutes);
 
   app.notFound((c) => errorResponse(c, new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`, "path")));
+
+  // Counters of closed label sets start at 0 in Prometheus, not at "No data".
+  if (telemetry) declareKnownSeries(app.routes.filter((r) => r.method !== "ALL").map((r) => r.path));
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return errorResponse(c, err);

@@ -7,11 +7,13 @@
  *               health http://127.0.0.1:13133, own metrics http://127.0.0.1:8888/metrics
  *   Prometheus  http://127.0.0.1:9090   (remote-write receiver; TSDB in .stack/prometheus)
  *   Jaeger      http://127.0.0.1:16686  (OTLP in on 127.0.0.1:4327/4328; in-memory)
+ *   Alertmanager http://127.0.0.1:9093  (alerts of prometheus/rules/; data in .stack/alertmanager)
+ *   Alert webhook http://127.0.0.1:9095/alerts (scripts/alert-webhook.mjs: prints each alert)
  *
  * Steps: build what is missing (collector/build.sh, scripts/build-backends.sh; both cached under
  * ~/.cache/astraguard), create .dev.vars from .dev.vars.example if missing, read
  * OTEL_EXPORTER_OTLP_TOKEN from .dev.vars (the collector then requires it; collector/auth.yaml),
- * check the ports are free, start the four processes with `concurrently` (prefixed log lines;
+ * check the ports are free, start the six processes with `concurrently` (prefixed log lines;
  * when one exits the others are stopped; Ctrl-C stops all; it kills only the process trees it
  * started, by pid), wait until each answers over HTTP, print the URLs.
  *
@@ -109,7 +111,8 @@ const backendPaths = parseDotenv(
 );
 const jaegerBin = backendPaths.JAEGER_BIN;
 const prometheusBin = backendPaths.PROMETHEUS_BIN;
-for (const [name, bin] of [['collector', collectorBin], ['jaeger', jaegerBin], ['prometheus', prometheusBin]]) {
+const alertmanagerBin = backendPaths.ALERTMANAGER_BIN;
+for (const [name, bin] of [['collector', collectorBin], ['jaeger', jaegerBin], ['prometheus', prometheusBin], ['alertmanager', alertmanagerBin]]) {
   try {
     await access(bin);
   } catch {
@@ -121,6 +124,7 @@ for (const [name, bin] of [['collector', collectorBin], ['jaeger', jaegerBin], [
 const ports = {
   collector: [4317, 4318, 13133, 8888],
   prometheus: [9090],
+  alertmanager: [9093, 9095],
   jaeger: [16686, 16685, 4327, 4328, 13134, 8889],
   worker: withWorker ? [8787] : [],
 };
@@ -133,6 +137,8 @@ if (busy.length) fail(`ports already in use on 127.0.0.1: ${busy.join(', ')}. Is
 // --- 4. processes ----------------------------------------------------------------------------
 const dataDir = join(root, '.stack', 'prometheus');
 await mkdir(dataDir, { recursive: true });
+const alertmanagerDir = join(root, '.stack', 'alertmanager');
+await mkdir(alertmanagerDir, { recursive: true });
 const collectorConfigs = [join(root, 'otel-collector.yaml')];
 if (otlpToken) collectorConfigs.push(join(root, 'collector/auth.yaml'));
 
@@ -151,6 +157,20 @@ const commands = [
       '--storage.tsdb.retention.time=15d',
     ].join(' '),
   },
+  {
+    name: 'alertmanager',
+    prefixColor: 'magenta',
+    command: [
+      'exec',
+      q(alertmanagerBin),
+      `--config.file=${q(join(root, 'alertmanager/alertmanager.yml'))}`,
+      '--web.listen-address=127.0.0.1:9093',
+      `--storage.path=${q(alertmanagerDir)}`,
+      // One Alertmanager, no cluster: nothing listens on the gossip port (9094 by default).
+      '--cluster.listen-address=',
+    ].join(' '),
+  },
+  { name: 'alerts', prefixColor: 'white', command: `exec node ${q(join(root, 'scripts/alert-webhook.mjs'))} --port 9095` },
   {
     name: 'collector',
     prefixColor: 'blue',
@@ -182,6 +202,8 @@ const stopAll = (why) => {
 const checks = [
   ['Jaeger', 'http://127.0.0.1:16686/api/services', (s) => s === 200],
   ['Prometheus', 'http://127.0.0.1:9090/-/ready', (s) => s === 200],
+  ['Alertmanager', 'http://127.0.0.1:9093/-/ready', (s) => s === 200],
+  ['Alert webhook', 'http://127.0.0.1:9095/health', (s) => s === 200],
   ['Collector', 'http://127.0.0.1:13133/', (s) => s === 200],
 ];
 if (withWorker) checks.push(['Worker', 'http://127.0.0.1:8787/health', (s) => s > 0]);
@@ -199,7 +221,8 @@ Promise.all(
       withWorker ? '  Worker      http://127.0.0.1:8787          (try /health)' : '  Worker      not started (--no-worker): run `npx wrangler dev`',
       '  Jaeger      http://127.0.0.1:16686/search  (API: /api/traces?service=astraguard-edge;',
       '              a Go-module build serves a placeholder page instead of the UI, see collector/README.md)',
-      '  Prometheus  http://127.0.0.1:9090',
+      '  Prometheus  http://127.0.0.1:9090          (rules: /rules, alerts: /alerts)',
+      '  Alertmanager http://127.0.0.1:9093         (alerts print below as [alerts] lines, from the webhook on :9095)',
       '  Collector   OTLP/HTTP http://127.0.0.1:4318, OTLP/gRPC 127.0.0.1:4317',
       `              ${otlpToken ? 'requires Authorization: Bearer $OTEL_EXPORTER_OTLP_TOKEN (.dev.vars)' : 'no token required'}`,
       '              health http://127.0.0.1:13133, own metrics http://127.0.0.1:8888/metrics',

@@ -54,9 +54,12 @@ export type AnomalyType =
   | "SENSOR_STUCK"
   | "DRIFT";
 
+/** The checks a finding comes from: the closed set of the `detector` label. */
+export const DETECTORS = ["limit", "rate", "stuck", "drift"] as const;
+
 export interface Finding {
   field: Field;
-  check: "limit" | "rate" | "stuck" | "drift";
+  check: (typeof DETECTORS)[number];
   score: number;
   type: AnomalyType;
   reason: string;

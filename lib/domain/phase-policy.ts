@@ -5,7 +5,9 @@
 import type { AnomalyType, Detection } from "./detector";
 import type { MissionPhase } from "./schemas";
 
-export type SeverityLevel = "LOW" | "MEDIUM" | "HIGH" | "CRITICAL";
+/** Severity levels, lowest first: the closed set of the `severity` label. */
+export const SEVERITY_LEVELS = ["LOW", "MEDIUM", "HIGH", "CRITICAL"] as const;
+export type SeverityLevel = (typeof SEVERITY_LEVELS)[number];
 export type EscalationLevel = "NONE" | "MONITOR" | "ALERT_OPERATORS" | "SAFE_MODE";
 export type Action =
   | "LOG_ONLY"

@@ -22,6 +22,8 @@ export type ChaosType = (typeof CHAOS_TYPES)[number];
 /** The dependencies a fault can target (the closed set of `target`). */
 export const CHAOS_TARGETS = ["storage", "collector", "metrics_aggregator"] as const;
 export type ChaosTarget = (typeof CHAOS_TARGETS)[number];
+/** The closed set of `status` labels of astra_chaos_injections_total. */
+export const CHAOS_STATUSES = ["injected", "recovered", "cancelled"] as const;
 
 /** Faults active at once, at most. */
 export const MAX_ACTIVE_FAULTS = 10;

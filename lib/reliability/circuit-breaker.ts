@@ -26,6 +26,14 @@ import { instruments } from "../telemetry/instruments";
 export type BreakerState = "CLOSED" | "OPEN" | "HALF_OPEN";
 
 /** The gauge's encoding (astra_circuit_breaker_state): 0 CLOSED, 1 OPEN, 2 HALF_OPEN. */
+/** Every transition a breaker can make (the diagram above): the closed set of {from_state, to_state}. */
+export const BREAKER_TRANSITIONS: ReadonlyArray<readonly [from: BreakerState, to: BreakerState]> = [
+  ["CLOSED", "OPEN"],
+  ["OPEN", "HALF_OPEN"],
+  ["HALF_OPEN", "CLOSED"],
+  ["HALF_OPEN", "OPEN"],
+];
+
 export const BREAKER_STATE_VALUE: Readonly<Record<BreakerState, number>> = { CLOSED: 0, OPEN: 1, HALF_OPEN: 2 };
 
 /** Options of {@link CircuitBreaker}; every field has a default. */

@@ -27,6 +27,9 @@ export const IDEMPOTENT_OPERATIONS = [
 ] as const;
 export type IdempotentOperation = (typeof IDEMPOTENT_OPERATIONS)[number];
 
+/** The closed set of `outcome` labels of astra_retry_attempts_total. */
+export const RETRY_OUTCOMES = ["success", "retry", "failure"] as const;
+
 /** Options of {@link retry}; every field has a default. */
 export interface RetryOptions {
   /** Attempts at most, the first included. Default 3. */

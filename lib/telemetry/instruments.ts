@@ -28,6 +28,10 @@ function timedGauge(name: string, options: MetricOptions): Gauge {
 const SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5];
 const BYTES_BUCKETS = [100, 1000, 10000, 100000, 1000000];
 const DETECTION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1];
+/** Injection → first healthy call after the fault ended: the fault's own 1..300 s plus the recovery. */
+const CHAOS_RECOVERY_BUCKETS = [1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600];
+/** First failure → next success of a dependency in one isolate: a blip (ms) to an outage (minutes). */
+const RESOLUTION_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
 
 const secondsHistogram = (name: string, description: string, buckets = SECONDS_BUCKETS) =>
   meter.createHistogram(name, { description, unit: "s", advice: { explicitBucketBoundaries: buckets } });
@@ -43,7 +47,7 @@ export const instruments = {
   httpRequestSize: bytesHistogram("astra_http_request_size_bytes", "HTTP request body size by route pattern"),
   httpResponseSize: bytesHistogram("astra_http_response_size_bytes", "HTTP response body size by route pattern"),
   errors: meter.createCounter("astra_errors_total", { description: "Errors by type and route pattern" }),
-  errorResolutionTime: secondsHistogram("astra_error_resolution_time_seconds", "Time from an error until the failing operation succeeded again"),
+  errorResolutionTime: secondsHistogram("astra_error_resolution_time_seconds", "Time from an error until the failing operation succeeded again", RESOLUTION_BUCKETS),
 
   // Reliability & resilience
   circuitBreakerState: timedGauge("astra_circuit_breaker_state", { description: "Circuit breaker state: 0 CLOSED, 1 OPEN, 2 HALF_OPEN" }),
@@ -51,7 +55,7 @@ export const instruments = {
   retryAttempts: meter.createCounter("astra_retry_attempts_total", { description: "Attempts of retried work by outcome: success, retry, failure" }),
   retryLatency: secondsHistogram("astra_retry_latency_seconds", "Time spent retrying"),
   chaosInjections: meter.createCounter("astra_chaos_injections_total", { description: "Faults injected by type and status" }),
-  chaosRecoveryTime: secondsHistogram("astra_chaos_recovery_time_seconds", "Time from an injected fault to recovery"),
+  chaosRecoveryTime: secondsHistogram("astra_chaos_recovery_time_seconds", "Time from an injected fault to recovery", CHAOS_RECOVERY_BUCKETS),
   recoveryActions: meter.createCounter("astra_recovery_actions_total", { description: "Recovery actions taken by the service" }),
   healthCheckFailures: meter.createCounter("astra_health_check_failures_total", { description: "Failed health checks of a dependency" }),
 

@@ -74,9 +74,10 @@ function flattenAttributes(attributes: Record<string, unknown>): PointAttributes
 }
 
 /**
- * Converts one collection of the isolate's reader into plain points. Empty deltas (a counter
- * with value 0, a histogram with count 0) are skipped: they carry nothing to add.
- * (UpDownCounter zeros are kept: see below.)
+ * Converts one collection of the isolate's reader into plain points. A delta collection holds
+ * only streams recorded since the last one, so a counter delta of 0 comes from an explicit
+ * `add(0)` (a series declared at 0, or "requests in flight" back to 0) and is kept: it creates
+ * the stream. Histograms with count 0 are skipped: they carry nothing to add.
  * Exponential histograms are not used by the instruments and are skipped.
  *
  * @example
@@ -93,9 +94,6 @@ export function toMetricPoints(resourceMetrics: ResourceMetrics): MetricPoint[] 
         switch (metric.dataPointType) {
           case DataPointType.SUM: {
             const value = dp.value as number;
-            // A zero counter delta adds nothing; a zero UpDownCounter delta (+1 -1) still
-            // creates its stream, so "requests in flight = 0" shows in Prometheus.
-            if (value === 0 && metric.isMonotonic) continue;
             points.push({ ...base, kind: metric.isMonotonic ? "counter" : "updowncounter", value });
             break;
           }

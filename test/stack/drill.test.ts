@@ -8,73 +8,11 @@
  *
  * Every process started here is stopped in afterAll, by the handle that started it.
  */
-import { join } from 'node:path';
-import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 // @ts-expect-error: a plain .mjs script without types
 import { runDrill } from '../../scripts/drill.mjs';
-import { buildBundle, wranglerSettings } from '../support/miniflare-isolates';
-import { REPO_ROOT, devVars, freePort, jaegerTraces, promQuery, startStack, stopAll, waitFor, type Stack } from '../support/stack';
-
-interface WorkerHandle {
-  url: string;
-  logs: string[];
-  stop(): Promise<void>;
-}
-
-/**
- * The Worker as it deploys (`wrangler deploy --dry-run` bundle) in Miniflare, listening on a free
- * port: a fixed snapshot, so edits to the checkout during the run (which `wrangler dev` would
- * hot-reload, dropping in-flight requests and the isolate's breakers) cannot disturb the drill.
- */
-async function startWorker(collectorUrl: string, secrets: Record<string, string>): Promise<WorkerHandle> {
-  const bundle = await buildBundle();
-  const { compatibilityDate, compatibilityFlags, vars } = await wranglerSettings();
-  const port = await freePort();
-  const logs: string[] = [];
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      host: '127.0.0.1',
-      port,
-      handleStructuredLogs: (log: { level: string; message: string }) => {
-        logs.push(`${log.level} ${log.message}`);
-        if (logs.length > 2000) logs.splice(0, logs.length - 2000);
-      },
-      modules: true,
-      scriptPath: bundle.script,
-      modulesRoot: bundle.dir,
-      compatibilityDate,
-      compatibilityFlags,
-      bindings: {
-        ...vars,
-        ADMIN_TOKEN: secrets.ADMIN_TOKEN ?? '',
-        OPERATOR_TOKEN: secrets.OPERATOR_TOKEN ?? '',
-        OTEL_EXPORTER_OTLP_TOKEN: secrets.OTEL_EXPORTER_OTLP_TOKEN ?? '',
-        OTEL_EXPORTER_OTLP_ENDPOINT: collectorUrl,
-      },
-      durableObjects: {
-        MISSION_STATE: { className: 'MissionState', useSQLite: true },
-        METRICS_AGGREGATOR: { className: 'MetricsAggregator', useSQLite: true },
-        CHAOS_CONTROL: { className: 'ChaosControl', useSQLite: true },
-      },
-    }),
-  );
-  const stop = async () => {
-    await mf.dispose().catch(() => undefined);
-    await bundle.dispose();
-  };
-  try {
-    const url = (await mf.ready).toString().replace(/\/$/, '');
-    await waitFor(async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined))?.status === 200, {
-      timeoutMillis: 60_000,
-      description: 'Worker /health',
-    });
-    return { url, logs, stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-}
+import { startWorker, type WorkerHandle } from '../support/miniflare-isolates';
+import { devVars, jaegerTraces, promQuery, startStack, stopAll, waitFor, type Stack } from '../support/stack';
 
 let stack: Stack;
 let worker: WorkerHandle | undefined;

@@ -1,6 +1,7 @@
 /**
  * Real telemetry backends for integration tests (Node side, vitest `stack` project; never in
- * workerd): the AstraGuard collector (otel-collector.yaml), Prometheus and Jaeger v2, each
+ * workerd): the AstraGuard collector (otel-collector.yaml), Prometheus, Jaeger v2, and for the
+ * alerting tests Alertmanager and the alert webhook (scripts/alert-webhook.mjs), each
  * started from its real binary on free 127.0.0.1 ports in a temp dir, so tests can run next to
  * a running `npm start` (which owns 4317/4318/13133/8888/9090/16686/4327/4328).
  *
@@ -54,6 +55,9 @@ export const COLLECTOR_CONFIG = join(REPO_ROOT, 'otel-collector.yaml');
 export const COLLECTOR_AUTH_OVERLAY = join(REPO_ROOT, 'collector/auth.yaml');
 export const PROMETHEUS_CONFIG = join(REPO_ROOT, 'prometheus/prometheus.yml');
 export const JAEGER_CONFIG = join(REPO_ROOT, 'jaeger/config.yaml');
+export const PROMETHEUS_RULES = join(REPO_ROOT, 'prometheus/rules/*.yml');
+export const ALERTMANAGER_CONFIG = join(REPO_ROOT, 'alertmanager/alertmanager.yml');
+export const ALERT_WEBHOOK_SCRIPT = join(REPO_ROOT, 'scripts/alert-webhook.mjs');
 
 // ---------------------------------------------------------------------------------------------
 // Binaries
@@ -67,6 +71,8 @@ export interface StackBinaries {
   jaeger: string;
   /** Prometheus (Debian's `/usr/bin/prometheus` unless `PROMETHEUS_BIN` is set). */
   prometheus: string;
+  /** Alertmanager (Debian's `/usr/bin/prometheus-alertmanager` unless `ALERTMANAGER_BIN` is set). */
+  alertmanager: string;
 }
 
 let binariesPromise: Promise<StackBinaries> | undefined;
@@ -108,7 +114,12 @@ export function stackBinaries(): Promise<StackBinaries> {
         .split('\n')
         .map((line) => line.split('=', 2) as [string, string]),
     );
-    const binaries = { collector, jaeger: backends.JAEGER_BIN ?? '', prometheus: backends.PROMETHEUS_BIN ?? '' };
+    const binaries = {
+      collector,
+      jaeger: backends.JAEGER_BIN ?? '',
+      prometheus: backends.PROMETHEUS_BIN ?? '',
+      alertmanager: backends.ALERTMANAGER_BIN ?? '',
+    };
     for (const [name, path] of Object.entries(binaries)) {
       if (!path) throw new Error(`build scripts did not report a path for ${name}`);
     }
@@ -123,7 +134,7 @@ export function stackBinaries(): Promise<StackBinaries> {
 // ---------------------------------------------------------------------------------------------
 
 /** Ports `npm start` uses; never handed out by {@link freePort}. */
-const RESERVED_PORTS = new Set([4317, 4318, 13133, 8888, 8889, 9090, 16686, 16685, 4327, 4328, 13134, 8787]);
+const RESERVED_PORTS = new Set([4317, 4318, 13133, 8888, 8889, 9090, 9093, 9094, 9095, 16686, 16685, 4327, 4328, 13134, 8787]);
 const handedOut = new Set<number>();
 
 /**
@@ -605,6 +616,13 @@ export interface PrometheusOptions extends ProcessOptions {
   scrapeCollector?: string;
   /** Scrape interval for that job, e.g. `'2s'` in tests. Default the file's (15s). */
   scrapeInterval?: string;
+  /** Rule evaluation interval, e.g. `'1s'` in the alerting test. Default the file's (15s). */
+  evaluationInterval?: string;
+  /**
+   * `host:port` of the Alertmanager to send alerts to. Default: none (the file's `alerting`
+   * section, which names `npm start`'s :9093, is cut out, so a test never alerts a user's stack).
+   */
+  alertmanager?: string;
 }
 
 /** A running test Prometheus. */
@@ -636,6 +654,12 @@ export async function startPrometheus(options: PrometheusOptions = {}): Promise<
       let config = await readFile(PROMETHEUS_CONFIG, 'utf8');
       if (options.scrapeCollector) config = config.replaceAll('127.0.0.1:8888', options.scrapeCollector);
       if (options.scrapeInterval) config = config.replace(/scrape_interval: \S+/g, `scrape_interval: ${options.scrapeInterval}`);
+      if (options.evaluationInterval) config = config.replace(/evaluation_interval: \S+/g, `evaluation_interval: ${options.evaluationInterval}`);
+      // The copy lives in a temp dir: the rules by absolute path.
+      config = config.replace('- rules/*.yml', `- ${PROMETHEUS_RULES}`);
+      config = options.alertmanager
+        ? config.replaceAll('127.0.0.1:9093', options.alertmanager)
+        : config.replace(/^alerting:[\s\S]*$/m, '');
       await writeFile(join(dir, 'prometheus.yml'), config);
       return [
         `--config.file=${join(dir, 'prometheus.yml')}`,
@@ -689,6 +713,88 @@ export async function promSeries(url: string, match: string): Promise<Record<str
   const body = (await response.json()) as { status: string; error?: string; data?: Record<string, string>[] };
   if (body.status !== 'success' || !body.data) throw new Error(`series ${match}: ${response.status} ${body.error ?? ''}`);
   return body.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alertmanager and the alert webhook
+// ---------------------------------------------------------------------------------------------
+
+/** One alert as scripts/alert-webhook.mjs records it (GET /alerts). */
+export interface ReceivedAlert {
+  received_at: string;
+  status: 'firing' | 'resolved';
+  alertname: string;
+  severity?: string;
+  labels: Record<string, string>;
+  summary?: string;
+}
+
+/** A running alert webhook. */
+export interface AlertWebhookHandle extends StackProcess {
+  /** `http://127.0.0.1:port/alerts`: where Alertmanager posts. */
+  url: string;
+  /** The alerts received so far (the last 100). */
+  received(): Promise<ReceivedAlert[]>;
+}
+
+/** Starts scripts/alert-webhook.mjs (the receiver `npm start` runs) on a free port. */
+export async function startAlertWebhook(options: ProcessOptions = {}): Promise<AlertWebhookHandle> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const managed = await launch('alert-webhook', options.binary ?? process.execPath, () => [ALERT_WEBHOOK_SCRIPT, '--port', String(port)], {}, `${base}/health`, options);
+  const received = async (): Promise<ReceivedAlert[]> => {
+    const response = await fetch(`${base}/alerts`, { signal: AbortSignal.timeout(5000) });
+    return ((await response.json()) as { alerts: ReceivedAlert[] }).alerts;
+  };
+  return Object.assign(managed, { url: `${base}/alerts`, received });
+}
+
+/** Options of {@link startAlertmanager}. */
+export interface AlertmanagerOptions extends ProcessOptions {
+  /** Where the webhook receiver posts (replaces the file's http://127.0.0.1:9095/alerts). */
+  webhookUrl: string;
+  /** Route timings over the file's (10s / 1m), e.g. `'1s'` in tests. */
+  groupWait?: string;
+  groupInterval?: string;
+}
+
+/** A running test Alertmanager. */
+export interface AlertmanagerHandle extends StackProcess {
+  port: number;
+  url: string;
+  /** `127.0.0.1:port`, for Prometheus's `alerting` section. */
+  target: string;
+}
+
+/**
+ * Starts Alertmanager with the repository's alertmanager/alertmanager.yml (webhook URL and
+ * timings adapted), clustering off, its data in the temp dir; waits for `/-/ready`.
+ */
+export async function startAlertmanager(options: AlertmanagerOptions): Promise<AlertmanagerHandle> {
+  const binary = options.binary ?? (await stackBinaries()).alertmanager;
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const managed = await launch(
+    'alertmanager',
+    binary,
+    async (dir) => {
+      let config = (await readFile(ALERTMANAGER_CONFIG, 'utf8')).replace('http://127.0.0.1:9095/alerts', options.webhookUrl);
+      if (options.groupWait) config = config.replace(/group_wait: \S+/, `group_wait: ${options.groupWait}`);
+      if (options.groupInterval) config = config.replace(/group_interval: \S+/, `group_interval: ${options.groupInterval}`);
+      await writeFile(join(dir, 'alertmanager.yml'), config);
+      return [
+        `--config.file=${join(dir, 'alertmanager.yml')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        `--storage.path=${join(dir, 'data')}`,
+        '--cluster.listen-address=',
+        '--log.level=warn',
+      ];
+    },
+    {},
+    `${url}/-/ready`,
+    options,
+  );
+  return Object.assign(managed, { port, url, target: `127.0.0.1:${port}` });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ function allowed(metric: string, label: string): Set<string> | RegExp | undefine
       return set("latency", "error", "outage");
     case "phase":
       return new Set(MISSION_PHASES);
+    case "shard":
+      return new Set(Array.from({ length: shardCount(env.METRICS_AGGREGATOR_SHARDS) }, (_, i) => String(i)));
     default:
       return undefined;
   }
