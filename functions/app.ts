@@ -6,9 +6,9 @@ import { HTTPException } from "hono/http-exception";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import type { AppEnv } from "../lib/env";
-import { httpMetrics } from "../lib/telemetry/http-metrics";
+import { requestTelemetry } from "../lib/telemetry/request-telemetry";
 import { errorFields, log } from "../lib/telemetry/logger";
-import { serverSpan } from "../lib/telemetry/tracing";
+import { flushTelemetry } from "./telemetry";
 import { ApiError, errorResponse } from "../lib/http/errors";
 import { apiCors } from "../lib/http/cors";
 import { apiSecurityHeaders } from "../lib/http/security-headers";
@@ -35,11 +35,10 @@ export function createApp({ telemetry = true, first = [] }: CreateAppOptions = {
   const app = new Hono<AppEnv>();
 
   for (const middleware of first) app.use("*", middleware);
-  // First, so it sees every request and the final response, and flushes after the span has ended.
-  if (telemetry) app.use("*", httpMetrics());
   app.use("*", requestId());
-  // The request's SERVER span (W3C traceparent honoured) and its JSON log line; inside httpMetrics, so the flush sees it ended.
-  if (telemetry) app.use("*", serverSpan());
+  // Span, metrics, log line, then the flush; before everything else, so it sees every request
+  // and its final response (errors and 404s included).
+  if (telemetry) app.use("*", requestTelemetry({ flush: flushTelemetry }));
   // Security headers on every answer (errors included); CORS only for the origins CORS_ALLOW_ORIGINS lists.
   app.use("*", apiSecurityHeaders());
   app.use("*", apiCors());

@@ -1,8 +1,8 @@
 /** Workers entry: the Hono app, and the Durable Object classes wrangler.toml binds. */
 import { app } from "./app";
 
-export { MissionState } from "../lib/state/mission-state";
-export { MetricsAggregator } from "../lib/telemetry/aggregator";
-export { ChaosControl } from "../lib/reliability/chaos-control";
+export { MissionState } from "../lib/objects/mission-state";
+export { MetricsAggregator } from "../lib/objects/metrics-aggregator";
+export { ChaosControl } from "../lib/objects/chaos-control";
 
 export default app;

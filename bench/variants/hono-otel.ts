@@ -14,7 +14,6 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider, MetricReader, type PushMetricExporter } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import type { MiddlewareHandler } from "hono";
-import type { Env } from "../../lib/env";
 import { benchEntry } from "./lib/bench-entry";
 import { createApp } from "../../functions/app";
 

@@ -5,7 +5,6 @@
  * It flushes its spans at the end of every request in `waitUntil`, as it documents.
  */
 import { instrument, type ResolveConfigFn } from "@microlabs/otel-cf-workers";
-import type { Env } from "../../lib/env";
 import { benchEntry } from "./lib/bench-entry";
 import { createApp } from "../../functions/app";
 

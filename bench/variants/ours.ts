@@ -6,10 +6,9 @@
  * shards' stats, and the RPC batches the shards received (see MetricsAggregator below).
  */
 import app from "../../functions/index";
-import type { Env } from "../../lib/env";
-import { MetricsAggregator as DeployedAggregator } from "../../lib/telemetry/aggregator";
-import { telemetryFlusher } from "../../lib/telemetry/flush";
-import { shardCount, shardName, type MetricPoint } from "../../lib/telemetry/points";
+import { MetricsAggregator as DeployedAggregator } from "../../lib/objects/metrics-aggregator";
+import { telemetryFlusher } from "../../functions/telemetry";
+import { shardCount, shardName, type MetricPoint } from "../../lib/telemetry/export/points";
 import { spanBuffer } from "../../lib/telemetry/tracer-provider";
 import { benchEntry } from "./lib/bench-entry";
 

@@ -1,11 +1,12 @@
 import { Hono } from "hono";
-import type { AppEnv, Env } from "../../lib/env";
+import type { AppEnv } from "../../lib/env";
 import { requireScope } from "../../lib/http/auth";
 import { ApiError } from "../../lib/http/errors";
 import { smallJsonBody } from "../../lib/http/json-bounds";
 import { requireJson, validate } from "../../lib/http/validation";
 import { chaosIdSchema, chaosSpecSchema, controlStub, faultJson, invalidateFaultView, refreshFaultView } from "../../lib/reliability/chaos";
-import { MAX_ACTIVE_FAULTS, type Fault } from "../../lib/reliability/chaos-control";
+import { MAX_ACTIVE_FAULTS } from "../../lib/objects/chaos-control";
+import type { Fault } from "../../lib/reliability/faults";
 import { localBreakerStates } from "../../lib/reliability/breakers";
 import { instruments } from "../../lib/telemetry/instruments";
 

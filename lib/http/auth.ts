@@ -4,7 +4,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
-import type { AppEnv, Env } from "../env";
+import type { AppEnv } from "../env";
 import { ApiError } from "./errors";
 import { log as logEvent } from "../telemetry/logger";
 

@@ -10,7 +10,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
-import type { AppEnv, Env } from "../env";
+import type { AppEnv } from "../env";
 
 /** Options of {@link apiCors}; every field has a default. */
 export interface ApiCorsOptions {

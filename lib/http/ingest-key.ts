@@ -13,7 +13,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
-import type { AppEnv, Env } from "../env";
+import type { AppEnv } from "../env";
 import { log } from "../telemetry/logger";
 import { ApiError } from "./errors";
 

@@ -13,7 +13,7 @@
  * logged (a missing binding once per isolate).
  */
 import type { Context, MiddlewareHandler } from "hono";
-import type { AppEnv, Env } from "../env";
+import type { AppEnv } from "../env";
 import { log as logLine, type LogFields } from "../telemetry/logger";
 import { ApiError, errorResponse } from "./errors";
 

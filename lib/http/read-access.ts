@@ -6,7 +6,7 @@
  * uptime checks; it tells only healthy/degraded, the version and the phase.
  */
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv, Env } from "../env";
+import type { AppEnv } from "../env";
 import { requireScope } from "./auth";
 
 /** Options of {@link readAccess}; every field has a default. */

@@ -2,8 +2,7 @@
  * Service health: this isolate's view of each dependency. Storage is pinged with a short deadline;
  * the collector's status is what the last export saw, so /health never waits on it.
  */
-import type { Env } from "../env";
-import { dependencyStatus, type DependencyStatus } from "../state/dependency-health";
+import { dependencyStatus, type DependencyStatus } from "../reliability/dependency-health";
 import type { MissionPhase } from "../domain/schemas";
 import { callMission } from "./mission-client";
 import { localBreakerStates } from "../reliability/breakers";

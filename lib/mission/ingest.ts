@@ -5,12 +5,11 @@
 import { detect, detectorOf, type Detection, type Reading } from "../domain/detector";
 import { decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase, TelemetryPointInput } from "../domain/schemas";
-import type { Env } from "../env";
 import type { Span } from "@opentelemetry/api";
 import { instruments } from "../telemetry/instruments";
 import { log } from "../telemetry/logger";
-import { withSpan } from "../telemetry/tracing";
-import { HISTORY_LENGTH, type RecordedResult, type RecordOutcome } from "../state/mission-state";
+import { withSpan } from "../telemetry/spans";
+import { HISTORY_LENGTH, type RecordedResult, type RecordOutcome } from "../objects/mission-state";
 import { callMission, detectionContext, rememberPhase, rememberReadings } from "./mission-client";
 
 export const DEFAULT_SATELLITE_ID = "default";

@@ -12,7 +12,7 @@
 import { DETECTORS } from "../domain/detector";
 import { SEVERITY_LEVELS } from "../domain/phase-policy";
 import { BREAKER_SETTINGS } from "../reliability/breakers";
-import { CHAOS_STATUSES, CHAOS_TYPES } from "../reliability/chaos-control";
+import { CHAOS_STATUSES, CHAOS_TYPES } from "../reliability/faults";
 import { BREAKER_TRANSITIONS } from "../reliability/circuit-breaker";
 import { IDEMPOTENT_OPERATIONS, RETRY_OUTCOMES } from "../reliability/retry";
 import { instruments } from "../telemetry/instruments";

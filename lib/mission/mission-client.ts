@@ -4,15 +4,15 @@
  */
 import type { Reading } from "../domain/detector";
 import type { MissionPhase } from "../domain/schemas";
-import type { Env } from "../env";
 import { ApiError } from "../http/errors";
-import { reportDependency } from "../state/dependency-health";
-import { IsolateCache } from "../state/isolate-cache";
+import { reportDependency } from "../reliability/dependency-health";
+import { IsolateCache } from "./isolate-cache";
 import { guardDependency, type GuardOptions } from "../reliability/guard";
 import { SpanKind } from "@opentelemetry/api";
 import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
-import { HISTORY_LENGTH, MISSION_OPERATIONS, type MissionState } from "../state/mission-state";
-import { adoptSpans, injectTraceContext, withSpan, type TracedResult } from "../telemetry/tracing";
+import { HISTORY_LENGTH, MISSION_OPERATIONS, type MissionState } from "../objects/mission-state";
+import { adoptSpans, type TracedResult } from "../telemetry/object-spans";
+import { injectTraceContext, withSpan } from "../telemetry/spans";
 
 /** One mission, one object: its name is fixed so every isolate reaches the same one. */
 const MISSION_OBJECT_NAME = "mission";

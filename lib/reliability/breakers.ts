@@ -17,7 +17,7 @@
  * exact across isolates). The gauge is written when an isolate syncs, so with no traffic at all
  * it keeps its last value.
  */
-import type { DependencyName } from "../state/dependency-health";
+import type { DependencyName } from "./dependency-health";
 import { BREAKER_STATE_VALUE, CircuitBreaker, type BreakerState, type CircuitBreakerOptions } from "./circuit-breaker";
 import { instruments } from "../telemetry/instruments";
 

@@ -14,14 +14,14 @@
  * - `outage`: every call fails at once, like a dependency that is down.
  */
 import { z } from "zod";
-import type { Env } from "../env";
 import { instruments } from "../telemetry/instruments";
-import type { DependencyName } from "../state/dependency-health";
+import type { DependencyName } from "./dependency-health";
 import { waitUntil } from "cloudflare:workers";
 import { localBreakerStates, recordBreakerGauge, takeBreakerChange } from "./breakers";
-import { CHAOS_TARGETS, CHAOS_TYPES, type ChaosType, type Fault, type SyncResult } from "./chaos-control";
+import { sleep, withTimeout } from "../support/async";
+import { isolateId } from "../support/isolate";
+import { CHAOS_TARGETS, CHAOS_TYPES, type ChaosType, type Fault, type SyncResult } from "./faults";
 
-export { CHAOS_TARGETS, CHAOS_TYPES } from "./chaos-control";
 
 /** How long an isolate trusts its copy of the active faults. */
 export const FAULT_VIEW_TTL_MS = 1000;
@@ -95,25 +95,13 @@ const EMPTY_VIEW: FaultView = { fetchedAtMs: 0, active: [], unrecovered: [], fle
 
 let view: FaultView | undefined;
 let refreshingSinceMs: number | undefined;
-let isolateId: string | undefined;
 /** Ended faults this isolate already reported healthy (or saw reported), with when it tried. */
 const recoveryMarks = new Map<string, { done: boolean; atMs: number }>();
 
-export function controlStub(env: Env): DurableObjectStub<import("./chaos-control").ChaosControl> {
+export function controlStub(env: Env): ReturnType<Env["CHAOS_CONTROL"]["get"]> {
   return env.CHAOS_CONTROL.get(env.CHAOS_CONTROL.idFromName(CONTROL_OBJECT_NAME));
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => {
-    if (timer !== undefined) clearTimeout(timer);
-  });
-}
 
 /**
  * The active faults as this isolate knows them. Stale-while-revalidate: a copy older than
@@ -161,8 +149,7 @@ export async function refreshFaultView(env: Env): Promise<FaultView> {
 async function syncView(env: Env): Promise<FaultView> {
   const local = localBreakerStates();
   try {
-    isolateId ??= crypto.randomUUID();
-    const r = (await withTimeout(controlStub(env).sync(isolateId, local), CONTROL_TIMEOUT_MS)) as SyncResult;
+    const r = (await withTimeout(controlStub(env).sync(isolateId(), local), CONTROL_TIMEOUT_MS)) as SyncResult;
     recordBreakerGauge({ ...local, ...r.fleet });
     return { fetchedAtMs: Date.now(), active: r.active, unrecovered: r.unrecovered, fleet: r.fleet, synced: true };
   } catch (err) {
@@ -180,7 +167,6 @@ export function invalidateFaultView(): void {
   view = undefined;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Runs `fn` under the faults of `view` that target `target` and are active now: waits for

@@ -15,8 +15,7 @@
  */
 import { context } from "@opentelemetry/api";
 import { suppressTracing } from "@opentelemetry/core";
-import type { Env } from "../env";
-import { reportDependency, type DependencyName } from "../state/dependency-health";
+import { reportDependency, type DependencyName } from "./dependency-health";
 import { breaker, breakerChangePending } from "./breakers";
 import { applyFaults, faultView, noteHealthy, refreshFaultView } from "./chaos";
 import { CircuitOpenError } from "./circuit-breaker";

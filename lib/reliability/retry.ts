@@ -13,6 +13,8 @@
  * @example
  * const phase = await retry("mission.getPhase", () => stub.getPhase(), { maxAttempts: 3 });
  */
+import { safely } from "../support/safely";
+import { sleep } from "../support/async";
 import { instruments } from "../telemetry/instruments";
 import { withReliabilitySpan } from "./spans";
 
@@ -61,7 +63,6 @@ export const RETRY_DEFAULTS = {
   maxTotalMillis: 2000,
 } as const;
 
-const realSleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis));
 
 /** The wait before attempt `attempt + 1` (attempt ≥ 1): full jitter, uniform in [0, cap). */
 export function backoffDelay(attempt: number, random: () => number, baseDelayMillis: number, maxDelayMillis: number): number {
@@ -69,13 +70,6 @@ export function backoffDelay(attempt: number, random: () => number, baseDelayMil
   return Math.floor(random() * cap);
 }
 
-function safely(fn: () => void): void {
-  try {
-    fn();
-  } catch (err) {
-    console.warn("reliability: recording failed", err);
-  }
-}
 
 /**
  * Runs `fn` until it succeeds, an error is not retryable, `maxAttempts` were made, or the next
@@ -88,7 +82,7 @@ export async function retry<T>(operation: IdempotentOperation, fn: (attempt: num
   const maxDelayMillis = Math.max(0, options.maxDelayMillis ?? RETRY_DEFAULTS.maxDelayMillis);
   const maxTotalMillis = Math.max(0, options.maxTotalMillis ?? RETRY_DEFAULTS.maxTotalMillis);
   const isRetryable = options.isRetryable ?? (() => true);
-  const sleep = options.sleep ?? realSleep;
+  const wait = options.sleep ?? sleep;
   const random = options.random ?? Math.random;
   const now = options.now ?? Date.now;
   const endpoint = operation;
@@ -111,7 +105,7 @@ export async function retry<T>(operation: IdempotentOperation, fn: (attempt: num
         if (attempt > 1) safely(() => instruments.retryLatency.record((now() - started) / 1000, { endpoint }));
         throw err;
       }
-      await sleep(delay);
+      await wait(delay);
     }
   }
 }

@@ -7,7 +7,7 @@
  */
 import type { Attributes, Context, Gauge, MetricOptions } from "@opentelemetry/api";
 import { meterProvider } from "./meter-provider";
-import { noteGaugeSample } from "./points";
+import { noteGaugeSample } from "./gauge-samples";
 
 const meter = meterProvider.getMeter("astraguard-edge");
 

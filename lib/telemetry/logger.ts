@@ -1,5 +1,5 @@
 /**
- * JSON logs joined to traces: one line per request (written by `serverSpan()`, ./tracing.ts) and
+ * JSON logs joined to traces: one line per request (written by `requestTelemetry()`, ./request-telemetry.ts) and
  * one per notable event (anomaly detected, phase changed, auth failed, unhandled error).
  *
  * Each line is one JSON object on `console.log` / `console.warn` / `console.error` (the method
@@ -12,6 +12,7 @@
  * Strings are cut at {@link MAX_LOG_STRING} characters and a line keeps at most
  * {@link MAX_LOG_FIELDS} fields. Logging never throws.
  */
+import { errorType } from "./labels";
 import { context, isSpanContextValid, trace, type Span } from "@opentelemetry/api";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -73,17 +74,7 @@ export function log(level: LogLevel, msg: string, fields: LogFields = {}, span?:
  * log("error", "unhandled_error", { ...errorFields(err), route });
  */
 export function errorFields(err: unknown): { error_type: string; error_message: string } {
-  // An API error's code (e.g. "storage_unavailable") says more than its class name.
-  const code = err && typeof err === "object" && "code" in err && typeof err.code === "string" ? err.code : "";
-  const type = code || (err instanceof Error ? err.name || "Error" : typeof err);
   const message = err instanceof Error ? err.message : String(err);
-  return { error_type: type, error_message: message.slice(0, 200) };
+  return { error_type: errorType(err), error_message: message.slice(0, 200) };
 }
 
-/** `log` by level. */
-export const logger = {
-  debug: (msg: string, fields?: LogFields) => log("debug", msg, fields),
-  info: (msg: string, fields?: LogFields) => log("info", msg, fields),
-  warn: (msg: string, fields?: LogFields) => log("warn", msg, fields),
-  error: (msg: string, fields?: LogFields) => log("error", msg, fields),
-};

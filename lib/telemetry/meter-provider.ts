@@ -24,7 +24,6 @@ import {
 } from "@opentelemetry/sdk-metrics";
 import { resourceFromAttributes, type Resource } from "@opentelemetry/resources";
 import { env as workerEnv } from "cloudflare:workers";
-import type { Env } from "../env";
 
 /** The service name every signal is reported under (Prometheus `job`). */
 export const SERVICE_NAME = "astraguard-edge";

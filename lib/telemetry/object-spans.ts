@@ -4,14 +4,15 @@
  * it in its own span buffer (`adoptSpans`), so it leaves in the caller's flush — one flush path
  * whichever isolate the object runs in, and no export started from inside an object call (a
  * flush started there left the isolate's shared flusher waiting for workerd's 30 s cut-off).
- * Public API via ./tracing.ts.
+ *
  */
 import { context, INVALID_SPAN_CONTEXT, isSpanContextValid, SpanKind, trace, TraceFlags, type Attributes, type AttributeValue, type HrTime, type SpanStatus } from "@opentelemetry/api";
 import { hrTimeDuration, TraceState } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import { AlwaysOffSampler, BasicTracerProvider, ParentBasedSampler, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { SERVICE_NAME, serviceResource } from "./meter-provider";
-import { extractTraceContext, safely, withSpan, type TraceCarrier } from "./spans";
+import { safely } from "../support/safely";
+import { extractTraceContext, withSpan, type TraceCarrier } from "./spans";
 import { spanBuffer } from "./tracer-provider";
 
 /** A finished span as plain data (structured-clone safe), to hand back over RPC. */

@@ -1,7 +1,8 @@
 /**
- * The core of tracing: the isolate's ContextManager (AsyncLocalStorage, ./context-manager.ts) and
+ * The core of tracing: the isolate's ContextManager (AsyncLocalStorage, from
+ * @opentelemetry/context-async-hooks) and
  * W3C propagator, registered globally when this module loads; `withSpan` for child spans; trace
- * context to and from plain carriers (RPC arguments) and headers. Public API via ./tracing.ts.
+ * context to and from plain carriers (RPC arguments) and headers.
  */
 import {
   context,
@@ -22,6 +23,8 @@ import {
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { ATTR_ERROR_TYPE } from "@opentelemetry/semantic-conventions";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { safely } from "../support/safely";
+import { errorType } from "./labels";
 import { tracer as serviceTracer } from "./tracer-provider";
 
 // One ContextManager and one propagator per isolate (a second registration is a no-op).
@@ -53,21 +56,7 @@ export function defined(attributes: Record<string, AttributeValue | undefined>):
   return out;
 }
 
-/** Runs `fn`, swallowing what it throws: telemetry never fails the work it observes. @internal */
-export function safely(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    // Telemetry never fails the work it observes.
-  }
-}
 
-/** The low-cardinality `error.type` of an error: an API error's code, else the class name. */
-export function errorType(err: unknown): string {
-  if (err && typeof err === "object" && "code" in err && typeof err.code === "string" && err.code) return err.code;
-  if (err instanceof Error) return err.name || "Error";
-  return "_OTHER";
-}
 
 /** Records `err` on `span`: exception event, ERROR status, `error.type`. */
 export function recordError(span: Span, err: unknown): void {
@@ -98,7 +87,7 @@ export interface WithSpanOptions {
  * ERROR status, `error.type`) and passed on unchanged. Sync `fn` stays sync.
  *
  * For steps of the domain path: `anomaly_detection`, `model_inference`, `database_query`,
- * `cache_operation`, `external_call`, `circuit_breaker`, `retry_attempt`.
+ * `cache_operation`, `circuit_breaker`, `retry_attempt`.
  *
  * @example
  * const phase = await withSpan("circuit_breaker", { "astra.breaker.name": "storage", "astra.breaker.state": breaker.state }, () =>

@@ -3,7 +3,7 @@
  * a bounded buffer. Nothing is exported from here: the one flush path (./flush.ts) drains the
  * buffer and sends the spans with the OTLP trace exporter, in a request's `waitUntil`.
  *
- * The spans themselves (server span, domain spans, W3C propagation) live in ./tracing.ts.
+ * The spans themselves (server span, domain spans, W3C propagation) live in ./spans.ts, ./server-span.ts and ./object-spans.ts.
  */
 import type { Context } from "@opentelemetry/api";
 import {
@@ -15,7 +15,6 @@ import {
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { env as workerEnv } from "cloudflare:workers";
-import type { Env } from "../env";
 import { SERVICE_NAME, serviceResource } from "./meter-provider";
 
 /** Options of {@link BufferingSpanProcessor}. */

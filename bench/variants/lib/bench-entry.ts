@@ -3,7 +3,6 @@
  * answers the variant's own counters as JSON (never routed into the app, so never measured).
  * Every other request goes straight to the variant's handler, in every variant alike.
  */
-import type { Env } from "../../../lib/env";
 
 type FetchHandler = (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>;
 

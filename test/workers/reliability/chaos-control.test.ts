@@ -1,7 +1,7 @@
 /** ChaosControl: fault lifetimes, exactly-once recovery, and the fleet view of the breakers. */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { BOARD_TTL_MS } from "../../../lib/reliability/chaos-control";
+import { BOARD_TTL_MS } from "../../../lib/objects/chaos-control";
 import { guardTransport } from "../../../lib/reliability/guard";
 import { breaker } from "../../../lib/reliability/breakers";
 import { CircuitOpenError } from "../../../lib/reliability/circuit-breaker";
@@ -72,7 +72,7 @@ describe("guardTransport (the hook for the telemetry transports)", () => {
 describe("guardTransport reports the dependency's health", () => {
   it("shows the collector degraded in /health after a refused export, ok after a good one", async () => {
     const { call } = await import("../support/api");
-    const { dependencyStatus } = await import("../../../lib/state/dependency-health");
+    const { dependencyStatus } = await import("../../../lib/reliability/dependency-health");
     let answer = false;
     const exportSpans = guardTransport("collector", async () => answer);
     await expect(exportSpans(env)).rejects.toThrow();

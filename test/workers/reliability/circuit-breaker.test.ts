@@ -2,7 +2,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { BREAKER_STATE_VALUE, CircuitBreaker, CircuitOpenError, type BreakerState } from "../../../lib/reliability/circuit-breaker";
 import { metricReader } from "../../../lib/telemetry/meter-provider";
-import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/points";
+import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/export/points";
 
 async function drain(): Promise<MetricPoint[]> {
   return toMetricPoints((await metricReader.collect()).resourceMetrics);

@@ -5,7 +5,7 @@ import { breaker } from "../../../lib/reliability/breakers";
 import { CircuitOpenError } from "../../../lib/reliability/circuit-breaker";
 import { guardDependency, resetFailureRuns } from "../../../lib/reliability/guard";
 import { metricReader } from "../../../lib/telemetry/meter-provider";
-import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/points";
+import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/export/points";
 
 async function drain(): Promise<MetricPoint[]> {
   return toMetricPoints((await metricReader.collect()).resourceMetrics);

@@ -9,7 +9,7 @@ import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import { describe, expect, it } from "vitest";
 import { breaker } from "../../../lib/reliability/breakers";
 import { guardTransport } from "../../../lib/reliability/guard";
-import { TelemetryFlusher } from "../../../lib/telemetry/flush";
+import { TelemetryFlusher } from "../../../lib/telemetry/export/flush";
 import { OnDemandMetricReader } from "../../../lib/telemetry/meter-provider";
 import { BufferingSpanProcessor } from "../../../lib/telemetry/tracer-provider";
 

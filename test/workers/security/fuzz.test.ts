@@ -19,7 +19,6 @@ import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../../functions/app";
 import { MISSION_PHASES } from "../../../lib/domain/schemas";
-import type { Env } from "../../../lib/env";
 import { adminToken, anomalousPoint, nominalPoint, operatorToken } from "../support/api";
 import { captureConsole, stateSnapshot } from "./support";
 

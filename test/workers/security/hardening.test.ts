@@ -6,7 +6,7 @@ import { env } from "cloudflare:test";
 import { Hono, type ErrorHandler } from "hono";
 import { describe, expect, it } from "vitest";
 import { app } from "../../../functions/app";
-import type { AppEnv, Env } from "../../../lib/env";
+import type { AppEnv } from "../../../lib/env";
 import { scanJsonBounds } from "../../../lib/http/json-bounds";
 import { adminToken, call, nominalPoint } from "../support/api";
 import { callWith, captureConsole, stateSnapshot } from "./support";

@@ -4,7 +4,6 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { Env } from "../../../lib/env";
 import { keyFingerprint, parseKeyList } from "../../../lib/http/ingest-key";
 import { call, nominalPoint } from "../support/api";
 import { callWith, captureConsole, stateSnapshot } from "./support";

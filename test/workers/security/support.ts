@@ -2,7 +2,6 @@
 import { createExecutionContext, env } from "cloudflare:test";
 import { vi } from "vitest";
 import { app } from "../../../functions/app";
-import type { Env } from "../../../lib/env";
 import { call, type CallOptions, type CallResult } from "../support/api";
 
 /**

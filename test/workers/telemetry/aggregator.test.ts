@@ -1,6 +1,6 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { AGGREGATOR_INSTANCE_ID, HEARTBEAT_METRIC, aggregatorConfig, nextPushDelayMillis, type MetricsAggregator } from "../../../lib/telemetry/aggregator";
+import { AGGREGATOR_INSTANCE_ID, HEARTBEAT_METRIC, aggregatorConfig, nextPushDelayMillis, type MetricsAggregator } from "../../../lib/objects/metrics-aggregator";
 import { captureCollector, counterPoint, gaugePoint, histogramPoint, otlpAttributes, otlpMetrics } from "./support";
 
 const ENDPOINT = env.OTEL_EXPORTER_OTLP_ENDPOINT as string;

@@ -2,10 +2,9 @@ import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
-import type { Env } from "../../../lib/env";
-import { rpcSendPoints, TelemetryFlusher, type SendPoints } from "../../../lib/telemetry/flush";
+import { rpcSendPoints, TelemetryFlusher, type SendPoints } from "../../../lib/telemetry/export/flush";
 import { OnDemandMetricReader } from "../../../lib/telemetry/meter-provider";
-import { shardName, type PointBatch } from "../../../lib/telemetry/points";
+import { shardName, type PointBatch } from "../../../lib/telemetry/export/points";
 import { BufferingSpanProcessor } from "../../../lib/telemetry/tracer-provider";
 import { captureCollector } from "./support";
 

@@ -3,7 +3,7 @@ import { DETECTORS } from "../../../lib/domain/detector";
 import { SEVERITY_LEVELS } from "../../../lib/domain/phase-policy";
 import { declareKnownSeries, resetKnownSeries } from "../../../lib/mission/known-series";
 import { metricReader } from "../../../lib/telemetry/meter-provider";
-import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/points";
+import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/export/points";
 
 const collect = async (): Promise<MetricPoint[]> => toMetricPoints((await metricReader.collect()).resourceMetrics);
 const named = (points: MetricPoint[], name: string) => points.filter((p) => p.name === name);

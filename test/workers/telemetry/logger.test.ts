@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { errorFields, log, MAX_LOG_FIELDS, MAX_LOG_STRING } from "../../../lib/telemetry/logger";
 import { spanBuffer } from "../../../lib/telemetry/tracer-provider";
-import { withSpan } from "../../../lib/telemetry/tracing";
+import { withSpan } from "../../../lib/telemetry/spans";
 
 function capture() {
   const out: Array<{ method: string; line: any }> = [];
@@ -72,6 +72,7 @@ describe("errorFields()", () => {
     expect(errorFields(apiError)).toEqual({ error_type: "storage_unavailable", error_message: "storage is down" });
     expect(errorFields(new TypeError("x".repeat(1000))).error_message).toHaveLength(200);
     expect(errorFields(new TypeError("bad")).error_type).toBe("TypeError");
-    expect(errorFields("plain").error_type).toBe("string");
+    // One naming for spans and logs (labels.ts errorType): a thrown non-Error is "_OTHER", as in semantic conventions.
+    expect(errorFields("plain").error_type).toBe("_OTHER");
   });
 });

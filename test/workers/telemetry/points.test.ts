@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { AggregationTemporality, InstrumentType } from "@opentelemetry/sdk-metrics";
 import { deltaTemporalitySelector, metricReader, OnDemandMetricReader } from "../../../lib/telemetry/meter-provider";
-import { hashString, noteGaugeSample, shardCount, shardOf, streamKey, toMetricPoints } from "../../../lib/telemetry/points";
+import { noteGaugeSample } from "../../../lib/telemetry/gauge-samples";
+import { hashString, shardCount, shardOf, streamKey, toMetricPoints } from "../../../lib/telemetry/export/points";
 import { instruments } from "../../../lib/telemetry/instruments";
 
 function setup() {

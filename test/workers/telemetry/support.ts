@@ -1,6 +1,6 @@
 /** Helpers of the telemetry tests: capture what is pushed to the collector, build points. */
 import { vi } from "vitest";
-import type { MetricPoint } from "../../../lib/telemetry/points";
+import type { MetricPoint } from "../../../lib/telemetry/export/points";
 
 export interface CapturedRequest {
   url: string;

@@ -9,10 +9,10 @@ import { context, trace } from "@opentelemetry/api";
 import { BasicTracerProvider, InMemorySpanExporter, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler } from "@opentelemetry/sdk-trace-base";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { app } from "../../../functions/app";
-import type { Env } from "../../../lib/env";
 import { ingestTelemetry } from "../../../lib/mission/ingest";
 import { spanBuffer } from "../../../lib/telemetry/tracer-provider";
-import { injectTraceContext, serverSpan, tracedFetch, withSpan } from "../../../lib/telemetry/tracing";
+import { requestTelemetry } from "../../../lib/telemetry/request-telemetry";
+import { injectTraceContext, withSpan } from "../../../lib/telemetry/spans";
 import { anomalousPoint, nominalPoint } from "../support/api";
 import { captureCollector, otlpAttributes, type CapturedRequest } from "./support";
 
@@ -119,7 +119,7 @@ function capture(respond?: () => number | "refuse") {
   return { collector, logs };
 }
 
-describe("serverSpan() on the real app", () => {
+describe("requestTelemetry() spans on the real app", () => {
   it("continues an incoming traceparent: server span → anomaly_detection → model_inference, cache and database_query children, the object's span under its RPC", async () => {
     const { collector, logs } = capture();
     const traceId = hex(16);
@@ -320,7 +320,7 @@ describe("sampling", () => {
       spanProcessors: [new SimpleSpanProcessor(exporter)],
     });
     const a = new Hono<{ Bindings: Env }>()
-      .use("*", serverSpan({ tracer: provider.getTracer("test"), logRequests: false }))
+      .use("*", requestTelemetry({ flush: async () => {}, tracer: provider.getTracer("test"), logRequests: false }))
       .post("/ingest", async (c) => c.json(await ingestTelemetry(c.env, [nominalPoint()])));
     return { a, exporter };
   }
@@ -354,26 +354,6 @@ describe("sampling", () => {
 });
 
 describe("outbound trace context", () => {
-  it("tracedFetch sends traceparent of its external_call span, a child of the active span; the query string is not recorded", async () => {
-    const seen: Request[] = [];
-    const original = globalThis.fetch;
-    const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
-      const r = new Request(input as RequestInfo, init);
-      if (!r.url.startsWith("https://ground.example/")) return original(input as RequestInfo, init);
-      seen.push(r);
-      return new Response("ok", { status: 202 });
-    });
-    restores.push(() => spy.mockRestore());
-    const res = await withSpan("parent", {}, () => tracedFetch("https://ground.example/ack?key=s3cret", { method: "POST", body: "x" }));
-    expect(res.status).toBe(202);
-    const spans = spanBuffer.drain();
-    const parent = spans.find((s) => s.name === "parent")!;
-    const call = spans.find((s) => s.name === "external_call")!;
-    expect(call.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
-    expect(seen[0]!.headers.get("traceparent")).toBe(`00-${call.spanContext().traceId}-${call.spanContext().spanId}-01`);
-    expect(call.attributes).toMatchObject({ "http.request.method": "POST", "server.address": "ground.example", "url.full": "https://ground.example/ack", "http.response.status_code": 202 });
-  });
-
   it("injectTraceContext gives the active span as W3C headers, and {} with none", () => {
     expect(injectTraceContext()).toEqual({});
     withSpan("x", {}, (span) => {
@@ -399,7 +379,7 @@ describe("outbound trace context", () => {
 
   it("an unhandled error: 500, exception recorded with its class, ERROR status", async () => {
     const a = new Hono()
-      .use("*", serverSpan({ logRequests: false }))
+      .use("*", requestTelemetry({ flush: async () => {}, logRequests: false }))
       .get("/boom", () => {
         throw new TypeError("kaput");
       })

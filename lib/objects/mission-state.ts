@@ -7,10 +7,10 @@ import { DurableObject } from "cloudflare:workers";
 import { detectorOf, type Detection, type Reading } from "../domain/detector";
 import { checkTransition, decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase } from "../domain/schemas";
-import type { Env } from "../env";
 import { ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
 import { log } from "../telemetry/logger";
-import { continueTrace, type TraceCarrier, type TracedResult } from "../telemetry/tracing";
+import { continueTrace, type TracedResult } from "../telemetry/object-spans";
+import type { TraceCarrier } from "../telemetry/spans";
 
 /** Readings kept per source for rate-of-change, stuck and drift checks. */
 export const HISTORY_LENGTH = 8;
@@ -135,7 +135,7 @@ export class MissionState extends DurableObject<Env> {
   /**
    * Runs operation `op` with `args` under the caller's trace (W3C `carrier`), in a SERVER span
    * `MissionState.<op>` that is answered with the result, so it leaves in the caller's flush
-   * (lib/telemetry/tracing.ts: continueTrace, adoptSpans).
+   * (lib/telemetry/object-spans.ts: continueTrace, adoptSpans).
    */
   async traced<K extends MissionOperation>(carrier: TraceCarrier, op: K, args: Parameters<MissionState[K]>): Promise<TracedResult<ReturnType<MissionState[K]>>> {
     if (!(MISSION_OPERATIONS as readonly string[]).includes(op)) throw new TypeError(`not a MissionState operation: ${String(op).slice(0, 40)}`);

@@ -2,11 +2,11 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { Hono } from "hono";
 import { beforeEach, describe, expect, it } from "vitest";
 import { app } from "../../../functions/app";
-import type { Env } from "../../../lib/env";
-import { telemetryFlusher } from "../../../lib/telemetry/flush";
-import { endpointOf, errorTypeOf, httpMetrics } from "../../../lib/telemetry/http-metrics";
+import { telemetryFlusher } from "../../../functions/telemetry";
+import { endpointOf, errorTypeOf } from "../../../lib/telemetry/labels";
+import { requestTelemetry } from "../../../lib/telemetry/request-telemetry";
 import { metricReader } from "../../../lib/telemetry/meter-provider";
-import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/points";
+import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/export/points";
 
 const testEnv = env as unknown as Env;
 
@@ -25,7 +25,7 @@ const countOf = (points: MetricPoint[], name: string, endpoint: string) =>
 
 function testApp(flushed: Env[]) {
   const a = new Hono<{ Bindings: Env }>();
-  a.use("*", httpMetrics({ flush: async (e) => void flushed.push(e) }));
+  a.use("*", requestTelemetry({ flush: async (e) => void flushed.push(e), logRequests: false }));
   a.get("/items/:id", (c) => c.json({ id: c.req.param("id") }));
   a.post("/items", async (c) => c.json({ got: await c.req.text() }, 201));
   a.get("/boom", () => {
@@ -48,7 +48,7 @@ beforeEach(async () => {
   await drain();
 });
 
-describe("httpMetrics()", () => {
+describe("requestTelemetry() metrics", () => {
   it("records requests by method, route pattern and status, never the raw path, and flushes each request", async () => {
     const flushed: Env[] = [];
     const a = testApp(flushed);
@@ -77,7 +77,7 @@ describe("httpMetrics()", () => {
   it("counts a request as in flight until its response is ready", async () => {
     let seen: MetricPoint[] = [];
     const a = new Hono<{ Bindings: Env }>();
-    a.use("*", httpMetrics({ flush: async () => {} }));
+    a.use("*", requestTelemetry({ flush: async () => {}, logRequests: false }));
     a.get("/slow", async (c) => {
       seen = await drain(); // collected while this request is in flight
       return c.text("ok");
@@ -104,34 +104,33 @@ describe("httpMetrics()", () => {
   });
 });
 
-describe("the API with telemetry", () => {
-  // The app as functions/app.ts will mount it: httpMetrics() first.
-  const withMetrics = new Hono<{ Bindings: Env }>();
-  withMetrics.use("*", httpMetrics());
-  withMetrics.route("/", app as unknown as Hono<{ Bindings: Env }>);
+describe("the API with telemetry (functions/app.ts, mounted once)", () => {
+  const aggregator = () => testEnv.METRICS_AGGREGATOR.get(testEnv.METRICS_AGGREGATOR.idFromName("metrics-shard-0"));
+  const counted = async (labels: Record<string, string>) => (await aggregator().read("astra_http_requests_total", "counter", labels))?.value ?? 0;
 
   it("answers normally when the collector is unreachable, and the flush completes without throwing", async () => {
     const unreachable: Env = { ...testEnv, OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" };
     const before = { ...telemetryFlusher.stats };
-    const good = await request(withMetrics, "POST", "/api/v1/telemetry", JSON.stringify({ voltage: 28, temperature: 20, gyro: 0.1 }), unreachable);
+    const good = await request(app, "POST", "/api/v1/telemetry", JSON.stringify({ voltage: 28, temperature: 20, gyro: 0.1 }), unreachable);
     expect(good.res.status).toBe(200);
     expect(JSON.parse(good.text)).toMatchObject({ is_anomaly: false, id: expect.any(String) });
-    const bad = await request(withMetrics, "POST", "/api/v1/telemetry", JSON.stringify({ voltage: 99, temperature: 20, gyro: 0 }), unreachable);
+    const bad = await request(app, "POST", "/api/v1/telemetry", JSON.stringify({ voltage: 99, temperature: 20, gyro: 0 }), unreachable);
     expect([400, 422]).toContain(bad.res.status);
-    const health = await request(withMetrics, "GET", "/health", undefined, unreachable);
+    const health = await request(app, "GET", "/health", undefined, unreachable);
     expect(health.res.status).toBe(200);
     expect(telemetryFlusher.stats.exports).toBeGreaterThan(before.exports);
   });
 
-  it("routes the API's endpoints by pattern and flushes them to the aggregator", async () => {
+  it("counts each request exactly once, by route pattern, in the aggregator", async () => {
     const body = JSON.stringify({ telemetry: [{ voltage: 28, temperature: 20, gyro: 0.1 }, { voltage: 27, temperature: 21, gyro: 0.1 }] }); // nominal: no phase change for other tests
-    const before = { ...telemetryFlusher.stats };
-    const { res } = await request(withMetrics, "POST", "/api/v1/telemetry/batch", body);
+    const labels = { endpoint: "/api/v1/telemetry/batch", method: "POST", status: "200" };
+    const before = { stats: { ...telemetryFlusher.stats }, count: await counted(labels) };
+    const { res } = await request(app, "POST", "/api/v1/telemetry/batch", body);
     expect(res.status).toBe(200);
-    expect(telemetryFlusher.stats.exports).toBe(before.exports + 1);
-    expect(telemetryFlusher.stats.sends - telemetryFlusher.stats.sendFailures).toBeGreaterThan(before.sends - before.sendFailures);
-    const shard = testEnv.METRICS_AGGREGATOR.get(testEnv.METRICS_AGGREGATOR.idFromName("metrics-shard-0"));
-    const got = await shard.read("astra_http_requests_total", "counter", { endpoint: "/api/v1/telemetry/batch", method: "POST", status: "200" });
-    expect(got?.value).toBeGreaterThanOrEqual(1);
+    expect(telemetryFlusher.stats.exports).toBe(before.stats.exports + 1);
+    expect(await counted(labels)).toBe(before.count + 1);
+    const twice = await Promise.all([request(app, "POST", "/api/v1/telemetry/batch", body), request(app, "POST", "/api/v1/telemetry/batch", body)]);
+    expect(twice.map((r) => r.res.status)).toEqual([200, 200]);
+    expect(await counted(labels)).toBe(before.count + 3);
   });
 });

@@ -3,7 +3,9 @@
  * /health reads it without calling anything, so a slow or dead dependency never slows /health.
  */
 
-export type DependencyName = "storage" | "collector" | "metrics_aggregator";
+/** Every dependency the service guards: the closed set of breaker `name`s and fault targets. */
+export const DEPENDENCIES = ["storage", "collector", "metrics_aggregator"] as const;
+export type DependencyName = (typeof DEPENDENCIES)[number];
 
 export interface DependencyStatus {
   status: "ok" | "degraded" | "unknown";

@@ -14,16 +14,8 @@
  * must not hide the faults and breaker states that describe it.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../env";
-import type { BreakerState } from "./circuit-breaker";
-
-export const CHAOS_TYPES = ["latency", "error", "outage"] as const;
-export type ChaosType = (typeof CHAOS_TYPES)[number];
-/** The dependencies a fault can target (the closed set of `target`). */
-export const CHAOS_TARGETS = ["storage", "collector", "metrics_aggregator"] as const;
-export type ChaosTarget = (typeof CHAOS_TARGETS)[number];
-/** The closed set of `status` labels of astra_chaos_injections_total. */
-export const CHAOS_STATUSES = ["injected", "recovered", "cancelled"] as const;
+import type { BreakerState } from "../reliability/circuit-breaker";
+import type { ChaosTarget, ChaosType, Fault, FaultSpec, SyncResult } from "../reliability/faults";
 
 /** Faults active at once, at most. */
 export const MAX_ACTIVE_FAULTS = 10;
@@ -33,37 +25,6 @@ export const RECENT_FAULT_MS = 60 * 60 * 1000;
 export const BOARD_TTL_MS = 10_000;
 /** Isolates tracked on the board at most. */
 const MAX_BOARD_ENTRIES = 1000;
-
-export interface FaultSpec {
-  type: ChaosType;
-  target: ChaosTarget;
-  duration_s: number;
-  latency_ms?: number;
-  error_rate?: number;
-}
-
-/** A fault as stored; times in ms since the epoch. */
-export interface Fault {
-  id: string;
-  type: ChaosType;
-  target: ChaosTarget;
-  latencyMs: number | null;
-  errorRate: number | null;
-  injectedAtMs: number;
-  expiresAtMs: number;
-  endedAtMs: number | null;
-  endReason: "expired" | "cancelled" | null;
-  recoveredAtMs: number | null;
-}
-
-export interface SyncResult {
-  nowMs: number;
-  active: Fault[];
-  /** Ended, not yet recovered, ended within RECENT_FAULT_MS. */
-  unrecovered: Fault[];
-  /** Fleet state of each breaker any live isolate reported. */
-  fleet: Record<string, BreakerState>;
-}
 
 const SEVERITY: Record<BreakerState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
 

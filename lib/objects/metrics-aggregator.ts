@@ -36,9 +36,8 @@ import { ValueType, type HrTime } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { AggregationTemporality, DataPointType, type MetricData, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
-import type { Env } from "../env";
-import { SERVICE_NAME, serviceResource } from "./meter-provider";
-import { shardCount, shardOf, streamKey, type HistogramValue, type MetricPoint, type PointKind } from "./points";
+import { SERVICE_NAME, serviceResource } from "../telemetry/meter-provider";
+import { shardCount, shardOf, streamKey, type HistogramValue, type MetricPoint, type PointKind } from "../telemetry/export/points";
 
 /** The fixed `service.instance.id` of every push: one Prometheus `instance` for the whole service. */
 export const AGGREGATOR_INSTANCE_ID = SERVICE_NAME;

@@ -20,11 +20,11 @@ import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import type { MetricReader } from "@opentelemetry/sdk-metrics";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { guardTransport } from "../reliability/guard";
-import type { Env } from "../env";
-import { metricReader } from "./meter-provider";
+import { sleep, withTimeout } from "../../support/async";
+import { isolateId } from "../../support/isolate";
+import { metricReader } from "../meter-provider";
 import { shardCount, shardName, shardOf, toMetricPoints, type MetricPoint, type PointBatch } from "./points";
-import { spanBuffer, type BufferingSpanProcessor } from "./tracer-provider";
+import { spanBuffer, type BufferingSpanProcessor } from "../tracer-provider";
 
 /** Sends one batch to one aggregator shard; resolves when the shard accepted it. */
 export type SendPoints = (env: Env, shard: number, batch: PointBatch) => Promise<void>;
@@ -78,19 +78,6 @@ interface RetainedBatch extends PointBatch {
   createdMs: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => {
-    if (timer !== undefined) clearTimeout(timer);
-  });
-}
 
 /** True when export is configured (a non-empty endpoint). */
 export const exportEnabled = (env: Partial<Env> | undefined): boolean => Boolean(env?.OTEL_EXPORTER_OTLP_ENDPOINT?.trim());
@@ -135,14 +122,18 @@ export const otlpExportSpans: ExportSpans = async (env, spans) => {
  * const flusher = new TelemetryFlusher({ minIntervalMillis: 500 });
  * ctx.waitUntil(flusher.flush(env));
  */
+let flushers = 0;
+
 export class TelemetryFlusher {
-  #isolateId: string | undefined;
+  readonly #instance = flushers++;
+  #senderId: string | undefined;
   /**
-   * Random per isolate; batch ids are `${isolateId}-${sequence}`. Drawn lazily: Workers forbid
-   * random values at module scope, where the isolate's flusher is built.
+   * Batch ids are `${senderId}-${sequence}`: the isolate's id for its first flusher (the one in
+   * production), suffixed for any other one in the same isolate (tests, the bench), so no two
+   * flushers ever mint the same batch id.
    */
-  get isolateId(): string {
-    return (this.#isolateId ??= crypto.randomUUID());
+  get senderId(): string {
+    return (this.#senderId ??= this.#instance === 0 ? isolateId() : `${isolateId()}.${this.#instance}`);
   }
   readonly stats: FlushStats = {
     flushCalls: 0,
@@ -261,7 +252,7 @@ export class TelemetryFlusher {
     }
     const now = Date.now();
     for (const [shard, list] of byShard) {
-      const id = `${this.isolateId}-${this.#sequence++}`;
+      const id = `${this.senderId}-${this.#sequence++}`;
       this.#retained.push({ id, shard, points: list, bytes: JSON.stringify(list).length, createdMs: now });
     }
     this.#bound(now);
@@ -323,27 +314,5 @@ export class TelemetryFlusher {
       this.stats.spanExportFailures++;
       this.#spans.requeue(spans);
     }
-  }
-}
-
-/** The isolate's flusher. */
-export const telemetryFlusher = new TelemetryFlusher({
-  // Through the dependencies' breakers and chaos faults, so /health shows their real state and a
-  // dead collector fails fast instead of holding every flush for the export timeout.
-  sendPoints: guardTransport("metrics_aggregator", rpcSendPoints),
-  exportSpans: guardTransport("collector", otlpExportSpans),
-});
-
-/**
- * Flushes the isolate's metrics and spans; for `waitUntil`. Never rejects.
- *
- * @example
- * c.executionCtx.waitUntil(flushTelemetry(c.env));
- */
-export function flushTelemetry(env: Env): Promise<void> {
-  try {
-    return telemetryFlusher.flush(env).catch(() => undefined);
-  } catch {
-    return Promise.resolve();
   }
 }

@@ -6,6 +6,7 @@
  */
 import { DataPointType, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import type { HrTime } from "@opentelemetry/api";
+import { flattenAttributes, gaugeSampleTime, type PointAttributes } from "../gauge-samples";
 
 /** How the aggregator merges a point into its stream. */
 export type PointKind = "counter" | "updowncounter" | "histogram" | "gauge";
@@ -22,8 +23,7 @@ export interface HistogramValue {
   max?: number;
 }
 
-/** Attribute values are flattened to strings: the label values Prometheus will show. */
-export type PointAttributes = Record<string, string>;
+export type { PointAttributes };
 
 /** One delta (or last-value) point of one stream. */
 export interface MetricPoint {
@@ -46,32 +46,6 @@ export interface PointBatch {
 }
 
 const hrTimeToMillis = (t: HrTime): number => t[0] * 1e3 + t[1] / 1e6;
-
-/** When each gauge stream was last recorded (the SDK's data point only carries the collection time). */
-const gaugeSampleTimes = new Map<string, number>();
-const MAX_GAUGE_STREAMS = 1000;
-
-/**
- * Notes the time a gauge was recorded, so its point carries the sample time rather than the
- * collection time: the aggregator keeps the latest sample across isolates by this time, and an
- * isolate that flushes late must not overwrite a newer value. Bounded (oldest forgotten first).
- */
-export function noteGaugeSample(name: string, attributes: Record<string, unknown>, timeMs: number): void {
-  const key = streamKey({ name, kind: "gauge", attributes: flattenAttributes(attributes) });
-  gaugeSampleTimes.delete(key);
-  gaugeSampleTimes.set(key, timeMs);
-  if (gaugeSampleTimes.size > MAX_GAUGE_STREAMS) gaugeSampleTimes.delete(gaugeSampleTimes.keys().next().value!);
-}
-
-function flattenAttributes(attributes: Record<string, unknown>): PointAttributes {
-  const out: PointAttributes = {};
-  for (const key of Object.keys(attributes).sort()) {
-    const v = attributes[key];
-    if (v === undefined || v === null) continue;
-    out[key] = Array.isArray(v) ? v.join(",") : String(v);
-  }
-  return out;
-}
 
 /**
  * Converts one collection of the isolate's reader into plain points. A delta collection holds
@@ -98,7 +72,7 @@ export function toMetricPoints(resourceMetrics: ResourceMetrics): MetricPoint[] 
             break;
           }
           case DataPointType.GAUGE: {
-            const sampled = gaugeSampleTimes.get(streamKey({ name, kind: "gauge", attributes: base.attributes }));
+            const sampled = gaugeSampleTime(name, base.attributes);
             points.push({ ...base, kind: "gauge", value: dp.value as number, timeMs: sampled ?? base.timeMs });
             break;
           }

@@ -1,0 +1,234 @@
+/**
+ * The request's telemetry, in one middleware and in this order: the SERVER span (active for the
+ * rest of the chain), then, once the response is final, the span's end, the service-health
+ * metrics, the JSON log line, and `waitUntil(flush(env))` — so the flush always finds the span
+ * ended and the metrics recorded. Mount it right after `requestId()` and before everything else:
+ *
+ *   app.use("*", requestId());
+ *   app.use("*", requestTelemetry({ flush: flushTelemetry }));
+ *
+ * Labels come from closed sets only (./labels.ts): `endpoint` is the matched route pattern,
+ * "unmatched" when none matched; `error_type` comes from the status code.
+ */
+import { context, SpanKind, SpanStatusCode, trace, type Context as OtelContext, type Span, type Tracer } from "@opentelemetry/api";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_URL_PATH,
+  ATTR_URL_SCHEME,
+  ATTR_USER_AGENT_ORIGINAL,
+} from "@opentelemetry/semantic-conventions";
+import { ATTR_CLOUD_PROVIDER, ATTR_CLOUD_REGION } from "@opentelemetry/semantic-conventions/incubating";
+import type { Context, MiddlewareHandler } from "hono";
+import { safely } from "../support/safely";
+import { instruments } from "./instruments";
+import { endpointOf, errorType, errorTypeOf } from "./labels";
+import { errorFields, log, type LogLevel } from "./logger";
+import { defined, extractTraceContext, httpMethod } from "./spans";
+import { tracer as serviceTracer } from "./tracer-provider";
+
+/** Options of {@link requestTelemetry}. */
+export interface RequestTelemetryOptions {
+  /** The isolate's flush, handed to `waitUntil` after every request (the composition root wires it). */
+  flush: (env: Env) => Promise<void>;
+  /** Tracer of the server span. Default: the service tracer (./tracer-provider.ts). */
+  tracer?: Tracer;
+  /** Write one JSON log line per request (./logger.ts). Default true. */
+  logRequests?: boolean;
+  /** `endpoint` label of requests no route matched. Default "unmatched". */
+  unmatchedEndpoint?: string;
+}
+
+/** User agents longer than this are cut (they are client-controlled). */
+const MAX_USER_AGENT = 256;
+/** The largest body buffered to set Content-Length; bigger ones keep streaming. */
+const MAX_BUFFERED_RESPONSE_BYTES = 1024 * 1024;
+
+/** `request.cf` where the runtime sets it (not in every test harness). */
+function cfColo(c: Context): string | undefined {
+  const cf = (c.req.raw as Request & { cf?: { colo?: unknown } }).cf;
+  return typeof cf?.colo === "string" && cf.colo ? cf.colo : undefined;
+}
+
+const levelOf = (status: number): LogLevel => (status >= 500 ? "error" : status >= 400 ? "warn" : "info");
+const spanName = (method: string, route: string): string => {
+  const verb = method === "_OTHER" ? "HTTP" : method;
+  return route ? `${verb} ${route}` : verb;
+};
+
+function contentLength(headers: Headers): number | undefined {
+  const raw = headers.get("content-length");
+  if (raw === null) return undefined;
+  const n = Number(raw);
+  return Number.isFinite(n) && n >= 0 ? n : undefined;
+}
+
+/**
+ * The request body size: its Content-Length; else the length of the body the handler read
+ * (Hono caches it); else 0 (no body, or a body without Content-Length that nobody read).
+ */
+function requestBodySize(c: Context): number | Promise<number> {
+  const declared = contentLength(c.req.raw.headers);
+  if (declared !== undefined) return declared;
+  const cache = c.req.bodyCache as { arrayBuffer?: Promise<ArrayBuffer>; text?: Promise<string> };
+  if (cache.arrayBuffer) return cache.arrayBuffer.then((b) => b.byteLength).catch(() => 0);
+  if (cache.text) return cache.text.then((t) => new TextEncoder().encode(t).byteLength).catch(() => 0);
+  return 0;
+}
+
+/**
+ * Gives a JSON response built in memory (c.json) its Content-Length: one read of a body that is
+ * already a string, instead of teeing the stream to measure it; clients get the length too.
+ */
+async function withContentLength(c: Context): Promise<void> {
+  try {
+    const res = c.res;
+    if (!res.body || res.headers.has("content-length") || !/json/i.test(res.headers.get("content-type") ?? "")) return;
+    const body = await res.arrayBuffer();
+    const sized = new Response(body, res);
+    if (body.byteLength <= MAX_BUFFERED_RESPONSE_BYTES) sized.headers.set("content-length", String(body.byteLength));
+    c.res = sized;
+  } catch {
+    // Measuring must never break the response: the size is then measured from a clone below.
+  }
+}
+
+/** Starts the request's SERVER span; undefined if that fails (telemetry never fails the request). */
+function startServerSpan(c: Context, tracer: Tracer, method: string, original: string | undefined): { span: Span; active: OtelContext } | undefined {
+  try {
+    const url = new URL(c.req.url);
+    // The incoming traceparent, else whatever is active (a root context in production).
+    const parent = extractTraceContext(c.req.raw.headers, context.active());
+    const route = endpointOf(c, "");
+    const span = tracer.startSpan(
+      spanName(method, route),
+      {
+        kind: SpanKind.SERVER,
+        attributes: defined({
+          [ATTR_HTTP_REQUEST_METHOD]: method,
+          [ATTR_HTTP_REQUEST_METHOD_ORIGINAL]: original,
+          [ATTR_HTTP_ROUTE]: route || undefined,
+          [ATTR_URL_PATH]: url.pathname,
+          [ATTR_URL_SCHEME]: url.protocol.replace(/:$/, ""),
+          [ATTR_SERVER_ADDRESS]: url.hostname,
+          [ATTR_USER_AGENT_ORIGINAL]: c.req.header("User-Agent")?.slice(0, MAX_USER_AGENT),
+          [ATTR_CLOUD_PROVIDER]: "cloudflare",
+          [ATTR_CLOUD_REGION]: cfColo(c),
+          "astra.request.id": (c.get("requestId") as string | undefined) ?? undefined,
+        }),
+      },
+      parent,
+    );
+    return { span, active: trace.setSpan(parent, span) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ends the span with the final route and status; 5xx are errors, 4xx stay UNSET (semantic conventions). */
+function endServerSpan(span: Span, method: string, route: string, status: number, err: unknown): void {
+  safely(() => {
+    if (route) {
+      span.updateName(spanName(method, route));
+      span.setAttribute(ATTR_HTTP_ROUTE, route);
+    }
+    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    if (status >= 500) {
+      if (err !== undefined) span.recordException(err instanceof Error ? err : String(err));
+      span.setAttribute(ATTR_ERROR_TYPE, err !== undefined ? errorType(err) : String(status));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.end();
+  });
+}
+
+/**
+ * Records astra_http_requests_total {method, endpoint, status}, astra_http_request_duration_seconds,
+ * astra_http_request_size_bytes and astra_http_response_size_bytes {endpoint}, and
+ * astra_errors_total {error_type, endpoint} for responses ≥ 400. Resolves when sizes that need a
+ * body read (a request body without Content-Length, a streamed response) are recorded.
+ */
+function recordMetrics(c: Context, endpoint: string, status: number, seconds: number): Promise<void> {
+  let pending: Promise<unknown>[] = [];
+  safely(() => {
+    instruments.httpRequests.add(1, { method: c.req.method, endpoint, status: String(status) });
+    instruments.httpRequestDuration.record(seconds, { endpoint });
+    const requestSize = requestBodySize(c);
+    if (typeof requestSize === "number") instruments.httpRequestSize.record(requestSize, { endpoint });
+    else pending.push(requestSize.then((n) => instruments.httpRequestSize.record(n, { endpoint })));
+    const type = errorTypeOf(status);
+    if (type) instruments.errors.add(1, { error_type: type, endpoint });
+    const length = contentLength(c.res.headers);
+    if (length !== undefined || !c.res.body) instruments.httpResponseSize.record(length ?? 0, { endpoint });
+    // A streamed body (none in this API today): measured from a clone, off the response path.
+    else pending = [...pending, c.res.clone().arrayBuffer().then((b) => instruments.httpResponseSize.record(b.byteLength, { endpoint }))];
+  });
+  return Promise.all(pending.map((p) => p.catch(() => undefined))).then(() => undefined);
+}
+
+/**
+ * One middleware for a request's telemetry: a SERVER span with OpenTelemetry HTTP semantic
+ * conventions (parent: a valid incoming W3C `traceparent`, else a new root sampled at
+ * OTEL_TRACES_SAMPLER_ARG; name `${method} ${route pattern}`; `http.*`, `url.*`,
+ * `server.address`, `user_agent.original` ≤ 256 chars, `cloud.provider`, `cloud.region` = colo;
+ * 5xx → ERROR with `error.type`), the service-health metrics, in-flight requests
+ * (astra_active_connections), one JSON log line with `trace_id`/`span_id`, then the flush in
+ * `waitUntil`. JSON responses get their Content-Length. Recording never throws.
+ *
+ * @example
+ * const app = new Hono<AppEnv>();
+ * app.use("*", requestId());
+ * app.use("*", requestTelemetry({ flush: (env) => flusher.flush(env) }));
+ */
+export function requestTelemetry(options: RequestTelemetryOptions): MiddlewareHandler {
+  const { flush } = options;
+  const tracer = options.tracer ?? serviceTracer;
+  const logRequests = options.logRequests ?? true;
+  const unmatched = options.unmatchedEndpoint ?? "unmatched";
+
+  return async function requestTelemetry(c, next) {
+    const started = performance.now();
+    safely(() => instruments.activeConnections.add(1));
+    const { method, original } = httpMethod(c.req.method);
+    const server = startServerSpan(c, tracer, method, original);
+    let thrown: unknown;
+    try {
+      if (server) await context.with(server.active, next);
+      else await next();
+      await withContentLength(c);
+    } catch (err) {
+      thrown = err ?? new Error("thrown without a value");
+      throw err;
+    } finally {
+      let route = "";
+      safely(() => (route = endpointOf(c, "")));
+      const status = thrown === undefined ? c.res.status : 500;
+      const err: unknown = thrown ?? c.error;
+      const seconds = Math.max(0, (performance.now() - started) / 1000);
+      if (server) endServerSpan(server.span, method, route, status, err);
+      const recorded = recordMetrics(c, route || unmatched, status, seconds);
+      safely(() => instruments.activeConnections.add(-1));
+      if (logRequests)
+        log(
+          levelOf(status),
+          "request",
+          {
+            method: c.req.method.slice(0, 16),
+            route: route || "unmatched",
+            path: route ? undefined : new URL(c.req.url).pathname.slice(0, 128),
+            status,
+            duration_ms: Math.round(seconds * 1e6) / 1000,
+            request_id: (c.get("requestId") as string | undefined) ?? undefined,
+            user_agent: c.req.header("User-Agent"),
+            ...(err !== undefined && errorFields(err)),
+          },
+          server?.span,
+        );
+      safely(() => c.executionCtx.waitUntil(recorded.then(() => flush(c.env as Env))));
+    }
+  };
+}
