@@ -18,7 +18,7 @@
  *
  * Every variant exports through its own counting proxy in front of ONE real collector
  * (otelcol-astraguard with otel-collector.yaml + bearer auth) → real Prometheus (remote write)
- * and real Jaeger, started on free ports by test/support/stack.ts.
+ * and real Jaeger, started on free ports by tools/stack/ (as `npm start` starts them).
  *
  * Parts: (1) overhead: wrk (separate process), POST /api/v1/telemetry, warmed up, rounds
  * interleaved in rotating order; (2) export economy at a constant 500 req/s (bench/rate-client.mjs,
@@ -38,6 +38,7 @@ import { buildVariant } from './lib/build.mjs';
 import { countDelta, startCountingProxy } from './lib/proxy.mjs';
 import { scaleOnPaper } from './lib/scale.mjs';
 import { cpuSeconds, loadStackHelpers } from './lib/stack.mjs';
+import { sleep } from '../tools/stack/index.ts';
 import { formatReport } from './lib/table.mjs';
 import { haveWrk, runWrk } from './lib/wrk.mjs';
 import { startVariant } from './lib/workers.mjs';
@@ -75,7 +76,6 @@ const DEADLINE = Date.now() + P.deadlineMinutes * 60_000;
 
 const t0 = Date.now();
 const say = (msg) => process.stdout.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const checkDeadline = (part) => {
   if (Date.now() > DEADLINE) throw new Error(`bench deadline (${P.deadlineMinutes} min) passed before ${part}`);
 };
@@ -418,8 +418,8 @@ async function main() {
   useWrk = await haveWrk();
   if (!useWrk) say('wrk not found (apt-get install -y wrk): using the Node closed-loop client for closed-loop load');
 
-  say('starting the real collector, Prometheus and Jaeger (test/support/stack.ts)');
-  const helpers = await loadStackHelpers(ROOT);
+  say('starting the real collector, Prometheus and Jaeger (tools/stack/)');
+  const helpers = await loadStackHelpers();
   const token = `bench-${Math.random().toString(16).slice(2)}`;
   const stackHandle = await helpers.startStack({ token, scrapeInterval: '5s' });
   cleanups.push(() => helpers.stopAll());

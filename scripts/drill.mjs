@@ -27,6 +27,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { readDevVars, sleep } from '../tools/stack/index.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DASHBOARD_FILE = join(ROOT, 'grafana/dashboards/reliability-resilience.json');
@@ -50,33 +51,8 @@ export const DRILL_DEFAULTS = {
   errorRate: 0.3,
 };
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** KEY=VALUE lines of a dotenv-style file. */
-function parseDotenv(text) {
-  const vars = {};
-  for (const line of text.split('\n')) {
-    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
-    if (m && !line.trimStart().startsWith('#')) vars[m[1]] = m[2].replace(/^(['"])(.*)\1$/, '$2');
-  }
-  return vars;
-}
-
-/** A secret from .dev.vars (else .dev.vars.example), as `wrangler dev` / `npm start` use them. */
-async function devVar(name) {
-  for (const file of ['.dev.vars', '.dev.vars.example']) {
-    try {
-      const value = parseDotenv(await readFile(join(ROOT, file), 'utf8'))[name];
-      if (value) return value;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
-}
-
 async function defaultAdminToken() {
-  const token = await devVar('ADMIN_TOKEN');
+  const token = readDevVars(ROOT).ADMIN_TOKEN;
   if (!token) throw new Error('no admin token: pass --admin-token or set ADMIN_TOKEN in .dev.vars');
   return token;
 }
@@ -241,7 +217,7 @@ export async function runDrill(options = {}) {
   const o = { ...DRILL_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
   const log = o.log ?? ((line) => process.stdout.write(`${line}\n`));
   const adminToken = o.adminToken ?? (await defaultAdminToken());
-  const ingestKey = o.ingestKey ?? (await devVar('INGEST_API_KEYS'))?.split(',')[0]?.trim();
+  const ingestKey = o.ingestKey ?? readDevVars(ROOT).INGEST_API_KEYS?.split(',')[0]?.trim();
   const request = client(o.baseUrl, adminToken, ingestKey, o.requestTimeoutMillis);
 
   const health = await request('GET', '/health');

@@ -17,19 +17,33 @@
  * when one exits the others are stopped; Ctrl-C stops all; it kills only the process trees it
  * started, by pid), wait until each answers over HTTP, print the URLs.
  *
+ * Each backend's command line, env and generated config come from tools/stack/ — the same
+ * functions the stack tests and the benchmark use, here with the fixed ports (NPM_START_PORTS).
+ * The generated Prometheus and Alertmanager configs go to .stack/config/.
+ *
  * Options: `--skip-build` (use the cached binaries; fail if missing), `--no-worker` (backends
  * only, e.g. to run `wrangler dev` yourself).
  */
-import { execFile } from 'node:child_process';
-import { copyFile, mkdir, readFile, access } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { concurrently } from 'concurrently';
+import {
+  NPM_START_PORTS as P,
+  REPO_ROOT as root,
+  alertWebhookCommand,
+  alertmanagerCommand,
+  collectorCommand,
+  ensureDevVars,
+  httpStatus,
+  jaegerCommand,
+  portFree,
+  prometheusCommand,
+  readDevVars,
+  shellCommand,
+  stackBinaries,
+  waitFor,
+} from '../tools/stack/index.ts';
 
-const execFileAsync = promisify(execFile);
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
 const withWorker = !args.has('--no-worker');
 const READY_TIMEOUT_MILLIS = 180_000;
@@ -40,93 +54,46 @@ const fail = (message) => {
   process.exit(1);
 };
 
-/** Runs a build script; its progress (stderr) is shown, its stdout returned. */
-async function runBuild(script, extraArgs = []) {
-  say(`bash ${script} ${extraArgs.join(' ')}`.trim());
-  const child = execFileAsync('bash', [join(root, script), ...extraArgs], { cwd: root, maxBuffer: 16 << 20 });
-  child.child.stderr.pipe(process.stderr);
-  try {
-    return (await child).stdout;
-  } catch (error) {
-    fail(`${script} failed (exit ${error.code ?? '?'}); see its output above`);
-  }
-}
-
-/** KEY=VALUE lines of a dotenv-style file (comments and blanks skipped, quotes removed). */
-function parseDotenv(text) {
-  const vars = {};
-  for (const line of text.split('\n')) {
-    const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
-    if (!match || line.trimStart().startsWith('#')) continue;
-    vars[match[1]] = match[2].replace(/^(['"])(.*)\1$/, '$2');
-  }
-  return vars;
-}
-
-function portFree(port) {
-  return new Promise((resolvePort) => {
-    const server = createServer();
-    server.once('error', () => resolvePort(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolvePort(true)));
-  });
-}
-
 let stopping = false;
 let readinessFailed = false;
+const stopped = new AbortController();
 
+/** Polls `url` every 500 ms until `accept(status)`; gives up when the stack is stopping. */
 async function waitHttp(url, accept, timeoutMillis) {
-  const deadline = Date.now() + timeoutMillis;
-  while (Date.now() < deadline && !stopping) {
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-      await response.arrayBuffer();
-      if (accept(response.status)) return response.status;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 500));
+  try {
+    return await waitFor(
+      async () => {
+        const status = await httpStatus(url);
+        return status !== undefined && accept(status) ? status : undefined;
+      },
+      { timeoutMillis, intervalMillis: 500, signal: stopped.signal },
+    );
+  } catch {
+    throw new Error(stopping ? `${url}: stack stopping` : `${url} not ready after ${timeoutMillis / 1000}s`);
   }
-  throw new Error(stopping ? `${url}: stack stopping` : `${url} not ready after ${timeoutMillis / 1000}s`);
 }
-
-const q = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`; // POSIX shell quoting
 
 // --- 1. secrets ------------------------------------------------------------------------------
-const devVarsPath = join(root, '.dev.vars');
-try {
-  await access(devVarsPath);
-} catch {
-  await copyFile(join(root, '.dev.vars.example'), devVarsPath);
-  say('created .dev.vars from .dev.vars.example (change the tokens in it)');
-}
-const devVars = parseDotenv(await readFile(devVarsPath, 'utf8'));
-const otlpToken = devVars.OTEL_EXPORTER_OTLP_TOKEN ?? '';
+if (ensureDevVars(root)) say('created .dev.vars from .dev.vars.example (change the tokens in it)');
+const otlpToken = readDevVars(root).OTEL_EXPORTER_OTLP_TOKEN ?? '';
 if (!otlpToken) say('warning: OTEL_EXPORTER_OTLP_TOKEN is empty in .dev.vars: the collector accepts OTLP without a token');
 
 // --- 2. binaries -----------------------------------------------------------------------------
-const buildArgs = args.has('--skip-build') ? ['--print-path'] : [];
-const collectorBin = (await runBuild('collector/build.sh', buildArgs)).trim().split('\n').at(-1);
-const backendPaths = parseDotenv(
-  await runBuild('scripts/build-backends.sh', args.has('--skip-build') ? ['--print-paths'] : []),
-);
-const jaegerBin = backendPaths.JAEGER_BIN;
-const prometheusBin = backendPaths.PROMETHEUS_BIN;
-const alertmanagerBin = backendPaths.ALERTMANAGER_BIN;
-for (const [name, bin] of [['collector', collectorBin], ['jaeger', jaegerBin], ['prometheus', prometheusBin], ['alertmanager', alertmanagerBin]]) {
-  try {
-    await access(bin);
-  } catch {
-    fail(`${name} binary missing at ${bin} (run without --skip-build, or npm run stack:build)`);
-  }
+let bin;
+try {
+  bin = await stackBinaries({ skipBuild: args.has('--skip-build'), onRun: say });
+} catch (error) {
+  const hint = args.has('--skip-build') ? ' (run without --skip-build, or npm run stack:build)' : '; see its output above';
+  fail(`${error.message.split('\n')[0]}${hint}`);
 }
 
 // --- 3. ports --------------------------------------------------------------------------------
 const ports = {
-  collector: [4317, 4318, 13133, 8888],
-  prometheus: [9090],
-  alertmanager: [9093, 9095],
-  jaeger: [16686, 16685, 4327, 4328, 13134, 8889],
-  worker: withWorker ? [8787] : [],
+  collector: Object.values(P.collector),
+  prometheus: [P.prometheus],
+  alertmanager: [P.alertmanager, P.alertWebhook],
+  jaeger: Object.values(P.jaeger),
+  worker: withWorker ? [P.worker] : [],
 };
 const busy = [];
 for (const [name, list] of Object.entries(ports)) {
@@ -135,51 +102,54 @@ for (const [name, list] of Object.entries(ports)) {
 if (busy.length) fail(`ports already in use on 127.0.0.1: ${busy.join(', ')}. Is another \`npm start\` running?`);
 
 // --- 4. processes ----------------------------------------------------------------------------
-const dataDir = join(root, '.stack', 'prometheus');
-await mkdir(dataDir, { recursive: true });
-const alertmanagerDir = join(root, '.stack', 'alertmanager');
-await mkdir(alertmanagerDir, { recursive: true });
-const collectorConfigs = [join(root, 'otel-collector.yaml')];
-if (otlpToken) collectorConfigs.push(join(root, 'collector/auth.yaml'));
+// Generated configs (copies of the repository's with absolute paths) and the persistent data.
+const configDir = join(root, '.stack', 'config');
+const prometheusData = join(root, '.stack', 'prometheus');
+const alertmanagerData = join(root, '.stack', 'alertmanager');
+for (const dir of [configDir, prometheusData, alertmanagerData]) await mkdir(dir, { recursive: true });
 
-const commands = [
-  { name: 'jaeger', prefixColor: 'yellow', command: `exec ${q(jaegerBin)} --config ${q(join(root, 'jaeger/config.yaml'))}` },
+// The same commands the stack tests run (tools/stack/), on the fixed ports.
+const specs = [
+  { spec: jaegerCommand({ binary: bin.jaeger, ports: P.jaeger }), prefixColor: 'yellow' },
   {
-    name: 'prometheus',
+    spec: await prometheusCommand({
+      binary: bin.prometheus,
+      port: P.prometheus,
+      dir: configDir,
+      dataDir: prometheusData,
+      scrapeCollector: `127.0.0.1:${P.collector.metrics}`,
+      alertmanager: `127.0.0.1:${P.alertmanager}`,
+      retention: '15d',
+      logLevel: 'info',
+    }),
     prefixColor: 'red',
-    command: [
-      'exec',
-      q(prometheusBin),
-      `--config.file=${q(join(root, 'prometheus/prometheus.yml'))}`,
-      '--web.listen-address=127.0.0.1:9090',
-      '--web.enable-remote-write-receiver',
-      `--storage.tsdb.path=${q(dataDir)}`,
-      '--storage.tsdb.retention.time=15d',
-    ].join(' '),
   },
   {
-    name: 'alertmanager',
+    spec: await alertmanagerCommand({
+      binary: bin.alertmanager,
+      port: P.alertmanager,
+      dir: configDir,
+      dataDir: alertmanagerData,
+      webhookUrl: `http://127.0.0.1:${P.alertWebhook}/alerts`,
+      logLevel: 'info',
+    }),
     prefixColor: 'magenta',
-    command: [
-      'exec',
-      q(alertmanagerBin),
-      `--config.file=${q(join(root, 'alertmanager/alertmanager.yml'))}`,
-      '--web.listen-address=127.0.0.1:9093',
-      `--storage.path=${q(alertmanagerDir)}`,
-      // One Alertmanager, no cluster: nothing listens on the gossip port (9094 by default).
-      '--cluster.listen-address=',
-    ].join(' '),
   },
-  { name: 'alerts', prefixColor: 'white', command: `exec node ${q(join(root, 'scripts/alert-webhook.mjs'))} --port 9095` },
+  { spec: { ...alertWebhookCommand({ port: P.alertWebhook }), name: 'alerts' }, prefixColor: 'white' },
   {
-    name: 'collector',
+    spec: collectorCommand({
+      binary: bin.collector,
+      ports: P.collector,
+      token: otlpToken || undefined,
+      remoteWriteUrl: `http://127.0.0.1:${P.prometheus}/api/v1/write`,
+      jaegerOtlpGrpcEndpoint: `127.0.0.1:${P.jaeger.otlpGrpc}`,
+    }),
     prefixColor: 'blue',
-    command: `exec ${q(collectorBin)} ${collectorConfigs.map((c) => `--config ${q(c)}`).join(' ')}`,
-    env: { OTEL_EXPORTER_OTLP_TOKEN: otlpToken },
   },
 ];
+const commands = specs.map(({ spec, prefixColor }) => ({ name: spec.name, prefixColor, command: shellCommand(spec), env: spec.env }));
 if (withWorker) {
-  commands.push({ name: 'worker', prefixColor: 'green', command: 'npx wrangler dev --ip 127.0.0.1 --port 8787' });
+  commands.push({ name: 'worker', prefixColor: 'green', command: `npx wrangler dev --ip 127.0.0.1 --port ${P.worker}` });
 }
 
 say(`starting ${commands.map((c) => c.name).join(', ')} (Ctrl-C stops all)`);
@@ -194,19 +164,15 @@ const { result, commands: running } = concurrently(commands, {
 const stopAll = (why) => {
   if (stopping) return;
   stopping = true;
+  stopped.abort();
   say(`${why}: stopping all`);
   for (const command of running) if (command.pid) command.kill('SIGTERM');
 };
 
 // --- 5. readiness ----------------------------------------------------------------------------
-const checks = [
-  ['Jaeger', 'http://127.0.0.1:16686/api/services', (s) => s === 200],
-  ['Prometheus', 'http://127.0.0.1:9090/-/ready', (s) => s === 200],
-  ['Alertmanager', 'http://127.0.0.1:9093/-/ready', (s) => s === 200],
-  ['Alert webhook', 'http://127.0.0.1:9095/health', (s) => s === 200],
-  ['Collector', 'http://127.0.0.1:13133/', (s) => s === 200],
-];
-if (withWorker) checks.push(['Worker', 'http://127.0.0.1:8787/health', (s) => s > 0]);
+const LABELS = { jaeger: 'Jaeger', prometheus: 'Prometheus', alertmanager: 'Alertmanager', alerts: 'Alert webhook', collector: 'Collector' };
+const checks = specs.map(({ spec }) => [LABELS[spec.name], spec.readyUrl, (s) => s === 200]);
+if (withWorker) checks.push(['Worker', `http://127.0.0.1:${P.worker}/health`, (s) => s > 0]);
 
 Promise.all(
   checks.map(async ([name, url, accept]) => {

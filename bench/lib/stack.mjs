@@ -1,22 +1,15 @@
 /**
- * Loads test/support/stack.ts (helper functions that start the real collector, Prometheus and
- * Jaeger) from plain Node: esbuild strips its types into a temp .mjs (Node 22's own type stripping
- * refuses its constructor parameter properties); `import.meta.url` keeps pointing at the original,
- * so its repository paths resolve as in the tests.
+ * The stack tooling (tools/stack/: starts the real collector, Prometheus and Jaeger) for the
+ * benchmark, and per-process CPU accounting.
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { transform } from 'esbuild';
+import { readFile } from 'node:fs/promises';
 
-export async function loadStackHelpers(root) {
-  const source = join(root, 'test/support/stack.ts');
-  const { code } = await transform(await readFile(source, 'utf8'), { loader: 'ts', format: 'esm', target: 'node22' });
-  const dir = await mkdtemp(join(tmpdir(), 'astraguard-bench-stack-'));
-  const out = join(dir, 'stack.mjs');
-  await writeFile(out, code.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(source).href)));
-  return import(pathToFileURL(out).href);
+/**
+ * The tools/stack/ module as one object (bench/run.mjs passes it around as `stack.helpers`).
+ * Node runs its TypeScript directly (type stripping): nothing is transpiled.
+ */
+export function loadStackHelpers() {
+  return import('../../tools/stack/index.ts');
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */

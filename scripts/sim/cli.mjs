@@ -2,9 +2,12 @@
  * Command line of `npm run simulate` (scripts/simulate.mjs): flags, defaults, and the tokens a
  * local run takes from .dev.vars.
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { readDevVars } from "../../tools/stack/index.ts";
 import { FAULT_TYPES } from "./model.mjs";
+
+// Kept importable from here (the reader is tools/stack/dev-vars.ts: .dev.vars, else the example).
+export { readDevVars };
 
 export const USAGE = `Usage: npm run simulate -- [options]
 
@@ -163,21 +166,4 @@ export function parseArgs(argv, env = process.env, root = process.cwd()) {
     omitPoints: raw["omit-points"] ?? false,
     quiet: raw.quiet ?? false,
   };
-}
-
-/** KEY=VALUE lines of .dev.vars, if there is one. */
-export function readDevVars(root) {
-  let text;
-  try {
-    text = readFileSync(join(root, ".dev.vars"), "utf8");
-  } catch {
-    return {};
-  }
-  const vars = {};
-  for (const line of text.split("\n")) {
-    const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
-    if (!match || line.trimStart().startsWith("#")) continue;
-    vars[match[1]] = match[2].replace(/^(['"])(.*)\1$/, "$2");
-  }
-  return vars;
 }
