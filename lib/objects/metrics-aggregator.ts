@@ -32,8 +32,8 @@
  * counter reset in Prometheus, which rate()/increase() absorb); the old owner stops pushing them.
  */
 import { DurableObject } from "cloudflare:workers";
-import { ValueType, type HrTime } from "@opentelemetry/api";
-import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
+import { ValueType } from "@opentelemetry/api";
+import { ExportResultCode, millisToHrTime, type ExportResult } from "@opentelemetry/core";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { AggregationTemporality, DataPointType, type MetricData, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { SERVICE_NAME, serviceResource } from "../telemetry/meter-provider";
@@ -99,7 +99,7 @@ export function nextPushDelayMillis(outcome: PushOutcome, config: Pick<typeof ag
 export const HEARTBEAT_METRIC = "astra_telemetry_push_timestamp_seconds";
 
 /** What `ingest` answers. */
-export interface IngestResult {
+export interface BatchIngestResult {
   /** False when the batch id was seen before (nothing was added). */
   accepted: boolean;
   /** Points merged (0 for a duplicate). */
@@ -135,10 +135,6 @@ interface StreamRow {
   [column: string]: SqlStorageValue;
 }
 
-const millisToHrTime = (ms: number): HrTime => {
-  const whole = Math.floor(ms);
-  return [Math.floor(whole / 1000), (whole % 1000) * 1e6];
-};
 
 function addHistograms(into: HistogramValue, delta: HistogramValue): HistogramValue | undefined {
   if (
@@ -167,7 +163,7 @@ function validPoint(p: MetricPoint): boolean {
 }
 
 /**
- * One shard of cumulative metric state. Isolates call `ingest` by RPC (see ./flush.ts).
+ * One shard of cumulative metric state. Isolates call `ingest` by RPC (../telemetry/export/flush.ts).
  *
  * @example
  * const ns = env.METRICS_AGGREGATOR;
@@ -211,9 +207,9 @@ export class MetricsAggregator extends DurableObject<Env> {
    * index (the sender knows it): remembered, so the object stops pushing streams it no longer
    * owns after METRICS_AGGREGATOR_SHARDS changes.
    */
-  async ingest(batchId: string, points: MetricPoint[], shard?: number): Promise<IngestResult> {
+  async ingest(batchId: string, points: MetricPoint[], shard?: number): Promise<BatchIngestResult> {
     const now = Date.now();
-    const result = this.ctx.storage.transactionSync((): IngestResult => {
+    const result = this.ctx.storage.transactionSync((): BatchIngestResult => {
       if (typeof shard === "number" && Number.isInteger(shard) && shard >= 0) this.#setMeta("shard", shard);
       const seen = this.#sql.exec(`SELECT 1 FROM batches WHERE id = ?`, batchId).toArray().length > 0;
       if (seen) {

@@ -20,7 +20,7 @@ import { breaker, breakerChangePending } from "./breakers";
 import { applyFaults, faultView, noteHealthy, refreshFaultView } from "./chaos";
 import { CircuitOpenError } from "./circuit-breaker";
 import { retry, type IdempotentOperation, type RetryOptions } from "./retry";
-import { withReliabilitySpan } from "./spans";
+import { withSpan } from "../telemetry/spans";
 import { instruments } from "../telemetry/instruments";
 
 /** Options of {@link guardDependency}. */
@@ -73,7 +73,7 @@ export async function guardDependency<T>(env: Env, name: DependencyName, fn: () 
   const startedAtMs = Date.now();
   const b = breaker(name);
   const once = () =>
-    withReliabilitySpan("circuit_breaker", { "circuit_breaker.name": name, "circuit_breaker.state": b.state }, () =>
+    withSpan("circuit_breaker", { "circuit_breaker.name": name, "circuit_breaker.state": b.state }, () =>
       b.execute(() => applyFaults(view, name, fn)),
     );
   let result: T;

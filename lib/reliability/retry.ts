@@ -16,7 +16,7 @@
 import { safely } from "../support/safely";
 import { sleep } from "../support/async";
 import { instruments } from "../telemetry/instruments";
-import { withReliabilitySpan } from "./spans";
+import { withSpan } from "../telemetry/spans";
 
 /** Operations that only read, so running them twice is harmless: the closed set of `endpoint` labels. */
 export const IDEMPOTENT_OPERATIONS = [
@@ -90,7 +90,7 @@ export async function retry<T>(operation: IdempotentOperation, fn: (attempt: num
 
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await withReliabilitySpan("retry_attempt", { "retry.operation": operation, "retry.attempt": attempt }, () => fn(attempt));
+      const result = await withSpan("retry_attempt", { "retry.operation": operation, "retry.attempt": attempt }, () => fn(attempt));
       safely(() => instruments.retryAttempts.add(1, { endpoint, outcome: "success" }));
       if (attempt > 1) {
         safely(() => instruments.retryLatency.record((now() - started) / 1000, { endpoint }));

@@ -1,6 +1,6 @@
 /**
  * The 22 astra_* instruments, created once per isolate. Names are what Prometheus shows after the
- * collector's translation (see ../shared/reference/metrics.md): a unit is appended only when the
+ * collector's translation: a unit is appended only when the
  * name does not already end in it, so "s"/"By" leave these names as they are.
  *
  * Label values must come from closed sets (route patterns, enums), never from request text.

@@ -12,7 +12,7 @@ import type { Resource } from "@opentelemetry/resources";
 import { AlwaysOffSampler, BasicTracerProvider, ParentBasedSampler, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { SERVICE_NAME, serviceResource } from "./meter-provider";
 import { safely } from "../support/safely";
-import { extractTraceContext, withSpan, type TraceCarrier } from "./spans";
+import { extractTraceContext, withDefaultTracer, withSpan, type TraceCarrier } from "./spans";
 import { spanBuffer } from "./tracer-provider";
 
 /** A finished span as plain data (structured-clone safe), to hand back over RPC. */
@@ -46,11 +46,27 @@ class CollectingSpanProcessor implements SpanProcessor {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0 || this.#spans.size >= CollectingSpanProcessor.MAX_SPANS) return;
     this.#spans.set(span.spanContext().spanId, span);
   }
-  take(spanId: string | undefined): ReadableSpan | undefined {
-    if (spanId === undefined) return undefined;
-    const span = this.#spans.get(spanId);
-    this.#spans.delete(spanId);
-    return span;
+  /** The span `spanId` and every collected span below it (its children, theirs, ...), removed. */
+  takeTree(spanId: string | undefined): ReadableSpan[] {
+    if (spanId === undefined) return [];
+    const ids = new Set([spanId]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [id, span] of this.#spans) {
+        const parent = span.parentSpanContext?.spanId;
+        if (!ids.has(id) && parent !== undefined && ids.has(parent)) {
+          ids.add(id);
+          grew = true;
+        }
+      }
+    }
+    const out: ReadableSpan[] = [];
+    for (const id of ids) {
+      const span = this.#spans.get(id);
+      if (span) out.push(span);
+      this.#spans.delete(id);
+    }
+    return out;
   }
   async forceFlush(): Promise<void> {}
   async shutdown(): Promise<void> {
@@ -88,10 +104,11 @@ function toWire(span: ReadableSpan): WireSpan {
  * continues the caller's trace from `carrier`, and answers the result with that span as data.
  * The caller hands the spans to {@link adoptSpans}, so they leave in the CALLER's flush: one
  * flush path whether or not the object shares the caller's isolate, and no export started from
- * inside an object call. Without a valid `traceparent`, `fn` runs untraced (`spans: []`).
+ * inside an object call. Without a valid `traceparent`, `fn` runs untraced (`spans: []`, and no
+ * span made inside it is recorded).
  *
- * Only the span made here travels back; spans that `fn` itself starts with `withSpan` go to the
- * object isolate's own buffer.
+ * Spans that `fn` starts with `withSpan` are made by the object's tracer too and travel back with
+ * this one: nothing made inside an object waits in a buffer of the object's isolate.
  *
  * @example
  * async traced(carrier, op, args) {
@@ -100,7 +117,9 @@ function toWire(span: ReadableSpan): WireSpan {
  */
 export async function continueTrace<T>(carrier: TraceCarrier | undefined, name: string, attributes: Record<string, AttributeValue | undefined>, fn: () => T | Promise<T>): Promise<TracedResult<T>> {
   const parent = extractTraceContext(carrier);
-  if (!isSpanContextValid(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT)) return { result: await fn(), spans: [] };
+  // Untraced: the object's tracer never starts a trace, so spans inside stay unrecorded.
+  if (!isSpanContextValid(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT))
+    return { result: await context.with(withDefaultTracer(context.active(), objectTracer), fn), spans: [] };
   let spanId: string | undefined;
   try {
     const result = await withSpan(
@@ -110,16 +129,15 @@ export async function continueTrace<T>(carrier: TraceCarrier | undefined, name: 
         spanId = span.spanContext().spanId;
         return await fn();
       },
-      { kind: SpanKind.SERVER, parent, tracer: objectTracer },
+      { kind: SpanKind.SERVER, parent: withDefaultTracer(parent, objectTracer), tracer: objectTracer },
     );
     const spans: WireSpan[] = [];
     safely(() => {
-      const span = objectSpans.take(spanId);
-      if (span) spans.push(toWire(span));
+      for (const span of objectSpans.takeTree(spanId)) spans.push(toWire(span));
     });
     return { result, spans };
   } catch (err) {
-    objectSpans.take(spanId);
+    objectSpans.takeTree(spanId);
     throw err;
   }
 }

@@ -6,6 +6,7 @@
  */
 import {
   context,
+  createContextKey,
   INVALID_SPAN_CONTEXT,
   propagation,
   ROOT_CONTEXT,
@@ -72,10 +73,19 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** Options of {@link withSpan}. */
+const TRACER_KEY = createContextKey("astra.tracer");
+
+/**
+ * `ctx` with the tracer that `withSpan` uses by default under it: a Durable Object call sets its
+ * own (./object-spans.ts), so the spans made inside it travel back with the call instead of
+ * waiting in a buffer of the object's isolate, which may never flush.
+ */
+export const withDefaultTracer = (ctx: OtelContext, tracer: Tracer): OtelContext => ctx.setValue(TRACER_KEY, tracer);
+
 export interface WithSpanOptions {
   /** Span kind. Default INTERNAL. */
   kind?: SpanKind;
-  /** Tracer. Default: the service tracer (./tracer-provider.ts). */
+  /** Tracer. Default: the one the context names ({@link withDefaultTracer}), else the service tracer (./tracer-provider.ts). */
   tracer?: Tracer;
   /** Parent context. Default: the active one. */
   parent?: OtelContext;
@@ -104,7 +114,8 @@ export function withSpan<T>(name: string, attributes: Record<string, AttributeVa
   let active: OtelContext;
   try {
     const parent = options.parent ?? context.active();
-    span = (options.tracer ?? serviceTracer).startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: defined(attributes) }, parent);
+    const tracer = options.tracer ?? (parent.getValue(TRACER_KEY) as Tracer | undefined) ?? serviceTracer;
+    span = tracer.startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: defined(attributes) }, parent);
     active = trace.setSpan(parent, span);
   } catch {
     return fn(trace.wrapSpanContext(INVALID_SPAN_CONTEXT));

@@ -5,7 +5,7 @@
  * counters, UpDownCounters and histograms, and the last value for gauges.
  */
 import { DataPointType, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
-import type { HrTime } from "@opentelemetry/api";
+import { hrTimeToMilliseconds } from "@opentelemetry/core";
 import { flattenAttributes, gaugeSampleTime, type PointAttributes } from "../gauge-samples";
 
 /** How the aggregator merges a point into its stream. */
@@ -45,7 +45,6 @@ export interface PointBatch {
   points: MetricPoint[];
 }
 
-const hrTimeToMillis = (t: HrTime): number => t[0] * 1e3 + t[1] / 1e6;
 
 /**
  * Converts one collection of the isolate's reader into plain points. A delta collection holds
@@ -64,7 +63,7 @@ export function toMetricPoints(resourceMetrics: ResourceMetrics): MetricPoint[] 
     for (const metric of scope.metrics) {
       const { name, description, unit } = metric.descriptor;
       for (const dp of metric.dataPoints) {
-        const base = { name, description, unit, attributes: flattenAttributes(dp.attributes), timeMs: hrTimeToMillis(dp.endTime) };
+        const base = { name, description, unit, attributes: flattenAttributes(dp.attributes), timeMs: hrTimeToMilliseconds(dp.endTime) };
         switch (metric.dataPointType) {
           case DataPointType.SUM: {
             const value = dp.value as number;
