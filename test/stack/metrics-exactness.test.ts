@@ -70,6 +70,8 @@ const CONTRACT_LABELS: Record<string, string[]> = {
   astra_memory_engine_size_bytes: ["store_type"],
   astra_errors_total: ["error_type", "endpoint"],
   astra_error_resolution_time_seconds: ["error_type"],
+  // Not a dashboard metric: the aggregator shards' liveness heartbeat (README, Continuity).
+  astra_telemetry_push_timestamp_seconds: ["shard"],
 };
 
 /** Dashboard queries this mix cannot feed, and why (reported as skipped while they have no data, not failed). */
