@@ -1,5 +1,5 @@
 /**
- * Variant `bare`: the same route modules with telemetry off — no httpMetrics, no server span, no
+ * Variant `bare`: the same route modules with telemetry off — no requestTelemetry() (span, metrics, log line), no
  * flush (domain code still records a few instruments and, at sampling 0, non-recording spans: uncollected).
  */
 import { benchEntry } from "./lib/bench-entry";

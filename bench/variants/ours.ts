@@ -1,5 +1,5 @@
 /**
- * Variant `ours`: functions/index.ts as deployed (httpMetrics first, coalesced flush to the
+ * Variant `ours`: functions/index.ts as deployed (requestTelemetry() after requestId(), coalesced flush to the
  * MetricsAggregator Durable Object by RPC, spans by OTLP/HTTP).
  *
  * The bench reads its counters at `/__bench/stats`: the isolate flusher's stats, the aggregator

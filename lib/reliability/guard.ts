@@ -95,7 +95,7 @@ export async function guardDependency<T>(env: Env, name: DependencyName, fn: () 
 /**
  * Wraps a telemetry transport `(env, ...args) => Promise<R>` so it goes through the breaker and
  * the chaos faults of `name`, and reports the dependency's health for /health; a transport that
- * answers `false` (refused) counts as a failure and rejects. For ../telemetry/flush.ts:
+ * answers `false` (refused) counts as a failure and rejects. For the flusher (functions/telemetry.ts):
  *
  * @example
  * new TelemetryFlusher({

@@ -3,7 +3,7 @@
  * a bounded buffer. Nothing is exported from here: the one flush path (./flush.ts) drains the
  * buffer and sends the spans with the OTLP trace exporter, in a request's `waitUntil`.
  *
- * The spans themselves (server span, domain spans, W3C propagation) live in ./spans.ts, ./server-span.ts and ./object-spans.ts.
+ * The spans themselves (server span, domain spans, W3C propagation) live in ./spans.ts, ./request-telemetry.ts and ./object-spans.ts.
  */
 import type { Context } from "@opentelemetry/api";
 import {

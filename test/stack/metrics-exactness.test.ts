@@ -43,7 +43,7 @@ const FRESHNESS_TIMEOUT_MILLIS = 90_000;
 const JOB = "astraguard-edge";
 const INSTANCE = "astraguard-edge";
 
-/** error_type by status for the statuses this mix produces (the closed set of http-metrics.ts). */
+/** error_type by status for the statuses this mix produces (the closed set of lib/telemetry/labels.ts). */
 const ERROR_TYPE: Record<number, string> = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error", 429: "rate_limited", 500: "internal_error", 503: "unavailable" };
 
 /** Labels each metric may carry (besides job, instance and histograms' le). */

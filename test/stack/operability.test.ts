@@ -33,7 +33,7 @@ import {
   type Stack,
 } from '../support/stack';
 
-/** The aggregator's keepalive period (lib/telemetry/aggregator.ts, aggregatorConfig). */
+/** The aggregator's keepalive period (lib/objects/metrics-aggregator.ts, aggregatorConfig). */
 const KEEPALIVE_SECONDS = 15;
 const IDLE_MILLIS = 2 * KEEPALIVE_SECONDS * 1000 + 10_000;
 
