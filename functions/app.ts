@@ -35,7 +35,9 @@ export function createApp({ telemetry = true, first = [] }: CreateAppOptions = {
   const app = new Hono<AppEnv>();
 
   for (const middleware of first) app.use("*", middleware);
-  app.use("*", requestId());
+  // An incoming X-Request-Id is kept when it matches REQUEST_ID_PATTERN (≤ 128 of [A-Za-z0-9_=-]),
+  // else replaced by a new one; either way it is echoed and carried into every log line.
+  app.use("*", requestId({ limitLength: 128 }));
   // Span, metrics, log line, then the flush; before everything else, so it sees every request
   // and its final response (errors and 404s included).
   if (telemetry) app.use("*", requestTelemetry({ flush: flushTelemetry }));

@@ -13,9 +13,10 @@
  * {@link MAX_LOG_FIELDS} fields. Logging never throws.
  */
 import { errorType } from "./labels";
-import { context, isSpanContextValid, trace, type Span } from "@opentelemetry/api";
+import { context, createContextKey, isSpanContextValid, trace, type Context as OtelContext, type Span } from "@opentelemetry/api";
 
-export type LogLevel = "debug" | "info" | "warn" | "error";
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 export type LogValue = string | number | boolean | null | undefined;
 export type LogFields = Record<string, LogValue>;
 
@@ -25,6 +26,47 @@ export const MAX_LOG_STRING = 256;
 export const MAX_LOG_FIELDS = 32;
 
 const SECRET_KEY = /authorization|cookie|token|secret|password|passwd|api[-_]?key/i;
+
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+/** The level from the deployment's LOG_LEVEL var, and the one set at run time (admin API), which wins. */
+let configured: LogLevel = "info";
+let configuredFrom: string | undefined;
+let override: LogLevel | undefined;
+let threshold = RANK.info;
+
+/** `raw` as a level, or undefined when it is not one. */
+export const parseLogLevel = (raw: unknown): LogLevel | undefined =>
+  typeof raw === "string" && (LOG_LEVELS as readonly string[]).includes(raw.trim().toLowerCase()) ? (raw.trim().toLowerCase() as LogLevel) : undefined;
+
+/** Applies the deployment's LOG_LEVEL (default info; an invalid value counts as unset). Cheap when unchanged. */
+export function configureLogLevel(raw: string | undefined): void {
+  if (raw === configuredFrom) return;
+  configuredFrom = raw;
+  configured = parseLogLevel(raw) ?? "info";
+  threshold = RANK[override ?? configured];
+}
+
+/** Sets (or with undefined, clears) the run-time level that overrides LOG_LEVEL. */
+export function setLogLevelOverride(level: LogLevel | undefined): void {
+  override = level;
+  threshold = RANK[override ?? configured];
+}
+
+/** The level in force, and where it comes from. */
+export function logLevel(): { level: LogLevel; source: "runtime" | "LOG_LEVEL" } {
+  return { level: override ?? configured, source: override ? "runtime" : "LOG_LEVEL" };
+}
+
+/** Request ids as the service accepts them (X-Request-Id, and the id carried into Durable Objects). */
+export const REQUEST_ID_PATTERN = /^[\w\-=]{1,128}$/;
+const REQUEST_ID_KEY = createContextKey("astra.request_id");
+
+/** `ctx` carrying the request id, so every line logged under it names the request. */
+export const withRequestId = (ctx: OtelContext, id: string | undefined): OtelContext =>
+  id !== undefined && REQUEST_ID_PATTERN.test(id) ? ctx.setValue(REQUEST_ID_KEY, id) : ctx;
+
+/** The request id of `ctx` (default: the active context), if any. */
+export const activeRequestId = (ctx: OtelContext = context.active()): string | undefined => ctx.getValue(REQUEST_ID_KEY) as string | undefined;
 
 const SINKS: Record<LogLevel, (line: string) => void> = {
   debug: (line) => console.debug(line),
@@ -40,13 +82,16 @@ function clean(value: LogValue): LogValue {
 }
 
 /**
- * Writes one JSON log line. `span` defaults to the active span; its ids join the line to the trace.
+ * Writes one JSON log line, unless `level` is below the level in force (then it costs one
+ * comparison). `span` defaults to the active span; its ids join the line to the trace, and the
+ * active request id (see {@link withRequestId}) joins it to the request.
  *
  * @example
  * log("warn", "auth_failed", { outcome: "invalid_token", route: "/api/v1/phase" });
  * // {"time":"…","level":"warn","msg":"auth_failed","outcome":"invalid_token","route":"/api/v1/phase","trace_id":"4bf9…","span_id":"00f0…"}
  */
 export function log(level: LogLevel, msg: string, fields: LogFields = {}, span?: Span): void {
+  if (RANK[level] < threshold) return;
   try {
     const line: Record<string, LogValue> = { time: new Date().toISOString(), level, msg };
     let kept = 0;
@@ -54,6 +99,10 @@ export function log(level: LogLevel, msg: string, fields: LogFields = {}, span?:
       if (value === undefined || key in line) continue;
       if (kept++ >= MAX_LOG_FIELDS) break;
       line[key] = SECRET_KEY.test(key) ? "[redacted]" : clean(value);
+    }
+    if (line.request_id === undefined) {
+      const id = activeRequestId();
+      if (id !== undefined) line.request_id = id;
     }
     const spanContext = (span ?? trace.getSpan(context.active()))?.spanContext();
     if (spanContext && isSpanContextValid(spanContext)) {

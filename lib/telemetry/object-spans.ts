@@ -119,7 +119,7 @@ export async function continueTrace<T>(carrier: TraceCarrier | undefined, name: 
   const parent = extractTraceContext(carrier);
   // Untraced: the object's tracer never starts a trace, so spans inside stay unrecorded.
   if (!isSpanContextValid(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT))
-    return { result: await context.with(withDefaultTracer(context.active(), objectTracer), fn), spans: [] };
+    return { result: await context.with(withDefaultTracer(parent, objectTracer), fn), spans: [] };
   let spanId: string | undefined;
   try {
     const result = await withSpan(

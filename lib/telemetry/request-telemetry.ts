@@ -27,7 +27,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { safely } from "../support/safely";
 import { instruments } from "./instruments";
 import { endpointOf, errorType, errorTypeOf } from "./labels";
-import { errorFields, log, type LogLevel } from "./logger";
+import { configureLogLevel, errorFields, log, withRequestId, type LogLevel } from "./logger";
 import { defined, extractTraceContext, httpMethod } from "./spans";
 import { tracer as serviceTracer } from "./tracer-provider";
 
@@ -123,7 +123,7 @@ function startServerSpan(c: Context, tracer: Tracer, method: string, original: s
       },
       parent,
     );
-    return { span, active: trace.setSpan(parent, span) };
+    return { span, active: withRequestId(trace.setSpan(parent, span), c.get("requestId") as string | undefined) };
   } catch {
     return undefined;
   }
@@ -193,12 +193,12 @@ export function requestTelemetry(options: RequestTelemetryOptions): MiddlewareHa
   return async function requestTelemetry(c, next) {
     const started = performance.now();
     safely(() => instruments.activeConnections.add(1));
+    configureLogLevel((c.env as Partial<Env> | undefined)?.LOG_LEVEL);
     const { method, original } = httpMethod(c.req.method);
     const server = startServerSpan(c, tracer, method, original);
     let thrown: unknown;
     try {
-      if (server) await context.with(server.active, next);
-      else await next();
+      await context.with(server?.active ?? withRequestId(context.active(), c.get("requestId") as string | undefined), next);
       await withContentLength(c);
     } catch (err) {
       thrown = err ?? new Error("thrown without a value");

@@ -26,6 +26,7 @@ import { ATTR_ERROR_TYPE } from "@opentelemetry/semantic-conventions";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { safely } from "../support/safely";
 import { errorType } from "./labels";
+import { activeRequestId, withRequestId } from "./logger";
 import { tracer as serviceTracer } from "./tracer-provider";
 
 // One ContextManager and one propagator per isolate (a second registration is a no-op).
@@ -39,6 +40,8 @@ propagation.setGlobalPropagator(propagator);
 export interface TraceCarrier {
   traceparent?: string;
   tracestate?: string;
+  /** The request id, so lines logged inside a Durable Object call name the request too. */
+  request_id?: string;
 }
 
 const headersGetter: TextMapGetter<Headers> = {
@@ -160,6 +163,8 @@ export function injectTraceContext(ctx: OtelContext = context.active()): TraceCa
       },
     }),
   );
+  const requestId = activeRequestId(ctx);
+  if (requestId !== undefined) carrier.request_id = requestId;
   return carrier;
 }
 
@@ -168,10 +173,11 @@ export function extractTraceContext(carrier: TraceCarrier | Headers | undefined,
   try {
     if (!carrier) return base;
     if (carrier instanceof Headers) return propagator.extract(base, carrier, headersGetter);
-    return propagator.extract(base, carrier, {
+    const extracted = propagator.extract(base, carrier, {
       get: (c, key) => (key === "traceparent" || key === "tracestate" ? c[key] : undefined),
       keys: (c) => Object.keys(c),
     });
+    return withRequestId(extracted, typeof carrier.request_id === "string" ? carrier.request_id : undefined);
   } catch {
     return base;
   }
