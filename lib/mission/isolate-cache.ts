@@ -27,12 +27,15 @@ export interface IsolateCacheOptions {
   ttlMillis?: number;
   /** Entries kept; the least recently used goes first. Default 1000. */
   maxEntries?: number;
+  /** Clock for the TTL (tests pass a manual one). Default `Date.now`, looked up at each call. */
+  now?: () => number;
 }
 
 export class IsolateCache<V> {
   readonly #entries = new Map<string, Entry<V>>();
   readonly #ttlMillis: number;
   readonly #maxEntries: number;
+  readonly #now: () => number;
   #bytes = 0;
   #hits = 0;
   #misses = 0;
@@ -43,10 +46,11 @@ export class IsolateCache<V> {
   ) {
     this.#ttlMillis = options.ttlMillis ?? 2000;
     this.#maxEntries = options.maxEntries ?? 1000;
+    this.#now = options.now ?? (() => Date.now());
   }
 
   /** The live value for `key`, counting a hit or a miss. */
-  get(key: string, now = Date.now()): V | undefined {
+  get(key: string, now = this.#now()): V | undefined {
     const entry = this.#entries.get(key);
     if (entry && entry.expiresAt > now) {
       // Re-insert to keep Map order as recency order for LRU eviction.
@@ -62,7 +66,7 @@ export class IsolateCache<V> {
     return undefined;
   }
 
-  set(key: string, value: V, now = Date.now()): void {
+  set(key: string, value: V, now = this.#now()): void {
     const old = this.#entries.get(key);
     if (old) this.#remove(key, old);
     const bytes = approximateBytes(key, value);

@@ -18,7 +18,7 @@ import { instruments } from "../telemetry/instruments";
 import type { DependencyName } from "./dependency-health";
 import { waitUntil } from "cloudflare:workers";
 import { localBreakerStates, recordBreakerGauge, takeBreakerChange } from "./breakers";
-import { sleep, withTimeout } from "../support/async";
+import { sleep, systemClock, withTimeout, type Clock } from "../support/async";
 import { isolateId } from "../support/isolate";
 import { CHAOS_TARGETS, CHAOS_TYPES, type ChaosType, type Fault, type SyncResult } from "./faults";
 
@@ -93,6 +93,22 @@ export interface FaultView {
 
 const EMPTY_VIEW: FaultView = { fetchedAtMs: 0, active: [], unrecovered: [], fleet: {}, synced: false };
 
+/**
+ * The chaos view's time and timers: how long a latency fault waits, the bound on each call to
+ * ChaosControl, the age of the copy. {@link systemClock} unless a test set another with
+ * {@link setChaosClock}.
+ */
+let clock: Clock = systemClock;
+
+/**
+ * Replaces the chaos view's clock (tests: latency faults that wait on a manual clock, control
+ * calls that a slow machine cannot time out); with no argument, restores {@link systemClock}, as
+ * {@link resetChaosView} does.
+ */
+export function setChaosClock(next: Clock = systemClock): void {
+  clock = next;
+}
+
 let view: FaultView | undefined;
 let refreshingSinceMs: number | undefined;
 /** Ended faults this isolate already reported healthy (or saw reported), with when it tried. */
@@ -111,7 +127,7 @@ export function controlStub(env: Env): ReturnType<Env["CHAOS_CONTROL"]["get"]> {
  * which sync first, bounded by CONTROL_TIMEOUT_MS. An expired fault stops applying at its
  * expiry whatever the copy's age. Never throws.
  */
-export async function faultView(env: Env, now = Date.now()): Promise<FaultView> {
+export async function faultView(env: Env, now = clock.now()): Promise<FaultView> {
   if (!env.CHAOS_CONTROL) return EMPTY_VIEW;
   if (!view) return refreshFaultView(env);
   const stale = now - view.fetchedAtMs >= FAULT_VIEW_TTL_MS;
@@ -149,13 +165,13 @@ export async function refreshFaultView(env: Env): Promise<FaultView> {
 async function syncView(env: Env): Promise<FaultView> {
   const local = localBreakerStates();
   try {
-    const r = (await withTimeout(controlStub(env).sync(isolateId(), local), CONTROL_TIMEOUT_MS)) as SyncResult;
+    const r = (await withTimeout(controlStub(env).sync(isolateId(), local), CONTROL_TIMEOUT_MS, clock)) as SyncResult;
     recordBreakerGauge({ ...local, ...r.fleet });
-    return { fetchedAtMs: Date.now(), active: r.active, unrecovered: r.unrecovered, fleet: r.fleet, synced: true };
+    return { fetchedAtMs: clock.now(), active: r.active, unrecovered: r.unrecovered, fleet: r.fleet, synced: true };
   } catch (err) {
     console.warn(JSON.stringify({ level: "warn", event: "chaos_sync_failed", error: String(err).slice(0, 160) }));
     recordBreakerGauge(local);
-    const now = Date.now();
+    const now = clock.now();
     const previous = view ?? EMPTY_VIEW;
     // Keep faults we knew about, but never beyond their own end.
     return { ...previous, active: previous.active.filter((f) => f.expiresAtMs > now), fetchedAtMs: now, synced: false };
@@ -172,10 +188,10 @@ export function invalidateFaultView(): void {
  * Runs `fn` under the faults of `view` that target `target` and are active now: waits for
  * latency faults, then fails for an outage or (with its probability) an error fault.
  */
-export async function applyFaults<T>(view: FaultView, target: DependencyName, fn: () => Promise<T>, now = Date.now(), random: () => number = Math.random): Promise<T> {
+export async function applyFaults<T>(view: FaultView, target: DependencyName, fn: () => Promise<T>, now = clock.now(), random: () => number = Math.random): Promise<T> {
   if (view.active.length === 0) return fn();
   const faults = view.active.filter((f) => f.target === target && f.expiresAtMs > now);
-  for (const f of faults) if (f.type === "latency") await sleep(Math.min(MAX_LATENCY_MS, f.latencyMs ?? DEFAULT_LATENCY_MS));
+  for (const f of faults) if (f.type === "latency") await sleep(Math.min(MAX_LATENCY_MS, f.latencyMs ?? DEFAULT_LATENCY_MS), clock);
   for (const f of faults) {
     if (f.type === "outage") throw new ChaosFaultError(target, "outage", f.id);
     if (f.type === "error" && random() < (f.errorRate ?? DEFAULT_ERROR_RATE)) throw new ChaosFaultError(target, "error", f.id);
@@ -190,7 +206,7 @@ export async function applyFaults<T>(view: FaultView, target: DependencyName, fn
  * (astra_chaos_recovery_time_seconds {type}, from injection to now, and
  * astra_chaos_injections_total {type, status="recovered"}). Never throws.
  */
-export async function noteHealthy(env: Env, target: DependencyName, current: FaultView, startedAtMs: number, now = Date.now()): Promise<void> {
+export async function noteHealthy(env: Env, target: DependencyName, current: FaultView, startedAtMs: number, now = clock.now()): Promise<void> {
   if (!env.CHAOS_CONTROL) return;
   const ended = [
     ...current.unrecovered.filter((f) => f.target === target && (f.endedAtMs ?? f.expiresAtMs) <= startedAtMs),
@@ -202,7 +218,7 @@ export async function noteHealthy(env: Env, target: DependencyName, current: Fau
     if (mark && (mark.done || now - mark.atMs < FAULT_VIEW_TTL_MS)) continue;
     recoveryMarks.set(f.id, { done: false, atMs: now });
     try {
-      const r = (await withTimeout(controlStub(env).markRecovered(f.id, now), CONTROL_TIMEOUT_MS)) as { recorded: boolean; fault?: Fault };
+      const r = (await withTimeout(controlStub(env).markRecovered(f.id, now), CONTROL_TIMEOUT_MS, clock)) as { recorded: boolean; fault?: Fault };
       recoveryMarks.set(f.id, { done: true, atMs: now });
       if (r.recorded) {
         const seconds = Math.max(0, (now - f.injectedAtMs) / 1000);
@@ -220,7 +236,7 @@ export async function noteHealthy(env: Env, target: DependencyName, current: Fau
 }
 
 /** A fault as the API shows it. */
-export function faultJson(f: Fault, now = Date.now()) {
+export function faultJson(f: Fault, now = clock.now()) {
   const active = f.endedAtMs === null && f.expiresAtMs > now;
   const status = active ? "active" : (f.endReason ?? "expired");
   return {
@@ -243,8 +259,9 @@ export function faultJson(f: Fault, now = Date.now()) {
   };
 }
 
-/** Forgets the cached faults and recovery marks (tests). */
+/** Forgets the cached faults and recovery marks, and restores the system clock (tests). */
 export function resetChaosView(): void {
+  clock = systemClock;
   view = undefined;
   refreshingSinceMs = undefined;
   recoveryMarks.clear();

@@ -20,7 +20,7 @@ import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import type { MetricReader } from "@opentelemetry/sdk-metrics";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { sleep, withTimeout } from "../../support/async";
+import { sleep, systemClock, withTimeout, type Clock } from "../../support/async";
 import { isolateId } from "../../support/isolate";
 import { metricReader } from "../meter-provider";
 import { shardCount, shardName, shardOf, toMetricPoints, type MetricPoint, type PointBatch } from "./points";
@@ -51,6 +51,12 @@ export interface TelemetryFlusherOptions {
   sendPoints?: SendPoints;
   /** Transport for spans. Default: OTLPTraceExporter to `${OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`. */
   exportSpans?: ExportSpans;
+  /**
+   * Time and timers: the wait for the next interval, the send and span-export timeouts, the wait
+   * for the export in flight, and retained batches' ages. Default {@link systemClock}; tests pass
+   * a manual clock so that no wait depends on the speed of the machine.
+   */
+  clock?: Clock;
 }
 
 /** Counters of what one flusher did (for tests, the bench and the exactness report). */
@@ -155,6 +161,7 @@ export class TelemetryFlusher {
   readonly #timeoutMillis: number;
   readonly #sendPoints: SendPoints;
   readonly #exportSpans: ExportSpans;
+  readonly #clock: Clock;
 
   #sequence = 0;
   #retained: RetainedBatch[] = [];
@@ -174,6 +181,7 @@ export class TelemetryFlusher {
     this.#timeoutMillis = options.timeoutMillis ?? 5000;
     this.#sendPoints = options.sendPoints ?? rpcSendPoints;
     this.#exportSpans = options.exportSpans ?? otlpExportSpans;
+    this.#clock = options.clock ?? systemClock;
   }
 
   #droppedSpansReported = 0;
@@ -197,12 +205,12 @@ export class TelemetryFlusher {
         // Always yield once, so `#scheduled` is set before it is cleared below. The wait for the
         // export in flight is bounded by a timer of THIS request: an export whose request context
         // was torn down (its promises never settle) must not stall the isolate's telemetry.
-        await (previous ? withTimeout(previous, this.#timeoutMillis + 1000).catch(() => undefined) : Promise.resolve());
+        await (previous ? withTimeout(previous, this.#timeoutMillis + 1000, this.#clock).catch(() => undefined) : Promise.resolve());
         // A busy isolate (span buffer a quarter full) exports at once rather than drop spans;
         // still one export in flight, so exports per request stay far below one.
         const busy = this.#spans.size >= this.#spans.maxBufferedSpans / 4;
-        const waitMs = busy ? 0 : this.#lastStartMs + this.#minIntervalMillis - Date.now();
-        if (waitMs > 0) await sleep(waitMs);
+        const waitMs = busy ? 0 : this.#lastStartMs + this.#minIntervalMillis - this.#clock.now();
+        if (waitMs > 0) await sleep(waitMs, this.#clock);
       } catch {
         // A timer cannot fail. Proceed regardless.
       }
@@ -217,7 +225,7 @@ export class TelemetryFlusher {
   }
 
   async #run(env: Env): Promise<void> {
-    this.#lastStartMs = Date.now();
+    this.#lastStartMs = this.#clock.now();
     this.stats.exports++;
     let points: MetricPoint[] = [];
     try {
@@ -250,7 +258,7 @@ export class TelemetryFlusher {
       if (!list) byShard.set(s, (list = []));
       list.push(p);
     }
-    const now = Date.now();
+    const now = this.#clock.now();
     for (const [shard, list] of byShard) {
       const id = `${this.senderId}-${this.#sequence++}`;
       this.#retained.push({ id, shard, points: list, bytes: JSON.stringify(list).length, createdMs: now });
@@ -283,7 +291,7 @@ export class TelemetryFlusher {
         for (const batch of this.#retained.filter((b) => b.shard === shard)) {
           this.stats.sends++;
           try {
-            await withTimeout(this.#sendPoints(env, shard, { id: batch.id, points: batch.points }), this.#timeoutMillis);
+            await withTimeout(this.#sendPoints(env, shard, { id: batch.id, points: batch.points }), this.#timeoutMillis, this.#clock);
             this.#retained = this.#retained.filter((b) => b !== batch);
           } catch (err) {
             this.stats.sendFailures++;
@@ -306,7 +314,7 @@ export class TelemetryFlusher {
     this.stats.spanExports++;
     let ok = false;
     try {
-      ok = await withTimeout(this.#exportSpans(env, spans), this.#timeoutMillis);
+      ok = await withTimeout(this.#exportSpans(env, spans), this.#timeoutMillis, this.#clock);
     } catch (err) {
       console.warn("telemetry: span export failed", String(err));
     }

@@ -1,13 +1,72 @@
 /** Chaos injection through the API: admin only, named input errors, faults applied, expiry, DELETE and recovery. */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { app } from "../../../functions/app";
 import { breaker } from "../../../lib/reliability/breakers";
+import { CONTROL_TIMEOUT_MS, setChaosClock } from "../../../lib/reliability/chaos";
 import { adminToken, call, nominalPoint, operatorToken } from "../support/api";
 
 const admin = () => ({ token: adminToken() });
 const inject = (body: Record<string, unknown>) => call("POST", "/api/v1/chaos", { ...admin(), body });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The tests' time. Date is faked (the routes, the breakers, the retries, ChaosControl and the
+ * chaos view all read Date.now), so it stands still until a test moves it: a fault lasts, a
+ * cool-down passes and a recovery takes exactly what the test says, however slow the machine. It
+ * goes on from test to test, from a minute in the past, so nothing stamped here lies in the real
+ * future once the real clock is back. The chaos view's timers are manual: a latency fault waits
+ * until the test lets it pass, and a call to ChaosControl is never abandoned because the machine is
+ * slow (its timeout never fires; that is not what these tests are about).
+ */
+let fakeNow = Date.now() - 60_000;
+function testTime() {
+  vi.useFakeTimers({ toFake: ["Date"], now: fakeNow });
+  const timers: Array<{ id: number; ms: number; fn: () => void }> = [];
+  /** Every chaos timer's length, in the order set. */
+  const waits: number[] = [];
+  let onTimer: Array<() => void> = [];
+  let ids = 0;
+  setChaosClock({
+    now: () => Date.now(),
+    setTimeout: (fn, ms) => {
+      waits.push(ms);
+      timers.push({ id: ++ids, ms, fn });
+      for (const wake of onTimer.splice(0)) wake();
+      return ids;
+    },
+    clearTimeout: (id) => {
+      const i = timers.findIndex((t) => t.id === id);
+      if (i >= 0) timers.splice(i, 1);
+    },
+  });
+  return {
+    waits,
+    /** Moves the clock `ms` forward (timers do not fire: nothing waits on time but latency faults). */
+    advance: (ms: number) => vi.setSystemTime(Date.now() + ms),
+    /** Resolves once a wait of `ms` is pending. */
+    async pending(ms: number): Promise<void> {
+      while (!timers.some((t) => t.ms === ms)) await new Promise<void>((wake) => onTimer.push(wake));
+    },
+    /** Lets the pending wait of `ms` pass: the clock moves `ms` forward and the wait ends. */
+    pass(ms: number): void {
+      const i = timers.findIndex((t) => t.ms === ms);
+      if (i < 0) throw new Error(`no wait of ${ms} ms is pending`);
+      const [timer] = timers.splice(i, 1);
+      vi.setSystemTime(Date.now() + ms);
+      timer!.fn();
+    },
+  };
+}
+
+let time: ReturnType<typeof testTime>;
+beforeEach(() => {
+  time = testTime();
+});
+afterEach(() => {
+  fakeNow = Date.now();
+  vi.useRealTimers();
+  setChaosClock();
+});
 
 describe("chaos endpoints: access", () => {
   it.each([
@@ -110,6 +169,7 @@ describe("chaos faults on storage", () => {
     expect(fault.id).toMatch(/^ch_[0-9a-f]{32}$/);
     expect(fault.remaining_s).toBeGreaterThan(0);
     expect(fault.remaining_s).toBeLessThanOrEqual(1);
+    expect(fault.remaining_s).toBe(1); // the clock has not moved since the injection
 
     const listed = await call("GET", "/api/v1/chaos", admin());
     expect(listed.body.active.map((f: any) => f.id)).toEqual([fault.id]);
@@ -123,14 +183,15 @@ describe("chaos faults on storage", () => {
 
     // 3 failed attempts of the phase read + 3 of ingest's context read ≥ 5: the breaker is open.
     expect(breaker("storage").state).toBe("OPEN");
-    await sleep(1100);
+    time.advance(1100); // was a real sleep of 1100 ms
     // The fault has expired, but the breaker stays open until its cool-down (3 s) has passed…
     expect((await call("GET", "/api/v1/phase")).status).toBe(503);
     expect(breaker("storage").state).toBe("OPEN");
     expect((await call("GET", "/api/v1/chaos", admin())).body.recent[0]).toMatchObject({ id: fault.id, status: "expired", recovered: false });
     // …then the half-open probe succeeds, the breaker closes, and the fault counts as recovered.
     const openedAt = breaker("storage").snapshot().openedAtMs!;
-    await sleep(Math.max(0, openedAt + 3000 - Date.now() + 50));
+    time.advance(openedAt + 3000 - Date.now() + 50); // was a real sleep until then
+    const probeAt = Date.now();
     const after = await call("GET", "/api/v1/phase");
     expect(after.status).toBe(200);
     expect(breaker("storage").state).toBe("CLOSED");
@@ -142,6 +203,13 @@ describe("chaos faults on storage", () => {
     expect(ended.recovery_seconds).toBeGreaterThanOrEqual(3);
     expect(ended.recovery_seconds).toBeLessThan(6);
     expect(Date.parse(ended.recovered_at)).toBeGreaterThanOrEqual(Date.parse(ended.ended_at));
+    // Exactly: the fault ended 1 s after its injection, and the probe (the first healthy call)
+    // went out when the cool-down since the breaker opened (at the injection) had passed.
+    expect(Date.parse(ended.ended_at) - Date.parse(ended.injected_at)).toBe(1000);
+    expect(openedAt).toBe(Date.parse(ended.injected_at));
+    expect(Date.parse(ended.recovered_at)).toBe(probeAt);
+    expect(ended.recovery_seconds).toBe((probeAt - Date.parse(ended.injected_at)) / 1000);
+    expect(ended.recovery_seconds).toBe(3.05);
   });
 
   it("DELETE /api/v1/chaos/:id ends a fault at once; storage works again and the fault shows cancelled and recovered", async () => {
@@ -171,9 +239,18 @@ describe("chaos faults on storage", () => {
   it("a latency fault delays storage calls by latency_ms", async () => {
     await inject({ type: "latency", target: "storage", duration_s: 5, latency_ms: 300 });
     const started = Date.now();
-    const res = await call("GET", "/api/v1/phase");
+    let answered = false;
+    const response = call("GET", "/api/v1/phase").finally(() => (answered = true));
+    await time.pending(300); // the storage call waits for the fault…
+    await new Promise((r) => setTimeout(r, 0));
+    expect(answered).toBe(false); // …and there is no answer before the wait has passed
+    time.pass(300);
+    const res = await response;
     expect(res.status).toBe(200);
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(Date.now() - started).toBe(300);
+    // One wait of latency_ms, besides the bounds on the calls to ChaosControl.
+    expect(time.waits.filter((ms) => ms !== CONTROL_TIMEOUT_MS)).toEqual([300]);
   });
 
   it("an error fault with error_rate 1 fails every call; the storage breaker opens and /health shows it", async () => {

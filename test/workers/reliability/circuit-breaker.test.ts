@@ -44,6 +44,7 @@ describe("CircuitBreaker", () => {
     const err = await breaker.execute(async () => void called++).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CircuitOpenError);
     expect((err as CircuitOpenError).retryAfterMillis).toBeGreaterThan(0);
+    expect((err as CircuitOpenError).retryAfterMillis).toBe(3000); // the default cool-down: the clock has not moved
     expect(called).toBe(0);
     expect(breaker.snapshot().rejected).toBe(1);
   });

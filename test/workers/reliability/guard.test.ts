@@ -1,8 +1,9 @@
 /** guardDependency: retries only when asked, never through an open breaker, and how long failure runs lasted. */
 import { env } from "cloudflare:test";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { breaker } from "../../../lib/reliability/breakers";
 import { CircuitOpenError } from "../../../lib/reliability/circuit-breaker";
+import { setChaosClock } from "../../../lib/reliability/chaos";
 import { guardDependency, resetFailureRuns } from "../../../lib/reliability/guard";
 import { metricReader } from "../../../lib/telemetry/meter-provider";
 import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/export/points";
@@ -16,8 +17,22 @@ beforeEach(async () => {
   await drain();
 });
 
+/**
+ * Date stands still (faked; the breakers, the retries, guardDependency and ChaosControl all read
+ * Date.now) from a minute in the past, and the chaos view's timers never fire: no breaker
+ * cool-down or slow-call limit, no retry budget and no ChaosControl timeout depends on how fast
+ * the machine is.
+ */
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 60_000 });
+  setChaosClock({ now: () => Date.now(), setTimeout: () => 0, clearTimeout: () => {} });
+});
+afterEach(() => {
+  vi.useRealTimers();
+  setChaosClock();
+});
+
 const fail = () => Promise.reject(new Error("down"));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("guardDependency", () => {
   it("retries a named idempotent operation, and nothing else", async () => {
@@ -40,13 +55,14 @@ describe("guardDependency", () => {
 
   it("records how long a run of failures lasted when the dependency answers again", async () => {
     await expect(guardDependency(env, "metrics_aggregator", fail)).rejects.toThrow();
-    await sleep(120);
+    vi.setSystemTime(Date.now() + 120); // was a real sleep of 120 ms
     await expect(guardDependency(env, "metrics_aggregator", fail)).rejects.toThrow();
     await expect(guardDependency(env, "metrics_aggregator", async () => "back")).resolves.toBe("back");
     await expect(guardDependency(env, "metrics_aggregator", async () => "still fine")).resolves.toBe("still fine");
     const points = (await drain()).filter((p) => p.name === "astra_error_resolution_time_seconds");
     expect(points.map((p) => p.attributes)).toEqual([{ error_type: "metrics_aggregator_unavailable" }]);
     expect(points[0]!.histogram!.count).toBe(1); // one run, recorded once
+    expect(points[0]!.histogram!.sum).toBeCloseTo(0.12, 9); // from the first failure to the first success
     expect(points[0]!.histogram!.sum).toBeGreaterThanOrEqual(0.1);
     expect(points[0]!.histogram!.sum).toBeLessThan(2);
   });

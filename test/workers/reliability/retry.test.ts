@@ -1,5 +1,5 @@
 /** Retries: bounded in attempts and in total time, full-jitter backoff, and what they record. */
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { backoffDelay, retry } from "../../../lib/reliability/retry";
 import { metricReader } from "../../../lib/telemetry/meter-provider";
 import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/export/points";
@@ -27,6 +27,9 @@ function fakeTime() {
 
 beforeEach(async () => {
   await drain();
+});
+afterEach(() => {
+  vi.useRealTimers();
 });
 
 describe("retry()", () => {
@@ -121,16 +124,30 @@ describe("retry()", () => {
     expect(Math.max(...draws)).toBeLessThan(400);
   });
 
-  it("is bounded with the real clock too (defaults: 3 attempts within 2 s)", async () => {
+  it("is bounded with the default sleep and clock too (defaults: 3 attempts within 2 s)", async () => {
+    // No sleep or clock passed: the defaults (setTimeout, Date.now) run, on vitest's fake timers,
+    // so the time spent is exactly the waits retry() scheduled, however slow the machine. The
+    // largest jitter draw makes each wait its cap: 49 ms (base 50), then 99 ms.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const started = Date.now();
     let calls = 0;
-    await expect(
+    const outcome = expect(
       retry("mission.ping", async () => {
         calls++;
         throw new Error("down");
-      }),
+      }, { random: () => 0.999 }),
     ).rejects.toThrow("down");
+    await vi.advanceTimersByTimeAsync(48);
+    expect(calls).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(98);
+    expect(calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(1);
+    await outcome;
     expect(calls).toBe(3);
+    expect(vi.getTimerCount()).toBe(0); // no third wait
+    expect(Date.now() - started).toBe(49 + 99);
     expect(Date.now() - started).toBeLessThan(2000);
   });
 });

@@ -6,12 +6,28 @@
 import { env } from "cloudflare:test";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { breaker } from "../../../lib/reliability/breakers";
+import { setChaosClock } from "../../../lib/reliability/chaos";
 import { guardTransport } from "../../../lib/reliability/guard";
 import { TelemetryFlusher } from "../../../lib/telemetry/export/flush";
 import { OnDemandMetricReader } from "../../../lib/telemetry/meter-provider";
 import { BufferingSpanProcessor } from "../../../lib/telemetry/tracer-provider";
+
+/**
+ * Date stands still (faked; the breakers, the retries, guardDependency and ChaosControl all read
+ * Date.now) from a minute in the past, and the chaos view's timers never fire: no breaker
+ * cool-down or slow-call limit, no retry budget and no ChaosControl timeout depends on how fast
+ * the machine is.
+ */
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 60_000 });
+  setChaosClock({ now: () => Date.now(), setTimeout: () => 0, clearTimeout: () => {} });
+});
+afterEach(() => {
+  vi.useRealTimers();
+  setChaosClock();
+});
 
 describe("TelemetryFlusher with guarded transports", () => {
   it("stops calling a refusing collector once its breaker is open, and keeps sending metrics", async () => {
@@ -25,6 +41,8 @@ describe("TelemetryFlusher with guarded transports", () => {
       reader,
       spans,
       minIntervalMillis: 0,
+      // Its timeouts never fire either (and with no interval it never waits).
+      clock: { now: () => Date.now(), setTimeout: () => 0, clearTimeout: () => {} },
       exportSpans: guardTransport("collector", async () => {
         spanCalls++;
         return false; // the collector refuses (e.g. down, or 401)

@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
+import type { Clock } from "../../../lib/support/async";
 import { rpcSendPoints, TelemetryFlusher, type SendPoints } from "../../../lib/telemetry/export/flush";
 import { OnDemandMetricReader } from "../../../lib/telemetry/meter-provider";
 import { shardName, type PointBatch } from "../../../lib/telemetry/export/points";
@@ -11,7 +12,59 @@ import { captureCollector } from "./support";
 const testEnv = env as unknown as Env;
 const ENDPOINT = testEnv.OTEL_EXPORTER_OTLP_ENDPOINT as string;
 
+/**
+ * A manual clock for the flusher: time moves only when the test advances it, and its timers
+ * (interval waits, timeouts) fire in time order as it passes them. So no test depends on how fast
+ * the machine is: an export that has to wait cannot start before the test moves the clock, and a
+ * timeout cannot fire while a slow machine is still busy with the send.
+ */
+function manualClock() {
+  let t = 0;
+  let ids = 0;
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  /** Every timer's length, in the order set. */
+  const waits: number[] = [];
+  const clock: Clock = {
+    now: () => t,
+    setTimeout: (fn, ms) => {
+      waits.push(ms);
+      timers.set(++ids, { at: t + Math.max(0, ms), fn });
+      return ids;
+    },
+    clearTimeout: (id) => void timers.delete(id as number),
+  };
+  /** One macrotask: every promise chain that waits only on promises has run to its end. */
+  const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+  /** Moves the clock `ms` forward, firing each timer due on the way at its own time. */
+  async function advance(ms: number): Promise<void> {
+    const end = t + ms;
+    for (;;) {
+      await settle();
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of timers) if (entry[1].at <= end && (!next || entry[1].at < next[1].at)) next = entry;
+      if (!next) break;
+      timers.delete(next[0]);
+      t = next[1].at;
+      next[1].fn();
+    }
+    t = end;
+    await settle();
+  }
+  return { clock, advance, waits, now: () => t };
+}
+
+/** Whether `promise` has settled, tracked from now on. */
+function tracked<T>(promise: Promise<T>) {
+  const state = { settled: false };
+  promise.then(
+    () => (state.settled = true),
+    () => (state.settled = true),
+  );
+  return state;
+}
+
 function setup(options: { send?: SendPoints; minIntervalMillis?: number; maxRetainedBatches?: number } = {}) {
+  const time = manualClock();
   const reader = new OnDemandMetricReader();
   const meter = new MeterProvider({ readers: [reader] }).getMeter("test");
   const spans = new BufferingSpanProcessor({ maxBufferedSpans: 10 });
@@ -28,8 +81,16 @@ function setup(options: { send?: SendPoints; minIntervalMillis?: number; maxReta
     maxRetainedBatches: options.maxRetainedBatches,
     sendPoints: send,
     exportSpans: async () => true,
+    clock: time.clock,
   });
-  return { reader, meter, spans, sent, flusher };
+  return { reader, meter, spans, sent, flusher, time };
+}
+
+/** The next flush, which waits out the interval since the previous export started: the clock is moved past it. */
+async function flushAfterInterval(flusher: TelemetryFlusher, time: ReturnType<typeof manualClock>, minIntervalMillis = 50): Promise<void> {
+  const flushed = flusher.flush(testEnv);
+  await time.advance(minIntervalMillis);
+  await flushed;
 }
 
 const total = (sent: Array<{ batch: PointBatch }>, name: string) =>
@@ -57,12 +118,22 @@ describe("TelemetryFlusher coalescing", () => {
     let inFlight = 0;
     let maxInFlight = 0;
     const sent: PointBatch[] = [];
-    const { meter, flusher } = setup({
+    const startedAt: number[] = [];
+    // The first send is held until the test lets it go (it was a real 30 ms wait).
+    let sending!: () => void;
+    const firstSending = new Promise<void>((resolve) => (sending = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { meter, flusher, time } = setup({
       minIntervalMillis: 100,
       send: async (_e, _s, batch) => {
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
-        await new Promise((r) => setTimeout(r, 30));
+        startedAt.push(time.now());
+        if (startedAt.length === 1) {
+          sending();
+          await released;
+        }
         sent.push(structuredClone(batch));
         inFlight--;
       },
@@ -70,35 +141,59 @@ describe("TelemetryFlusher coalescing", () => {
     const counter = meter.createCounter("requests_total");
     counter.add(1);
     const first = flusher.flush(testEnv);
-    await new Promise((r) => setTimeout(r, 5)); // the first export is now sending
+    await firstSending; // the first export is now sending
     const late: Promise<void>[] = [];
     for (let i = 0; i < 10; i++) {
       counter.add(1);
       late.push(flusher.flush(testEnv));
     }
     const lateDone = Promise.all(late).then(() => sent.reduce((n, b) => n + b.points.reduce((m, p) => m + (p.value ?? 0), 0), 0));
+    const lateState = tracked(lateDone);
+    await time.advance(0);
+    expect(flusher.stats.exports).toBe(1); // nothing else starts while the first export is out
+    release();
     await first;
+    // The next export starts one interval after the first one started, not before.
+    await time.advance(99);
+    expect(lateState.settled).toBe(false);
+    expect(flusher.stats.exports).toBe(1);
+    await time.advance(1);
     expect(await lateDone).toBe(11); // when the late callers resolve, their data has been sent
     expect(flusher.stats.exports).toBe(2);
+    expect(startedAt).toEqual([0, 100]);
     expect(maxInFlight).toBe(1);
   });
 
   it("starts at most one export per minIntervalMillis (exports per request ≪ 1 under load)", async () => {
-    const { meter, flusher, sent } = setup({ minIntervalMillis: 200 });
+    const startedAt: number[] = [];
+    const sent: Array<{ shard: number; batch: PointBatch }> = [];
+    const { meter, flusher, time } = setup({
+      minIntervalMillis: 200,
+      send: async (_env, shard, batch) => {
+        startedAt.push(time.now());
+        sent.push({ shard, batch: structuredClone(batch) });
+      },
+    });
     const counter = meter.createCounter("requests_total");
-    const started = Date.now();
+    const started = time.now();
     const calls: Promise<void>[] = [];
-    // 100 "requests" spread over ~500 ms.
+    // 100 "requests" spread over 500 ms of the clock.
     for (let i = 0; i < 100; i++) {
       counter.add(1);
       calls.push(flusher.flush(testEnv));
-      await new Promise((r) => setTimeout(r, 5));
+      await time.advance(5);
     }
-    await Promise.all(calls);
-    const elapsed = Date.now() - started;
+    let doneAt: number | undefined;
+    const all = Promise.all(calls).then(() => (doneAt = time.now()));
+    await time.advance(200); // the last callers' export waits out its interval
+    await all;
+    const elapsed = doneAt! - started;
     expect(total(sent, "requests_total")).toBe(100);
     expect(flusher.stats.exports).toBeLessThanOrEqual(Math.ceil(elapsed / 200) + 1);
     expect(flusher.stats.exports / 100).toBeLessThanOrEqual(0.05);
+    // Exactly: one export at once, then one per interval, each as soon as the interval allows.
+    expect(startedAt).toEqual([0, 200, 400, 600]);
+    expect(elapsed).toBe(600);
   });
 });
 
@@ -106,7 +201,7 @@ describe("TelemetryFlusher retention", () => {
   it("keeps a batch whose send failed and re-sends it with the same id next flush", async () => {
     let fail = true;
     const attempts: PointBatch[] = [];
-    const { meter, flusher } = setup({
+    const { meter, flusher, time } = setup({
       send: async (_e, _s, batch) => {
         attempts.push(structuredClone(batch));
         if (fail) throw new Error("aggregator unreachable");
@@ -119,7 +214,7 @@ describe("TelemetryFlusher retention", () => {
     expect(flusher.stats.sendFailures).toBe(1);
     fail = false;
     counter.add(4);
-    await flusher.flush(testEnv);
+    await flushAfterInterval(flusher, time);
     expect(flusher.retainedBatches).toBe(0);
     expect(attempts.map((b) => b.id)).toEqual([attempts[0]!.id, attempts[0]!.id, attempts[2]!.id]);
     expect(attempts[1]).toEqual(attempts[0]); // same id, same points
@@ -128,7 +223,7 @@ describe("TelemetryFlusher retention", () => {
   });
 
   it("bounds retention: drops the oldest batch and counts it", async () => {
-    const { meter, flusher } = setup({
+    const { meter, flusher, time } = setup({
       maxRetainedBatches: 2,
       send: async () => {
         throw new Error("down");
@@ -137,7 +232,7 @@ describe("TelemetryFlusher retention", () => {
     const counter = meter.createCounter("requests_total");
     for (let i = 0; i < 5; i++) {
       counter.add(1);
-      await flusher.flush(testEnv);
+      await flushAfterInterval(flusher, time);
     }
     expect(flusher.retainedBatches).toBe(2);
     expect(flusher.stats.droppedBatches).toBe(3);
@@ -146,7 +241,7 @@ describe("TelemetryFlusher retention", () => {
 
   it("with the real aggregator: a batch whose acknowledgement was lost is re-sent and counted once", async () => {
     let loseAck = true;
-    const { meter, flusher } = setup({
+    const { meter, flusher, time } = setup({
       send: async (e, shard, batch) => {
         await rpcSendPoints(e, shard, batch);
         if (loseAck) throw new Error("connection reset after delivery");
@@ -159,7 +254,7 @@ describe("TelemetryFlusher retention", () => {
     expect(flusher.retainedBatches).toBe(1);
     loseAck = false;
     counter.add(2);
-    await flusher.flush(testEnv);
+    await flushAfterInterval(flusher, time);
     const shard = testEnv.METRICS_AGGREGATOR.get(testEnv.METRICS_AGGREGATOR.idFromName(shardName(0)));
     expect(await shard.read(name, "counter", {})).toMatchObject({ value: 7 });
     expect((await shard.stats()).batchesDuplicate).toBeGreaterThanOrEqual(1);
@@ -168,12 +263,21 @@ describe("TelemetryFlusher retention", () => {
   it("is bounded in time when the aggregator never answers: the batch is kept, the next flush proceeds", async () => {
     const reader = new OnDemandMetricReader();
     const meter = new MeterProvider({ readers: [reader] }).getMeter("test");
-    const flusher = new TelemetryFlusher({ reader, spans: new BufferingSpanProcessor(), minIntervalMillis: 0, timeoutMillis: 100, sendPoints: () => new Promise<void>(() => {}) });
+    const time = manualClock();
+    const flusher = new TelemetryFlusher({ reader, spans: new BufferingSpanProcessor(), minIntervalMillis: 0, timeoutMillis: 100, sendPoints: () => new Promise<void>(() => {}), clock: time.clock });
     meter.createCounter("requests_total").add(1);
-    const started = Date.now();
-    await flusher.flush(testEnv);
-    await flusher.flush(testEnv);
-    expect(Date.now() - started).toBeLessThan(2000);
+    const started = time.now();
+    // Each flush gives up on the send exactly when its timeout has passed on the clock.
+    for (let i = 0; i < 2; i++) {
+      const flushed = flusher.flush(testEnv);
+      const state = tracked(flushed);
+      await time.advance(99);
+      expect(state.settled).toBe(false);
+      await time.advance(1);
+      await flushed;
+    }
+    expect(time.now() - started).toBe(200);
+    expect(time.now() - started).toBeLessThan(2000);
     expect(flusher.stats.sendFailures).toBe(2);
     expect(flusher.retainedBatches).toBe(1);
   });
@@ -189,6 +293,7 @@ describe("TelemetryFlusher retention", () => {
       exportSpans: async () => {
         throw new Error("y");
       },
+      clock: manualClock().clock,
     });
     await expect(flusher.flush(testEnv)).resolves.toBeUndefined();
     expect(flusher.stats.collectErrors).toBe(1);
@@ -211,7 +316,7 @@ describe("TelemetryFlusher spans", () => {
     new MeterProvider({ readers: [reader] });
     const spans = new BufferingSpanProcessor();
     const tracer = new BasicTracerProvider({ spanProcessors: [spans] }).getTracer("test");
-    const flusher = new TelemetryFlusher({ reader, spans, sendPoints: async () => {} });
+    const flusher = new TelemetryFlusher({ reader, spans, sendPoints: async () => {}, clock: manualClock().clock });
     tracer.startSpan("POST /api/v1/telemetry").end();
     tracer.startSpan("detect").end();
     expect(spans.size).toBe(2);
@@ -231,7 +336,7 @@ describe("TelemetryFlusher spans", () => {
     new MeterProvider({ readers: [reader] });
     const spans = new BufferingSpanProcessor({ maxBufferedSpans: 3 });
     const tracer = new BasicTracerProvider({ spanProcessors: [spans] }).getTracer("test");
-    const flusher = new TelemetryFlusher({ reader, spans, sendPoints: async () => {} });
+    const flusher = new TelemetryFlusher({ reader, spans, sendPoints: async () => {}, clock: manualClock().clock });
     for (let i = 0; i < 5; i++) tracer.startSpan(`s${i}`).end();
     expect(spans.size).toBe(3);
     expect(spans.droppedSpans).toBe(2);
@@ -246,13 +351,16 @@ describe("TelemetryFlusher spans", () => {
     const spans = new BufferingSpanProcessor({ maxBufferedSpans: 8 });
     const tracer = new BasicTracerProvider({ spanProcessors: [spans] }).getTracer("test");
     const exported: number[] = [];
-    const flusher = new TelemetryFlusher({ reader, spans, minIntervalMillis: 60_000, sendPoints: async () => {}, exportSpans: async (_env, s) => (exported.push(s.length), true) });
+    const time = manualClock();
+    const flusher = new TelemetryFlusher({ reader, spans, minIntervalMillis: 60_000, sendPoints: async () => {}, exportSpans: async (_env, s) => (exported.push(s.length), true), clock: time.clock });
     tracer.startSpan("first").end();
     await flusher.flush(testEnv); // starts the 60 s interval
     for (let i = 0; i < 2; i++) tracer.startSpan(`busy${i}`).end();
-    const started = Date.now();
+    const started = time.now();
+    // The clock stands still: a flush that waited for the interval (or any part of it) could not resolve.
     await flusher.flush(testEnv);
-    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(time.now() - started).toBe(0);
+    expect(time.now() - started).toBeLessThan(30_000);
     expect(exported).toEqual([1, 2]);
     expect(spans.droppedSpans).toBe(0);
   });
