@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../../lib/env";
 import { healthReport } from "../../lib/mission/health";
+import { logLevel } from "../../lib/telemetry/logger";
 
 export const SERVICE_NAME = "astraguard-edge";
 
@@ -16,6 +17,7 @@ export const healthRoutes = new Hono<AppEnv>()
       version: health.version,
       uptime_seconds: health.uptime_seconds,
       mission_phase: health.mission_phase,
+      log_level: logLevel(),
       components: {
         api: { status: "healthy" },
         anomaly_detector: { status: "healthy", kind: "physical limits, rate of change, stuck sensor, drift" },

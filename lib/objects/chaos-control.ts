@@ -10,6 +10,9 @@
  *   state any isolate reported in the last {@link BOARD_TTL_MS} (OPEN > HALF_OPEN > CLOSED).
  *   Losing the board on eviction costs nothing: the next syncs rebuild it.
  *
+ * - Run-time log level (SQLite): set by PUT /api/v1/log-level, handed to every isolate with its
+ *   sync, so a level change reaches every isolate that serves requests within about a second.
+ *
  * It is deliberately separate from MissionState: a storage fault (or a real MissionState outage)
  * must not hide the faults and breaker states that describe it.
  */
@@ -66,6 +69,25 @@ export class ChaosControl extends DurableObject<Env> {
         id TEXT PRIMARY KEY, type TEXT NOT NULL, target TEXT NOT NULL, latency_ms INTEGER, error_rate REAL,
         injected_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, ended_at INTEGER, end_reason TEXT, recovered_at INTEGER);
     `);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, set_at INTEGER NOT NULL)`);
+  }
+
+  #logLevel(): { level: string | null; setAtMs: number | null } {
+    const row = this.#sql.exec<{ value: string; set_at: number }>(`SELECT value, set_at FROM settings WHERE key = 'log_level'`).toArray()[0];
+    return { level: row?.value ?? null, setAtMs: row?.set_at ?? null };
+  }
+
+  /** Sets the run-time log level (null clears it: LOG_LEVEL applies again); answers the previous one. */
+  setLogLevel(level: string | null, now = Date.now()): { level: string | null; previous: string | null; setAtMs: number } {
+    const previous = this.#logLevel().level;
+    if (level === null) this.#sql.exec(`DELETE FROM settings WHERE key = 'log_level'`);
+    else this.#sql.exec(`INSERT INTO settings (key, value, set_at) VALUES ('log_level', ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, set_at = excluded.set_at`, level, now);
+    return { level, previous, setAtMs: now };
+  }
+
+  /** The run-time log level and when it was set (null: none, LOG_LEVEL applies). */
+  getLogLevel(): { level: string | null; setAtMs: number | null } {
+    return this.#logLevel();
   }
 
   /** Ends faults whose time is up, and forgets faults older than a day. */
@@ -147,6 +169,7 @@ export class ChaosControl extends DurableObject<Env> {
       active: this.#active(now),
       unrecovered: this.#select("ended_at IS NOT NULL AND recovered_at IS NULL AND ended_at > ?", now - RECENT_FAULT_MS),
       fleet,
+      logLevel: this.#logLevel().level,
     };
   }
 

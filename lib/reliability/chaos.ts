@@ -20,6 +20,7 @@ import { waitUntil } from "cloudflare:workers";
 import { localBreakerStates, recordBreakerGauge, takeBreakerChange } from "./breakers";
 import { sleep, systemClock, withTimeout, type Clock } from "../support/async";
 import { isolateId } from "../support/isolate";
+import { parseLogLevel, setLogLevelOverride } from "../telemetry/logger";
 import { CHAOS_TARGETS, CHAOS_TYPES, type ChaosType, type Fault, type SyncResult } from "./faults";
 
 
@@ -167,6 +168,8 @@ async function syncView(env: Env): Promise<FaultView> {
   try {
     const r = (await withTimeout(controlStub(env).sync(isolateId(), local), CONTROL_TIMEOUT_MS, clock)) as SyncResult;
     recordBreakerGauge({ ...local, ...r.fleet });
+    // The run-time log level rides on the same sync: every isolate that serves requests has it within ~1 s.
+    setLogLevelOverride(parseLogLevel(r.logLevel));
     return { fetchedAtMs: clock.now(), active: r.active, unrecovered: r.unrecovered, fleet: r.fleet, synced: true };
   } catch (err) {
     console.warn(JSON.stringify({ level: "warn", event: "chaos_sync_failed", error: String(err).slice(0, 160) }));

@@ -42,5 +42,7 @@ export interface SyncResult {
   unrecovered: Fault[];
   /** Fleet state of each breaker any live isolate reported. */
   fleet: Record<string, BreakerState>;
+  /** The run-time log level set through the admin API (overrides LOG_LEVEL), or null. */
+  logLevel: string | null;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The 22 astra_* instruments, created once per isolate. Names are what Prometheus shows after the
+ * The 22 astra_* instruments of the dashboards, and one operational counter, created once per isolate. Names are what Prometheus shows after the
  * collector's translation: a unit is appended only when the
  * name does not already end in it, so "s"/"By" leave these names as they are.
  *
@@ -69,6 +69,9 @@ export const instruments = {
   memoryEngineMisses: meter.createCounter("astra_memory_engine_misses_total", { description: "Isolate cache misses by store" }),
   /** Cache size; an UpDownCounter of size changes, so the aggregator sums every isolate's cache. */
   memoryEngineSize: meter.createUpDownCounter("astra_memory_engine_size_bytes", { description: "Isolate cache size by store", unit: "By" }),
+
+  // Operations (not on the dashboards)
+  logLevelChanges: meter.createCounter("astra_log_level_changes_total", { description: "Run-time log level changes through the admin API, by the level set (\"LOG_LEVEL\" when cleared)" }),
 };
 
 export type Instruments = typeof instruments;

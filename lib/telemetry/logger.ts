@@ -92,6 +92,15 @@ function clean(value: LogValue): LogValue {
  */
 export function log(level: LogLevel, msg: string, fields: LogFields = {}, span?: Span): void {
   if (RANK[level] < threshold) return;
+  write(level, msg, fields, span);
+}
+
+/** Like {@link log}, whatever the level in force: for the few lines an audit needs (a level change). */
+export function logAlways(level: LogLevel, msg: string, fields: LogFields = {}, span?: Span): void {
+  write(level, msg, fields, span);
+}
+
+function write(level: LogLevel, msg: string, fields: LogFields, span: Span | undefined): void {
   try {
     const line: Record<string, LogValue> = { time: new Date().toISOString(), level, msg };
     let kept = 0;

@@ -120,10 +120,12 @@ export async function startIsolates(options: IsolatesOptions): Promise<Isolates>
           ? {
               MISSION_STATE: { className: "MissionState", useSQLite: true },
               METRICS_AGGREGATOR: { className: "MetricsAggregator", useSQLite: true },
+              CHAOS_CONTROL: { className: "ChaosControl", useSQLite: true },
             }
           : {
               MISSION_STATE: { className: "MissionState", scriptName: owner, useSQLite: true },
               METRICS_AGGREGATOR: { className: "MetricsAggregator", scriptName: owner, useSQLite: true },
+              CHAOS_CONTROL: { className: "ChaosControl", scriptName: owner, useSQLite: true },
             },
     })),
     }),
