@@ -9,6 +9,7 @@ import { MAX_ACTIVE_FAULTS } from "../../lib/objects/chaos-control";
 import type { Fault } from "../../lib/reliability/faults";
 import { localBreakerStates } from "../../lib/reliability/breakers";
 import { instruments } from "../../lib/telemetry/instruments";
+import { log } from "../../lib/telemetry/logger";
 
 function countCancelled(faults: Fault[]): void {
   for (const f of faults) instruments.chaosInjections.add(1, { type: f.type, status: "cancelled" });
@@ -40,7 +41,7 @@ export const chaosRoutes = new Hono<AppEnv>()
     }
     instruments.chaosInjections.add(1, { type: spec.type, status: "injected" });
     invalidateFaultView();
-    console.warn(JSON.stringify({ level: "warn", event: "chaos_injected", fault_id: result.fault.id, type: spec.type, target: spec.target, duration_s: spec.duration_s, request_id: c.get("requestId") }));
+    log("warn", "chaos_injected", { fault_id: result.fault.id, type: spec.type, target: spec.target, duration_s: spec.duration_s });
     return c.json({ fault: faultJson(result.fault as Fault) }, 201);
   })
   .get("/", async (c) => {

@@ -20,7 +20,7 @@ import { waitUntil } from "cloudflare:workers";
 import { localBreakerStates, recordBreakerGauge, takeBreakerChange } from "./breakers";
 import { sleep, systemClock, withTimeout, type Clock } from "../support/async";
 import { isolateId } from "../support/isolate";
-import { parseLogLevel, setLogLevelOverride } from "../telemetry/logger";
+import { log, parseLogLevel, setLogLevelOverride } from "../telemetry/logger";
 import { CHAOS_TARGETS, CHAOS_TYPES, type ChaosType, type Fault, type SyncResult } from "./faults";
 
 
@@ -172,7 +172,7 @@ async function syncView(env: Env): Promise<FaultView> {
     setLogLevelOverride(parseLogLevel(r.logLevel));
     return { fetchedAtMs: clock.now(), active: r.active, unrecovered: r.unrecovered, fleet: r.fleet, synced: true };
   } catch (err) {
-    console.warn(JSON.stringify({ level: "warn", event: "chaos_sync_failed", error: String(err).slice(0, 160) }));
+    log("warn", "chaos_sync_failed", { error: String(err).slice(0, 160) });
     recordBreakerGauge(local);
     const now = clock.now();
     const previous = view ?? EMPTY_VIEW;
@@ -227,10 +227,10 @@ export async function noteHealthy(env: Env, target: DependencyName, current: Fau
         const seconds = Math.max(0, (now - f.injectedAtMs) / 1000);
         instruments.chaosRecoveryTime.record(seconds, { type: f.type });
         instruments.chaosInjections.add(1, { type: f.type, status: "recovered" });
-        console.log(JSON.stringify({ level: "info", event: "chaos_recovered", fault_id: f.id, type: f.type, target, recovery_seconds: seconds }));
+        log("info", "chaos_recovered", { fault_id: f.id, type: f.type, target, recovery_seconds: seconds });
       }
     } catch (err) {
-      console.warn(JSON.stringify({ level: "warn", event: "chaos_recovery_mark_failed", fault_id: f.id, error: String(err).slice(0, 160) }));
+      log("warn", "chaos_recovery_mark_failed", { fault_id: f.id, error: String(err).slice(0, 160) });
     }
   }
   if (recoveryMarks.size > 1000) {

@@ -22,6 +22,7 @@
  * const phase = await breaker.execute(() => stub.getPhase());
  */
 import { instruments } from "../telemetry/instruments";
+import { log } from "../telemetry/logger";
 
 export type BreakerState = "CLOSED" | "OPEN" | "HALF_OPEN";
 
@@ -239,7 +240,7 @@ export class CircuitBreaker {
     safely(() => instruments.circuitBreakerTransitions.add(1, { name: this.name, from_state: from, to_state: to }));
     if (to === "OPEN") safely(() => instruments.recoveryActions.add(1, { action_type: "open_breaker", status: "success" }));
     if (to === "CLOSED") safely(() => instruments.recoveryActions.add(1, { action_type: "close_breaker", status: "success" }));
-    console.warn(JSON.stringify({ level: "warn", event: "circuit_breaker_transition", name: this.name, from_state: from, to_state: to }));
+    log("warn", "circuit_breaker_transition", { name: this.name, from_state: from, to_state: to });
     if (this.#onTransition) safely(() => this.#onTransition!(from, to, this));
   }
 }

@@ -44,7 +44,8 @@ afterEach(() => {
   configureLogLevel(undefined);
 });
 
-describe("log lines of one request", () => {
+// Each request waits for its flush, which starts at most once a second (the flusher's interval).
+describe("log lines of one request", { timeout: 30_000 }, () => {
   it("carry its request_id and trace_id, in the isolate and inside the Durable Object", async () => {
     const capture = captureLines();
     restore = capture.restore;
@@ -105,7 +106,7 @@ describe("log level", () => {
   });
 });
 
-describe("PUT /api/v1/log-level (admin)", () => {
+describe("PUT /api/v1/log-level (admin)", { timeout: 30_000 }, () => {
   const admin = { authorization: `Bearer ${testEnv.ADMIN_TOKEN}` };
   async function json(method: string, path: string, headers: Record<string, string>, body?: unknown) {
     const ctx = createExecutionContext();

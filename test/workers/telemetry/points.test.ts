@@ -87,8 +87,9 @@ describe("the isolate's reader", () => {
     expect(JSON.parse(JSON.stringify(point))).toEqual(point);
   });
 
-  it("the 22 instruments exist with the contract's names", () => {
-    expect(Object.keys(instruments)).toHaveLength(22);
+  it("the 22 dashboard instruments exist, plus the one operational counter", () => {
+    expect(Object.keys(instruments)).toHaveLength(23);
+    expect(Object.keys(instruments)).toContain("logLevelChanges");
   });
 });
 
