@@ -74,14 +74,16 @@ describe("a request with a known traceparent", () => {
     const callerSpanId = hex(8);
     const unsampledTraceId = hex(16);
     const point = { satellite_id: "jaeger-1", voltage: 2, temperature: 140, gyro: 0.1 };
-    const post = (traceparent: string) =>
+    const requestId = `jaeger-req-${hex(4)}`;
+    const post = (traceparent: string, reading: Record<string, unknown> = point) =>
       edge.fetch(1, "/api/v1/telemetry", {
         method: "POST",
-        headers: { "Content-Type": "application/json", "User-Agent": "traces-jaeger-test", traceparent, tracestate: "astra=stack" },
-        body: JSON.stringify(point),
+        headers: { "Content-Type": "application/json", "User-Agent": "traces-jaeger-test", traceparent, tracestate: "astra=stack", "X-Request-Id": requestId },
+        body: JSON.stringify(reading),
       });
     // A non-sampled one first: it must never show up, although it is flushed no later than the sampled one.
-    const skipped = await post(`00-${unsampledTraceId}-${hex(8)}-00`);
+    // (A nominal reading: the sampled request's CRITICAL one is then the one that escalates to SAFE_MODE.)
+    const skipped = await post(`00-${unsampledTraceId}-${hex(8)}-00`, { satellite_id: "jaeger-0", voltage: 28, temperature: 20, gyro: 0.1 });
     expect(skipped.status).toBe(200);
     await skipped.arrayBuffer();
     const res = await post(`00-${traceId}-${callerSpanId}-01`);
@@ -157,6 +159,14 @@ describe("a request with a known traceparent", () => {
     });
     expect(lines.find((l) => l.msg === "request")).toMatchObject({ span_id: server.spanID, route: "/api/v1/telemetry", status: 200, method: "POST" });
     expect(lines.find((l) => l.msg === "anomaly_detected")).toMatchObject({ span_id: detection.spanID, severity: body.severity_level });
+    // One id from the log line to the trace: every line of the request, the MissionState object's
+    // own (phase_changed, under a span of this very trace in Jaeger) included, names the request.
+    const ours = lines.filter((l) => l.request_id === requestId);
+    expect(ours.length).toBe(lines.filter((l) => l.span_id !== undefined && spans.some((s) => s.spanID === l.span_id)).length);
+    const inObject = ours.find((l) => l.msg === "phase_changed");
+    expect(inObject).toMatchObject({ trace_id: traceId, to_phase: "SAFE_MODE" });
+    expect(spans.find((s) => s.spanID === inObject.span_id)?.operationName).toMatch(/^MissionState\./);
+    expect(lines.every((l) => l.request_id === requestId)).toBe(true);
 
     // The non-sampled request: logged with its trace id, never exported.
     expect(logLines().some((l) => l.msg === "request" && l.trace_id === unsampledTraceId)).toBe(true);
