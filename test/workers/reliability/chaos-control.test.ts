@@ -1,11 +1,12 @@
 /** ChaosControl: fault lifetimes, exactly-once recovery, and the fleet view of the breakers. */
 import { env } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { freezeChaosClock } from "./support";
 import { BOARD_TTL_MS } from "../../../lib/objects/chaos-control";
 import { guardTransport } from "../../../lib/reliability/guard";
 import { breaker } from "../../../lib/reliability/breakers";
 import { CircuitOpenError } from "../../../lib/reliability/circuit-breaker";
-import { ChaosFaultError, invalidateFaultView, setChaosClock } from "../../../lib/reliability/chaos";
+import { ChaosFaultError, invalidateFaultView } from "../../../lib/reliability/chaos";
 
 const control = () => env.CHAOS_CONTROL.get(env.CHAOS_CONTROL.idFromName("chaos"));
 
@@ -15,14 +16,7 @@ const control = () => env.CHAOS_CONTROL.get(env.CHAOS_CONTROL.idFromName("chaos"
  * cool-down or slow-call limit, no retry budget and no ChaosControl timeout depends on how fast
  * the machine is.
  */
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 60_000 });
-  setChaosClock({ now: () => Date.now(), setTimeout: () => 0, clearTimeout: () => {} });
-});
-afterEach(() => {
-  vi.useRealTimers();
-  setChaosClock();
-});
+freezeChaosClock();
 
 describe("ChaosControl", () => {
   it("ends a fault by expiry, lists it as ended, and lets only the first isolate record its recovery", async () => {

@@ -1,9 +1,9 @@
 /** guardDependency: retries only when asked, never through an open breaker, and how long failure runs lasted. */
 import { env } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { freezeChaosClock } from "./support";
 import { breaker } from "../../../lib/reliability/breakers";
 import { CircuitOpenError } from "../../../lib/reliability/circuit-breaker";
-import { setChaosClock } from "../../../lib/reliability/chaos";
 import { guardDependency, resetFailureRuns } from "../../../lib/reliability/guard";
 import { metricReader } from "../../../lib/telemetry/meter-provider";
 import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/export/points";
@@ -23,14 +23,7 @@ beforeEach(async () => {
  * cool-down or slow-call limit, no retry budget and no ChaosControl timeout depends on how fast
  * the machine is.
  */
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 60_000 });
-  setChaosClock({ now: () => Date.now(), setTimeout: () => 0, clearTimeout: () => {} });
-});
-afterEach(() => {
-  vi.useRealTimers();
-  setChaosClock();
-});
+freezeChaosClock();
 
 const fail = () => Promise.reject(new Error("down"));
 

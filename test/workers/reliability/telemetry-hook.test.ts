@@ -7,8 +7,8 @@ import { env } from "cloudflare:test";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { freezeChaosClock } from "./support";
 import { breaker } from "../../../lib/reliability/breakers";
-import { setChaosClock } from "../../../lib/reliability/chaos";
 import { guardTransport } from "../../../lib/reliability/guard";
 import { TelemetryFlusher } from "../../../lib/telemetry/export/flush";
 import { OnDemandMetricReader } from "../../../lib/telemetry/meter-provider";
@@ -20,14 +20,7 @@ import { BufferingSpanProcessor } from "../../../lib/telemetry/tracer-provider";
  * cool-down or slow-call limit, no retry budget and no ChaosControl timeout depends on how fast
  * the machine is.
  */
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 60_000 });
-  setChaosClock({ now: () => Date.now(), setTimeout: () => 0, clearTimeout: () => {} });
-});
-afterEach(() => {
-  vi.useRealTimers();
-  setChaosClock();
-});
+freezeChaosClock();
 
 describe("TelemetryFlusher with guarded transports", () => {
   it("stops calling a refusing collector once its breaker is open, and keeps sending metrics", async () => {
