@@ -25,6 +25,7 @@ function captureLines() {
   return { lines, restore: () => spies.forEach((s) => s.mockRestore()) };
 }
 
+/** One request to the app; waits for its flush (waitUntil) before answering status, headers and the parsed body. */
 async function send(method: string, path: string, headers: Record<string, string>, body?: unknown) {
   const ctx = createExecutionContext();
   const res = await app.fetch(
@@ -32,9 +33,15 @@ async function send(method: string, path: string, headers: Record<string, string
     testEnv,
     ctx,
   );
-  await res.arrayBuffer();
+  const text = await res.text();
   await waitOnExecutionContext(ctx);
-  return res;
+  let parsed: any = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: left as text
+  }
+  return { status: res.status, headers: res.headers, body: parsed };
 }
 
 let restore: (() => void) | undefined;
@@ -108,40 +115,28 @@ describe("log level", () => {
 
 describe("PUT /api/v1/log-level (admin)", { timeout: 30_000 }, () => {
   const admin = { authorization: `Bearer ${testEnv.ADMIN_TOKEN}` };
-  async function json(method: string, path: string, headers: Record<string, string>, body?: unknown) {
-    const ctx = createExecutionContext();
-    const res = await app.fetch(
-      new Request(`http://astraguard.test${path}`, { method, headers: { ...(body !== undefined && { "content-type": "application/json" }), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) }),
-      testEnv,
-      ctx,
-    );
-    const parsed = (await res.json()) as any;
-    await waitOnExecutionContext(ctx);
-    return { status: res.status, body: parsed };
-  }
-
   it("sets the level at run time, logs and shows the change, and null returns to LOG_LEVEL", async () => {
     const capture = captureLines();
     restore = capture.restore;
-    const set = await json("PUT", "/api/v1/log-level", admin, { level: "debug" });
+    const set = await send("PUT", "/api/v1/log-level", admin, { level: "debug" });
     expect(set).toMatchObject({ status: 200, body: { level: "debug", source: "runtime" } });
-    expect((await json("GET", "/api/v1/status", {})).body.log_level).toEqual({ level: "debug", source: "runtime" });
-    expect((await json("GET", "/api/v1/log-level", admin)).body).toMatchObject({ level: "debug", runtime_level: "debug", configured: "info" });
-    const quiet = await json("PUT", "/api/v1/log-level", admin, { level: "error" });
+    expect((await send("GET", "/api/v1/status", {})).body.log_level).toEqual({ level: "debug", source: "runtime" });
+    expect((await send("GET", "/api/v1/log-level", admin)).body).toMatchObject({ level: "debug", runtime_level: "debug", configured: "info" });
+    const quiet = await send("PUT", "/api/v1/log-level", admin, { level: "error" });
     expect(quiet.body).toMatchObject({ level: "error", previous_runtime_level: "debug" });
     // The change is logged even when the new level would hide a warn line.
     expect(capture.lines.filter((l) => l.msg === "log_level_changed").map((l) => l.level)).toEqual(["warn", "warn"]);
-    const cleared = await json("PUT", "/api/v1/log-level", admin, { level: null });
+    const cleared = await send("PUT", "/api/v1/log-level", admin, { level: null });
     expect(cleared.body).toMatchObject({ level: "info", source: "LOG_LEVEL", previous_runtime_level: "error" });
   });
 
   it("refuses a bad level (422 naming the field) and callers without the admin token", async () => {
-    const bad = await json("PUT", "/api/v1/log-level", admin, { level: "verbose" });
+    const bad = await send("PUT", "/api/v1/log-level", admin, { level: "verbose" });
     expect(bad).toMatchObject({ status: 422, body: { error: { field: "level" } } });
-    const extra = await json("PUT", "/api/v1/log-level", admin, { level: "debug", forever: true });
+    const extra = await send("PUT", "/api/v1/log-level", admin, { level: "debug", forever: true });
     expect(extra.status).toBe(422);
-    expect((await json("PUT", "/api/v1/log-level", {}, { level: "debug" })).status).toBe(401);
-    expect((await json("PUT", "/api/v1/log-level", { authorization: `Bearer ${testEnv.OPERATOR_TOKEN}` }, { level: "debug" })).status).toBe(403);
-    expect((await json("GET", "/api/v1/status", {})).body.log_level).toEqual({ level: "info", source: "LOG_LEVEL" });
+    expect((await send("PUT", "/api/v1/log-level", {}, { level: "debug" })).status).toBe(401);
+    expect((await send("PUT", "/api/v1/log-level", { authorization: `Bearer ${testEnv.OPERATOR_TOKEN}` }, { level: "debug" })).status).toBe(403);
+    expect((await send("GET", "/api/v1/status", {})).body.log_level).toEqual({ level: "info", source: "LOG_LEVEL" });
   });
 });
