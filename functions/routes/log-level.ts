@@ -29,6 +29,6 @@ export const logLevelRoutes = new Hono<AppEnv>()
     await refreshFaultView(c.env);
     instruments.logLevelChanges.add(1, { level: level ?? "LOG_LEVEL" });
     // Written whatever the new level is: the change itself must stay visible.
-    logAlways("warn", "log_level_changed", { level: level ?? null, previous: changed.previous, request_id: c.get("requestId") });
+    logAlways("warn", "log_level_changed", { level: level ?? null, previous: changed.previous });
     return c.json({ ...logLevel(), previous_runtime_level: changed.previous, propagation: "every isolate within about 1 s of serving requests (its next ChaosControl sync)" });
   });

@@ -11,7 +11,7 @@
  */
 import { DETECTORS } from "../domain/detector";
 import { SEVERITY_LEVELS } from "../domain/phase-policy";
-import { BREAKER_SETTINGS } from "../reliability/breakers";
+import { DEPENDENCIES } from "../reliability/dependency-health";
 import { CHAOS_STATUSES, CHAOS_TYPES } from "../reliability/faults";
 import { BREAKER_TRANSITIONS } from "../reliability/circuit-breaker";
 import { IDEMPOTENT_OPERATIONS, RETRY_OUTCOMES } from "../reliability/retry";
@@ -41,8 +41,8 @@ export function declareKnownSeries(endpoints: readonly string[]): void {
         instruments.anomaliesDetected.add(0, { severity, detector });
         instruments.falsePositives.add(0, { detector, severity });
       }
-    const breakerNames = Object.keys(BREAKER_SETTINGS);
-    for (const name of breakerNames) {
+    // Every guarded dependency has a breaker and a health check.
+    for (const name of DEPENDENCIES) {
       for (const [from_state, to_state] of BREAKER_TRANSITIONS) instruments.circuitBreakerTransitions.add(0, { name, from_state, to_state });
       instruments.healthCheckFailures.add(0, { service: name });
     }

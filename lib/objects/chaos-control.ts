@@ -72,9 +72,15 @@ export class ChaosControl extends DurableObject<Env> {
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, set_at INTEGER NOT NULL)`);
   }
 
+  /** Read from SQLite once per object instance, then kept: every isolate's ~1 s sync answers it. */
+  #level: { level: string | null; setAtMs: number | null } | undefined;
+
   #logLevel(): { level: string | null; setAtMs: number | null } {
-    const row = this.#sql.exec<{ value: string; set_at: number }>(`SELECT value, set_at FROM settings WHERE key = 'log_level'`).toArray()[0];
-    return { level: row?.value ?? null, setAtMs: row?.set_at ?? null };
+    if (!this.#level) {
+      const row = this.#sql.exec<{ value: string; set_at: number }>(`SELECT value, set_at FROM settings WHERE key = 'log_level'`).toArray()[0];
+      this.#level = { level: row?.value ?? null, setAtMs: row?.set_at ?? null };
+    }
+    return this.#level;
   }
 
   /** Sets the run-time log level (null clears it: LOG_LEVEL applies again); answers the previous one. */
@@ -82,6 +88,7 @@ export class ChaosControl extends DurableObject<Env> {
     const previous = this.#logLevel().level;
     if (level === null) this.#sql.exec(`DELETE FROM settings WHERE key = 'log_level'`);
     else this.#sql.exec(`INSERT INTO settings (key, value, set_at) VALUES ('log_level', ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, set_at = excluded.set_at`, level, now);
+    this.#level = { level, setAtMs: level === null ? null : now };
     return { level, previous, setAtMs: now };
   }
 

@@ -27,7 +27,8 @@ export const MAX_LOG_FIELDS = 32;
 
 const SECRET_KEY = /authorization|cookie|token|secret|password|passwd|api[-_]?key/i;
 
-const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+/** A level's rank: its place in LOG_LEVELS. */
+const RANK = Object.fromEntries(LOG_LEVELS.map((level, i) => [level, i])) as Record<LogLevel, number>;
 /** The level from the deployment's LOG_LEVEL var, and the one set at run time (admin API), which wins. */
 let configured: LogLevel = "info";
 let configuredFrom: string | undefined;
