@@ -306,12 +306,13 @@ export class MetricsAggregator extends DurableObject<Env> {
       const forgetBefore = now - aggregatorConfig.senderForgetMillis;
       this.#sql.exec(`DELETE FROM contributions WHERE sender IN (SELECT sender FROM senders WHERE seen_ms < ?)`, forgetBefore);
       this.#sql.exec(`DELETE FROM senders WHERE seen_ms < ?`, forgetBefore);
-      if (!this.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || this.#ownedRows().length === 0) {
+      const version = this.#meta("version");
+      const outcome = await this.#push();
+      if (outcome === "off" || outcome === "nothing_owned") {
         delay = undefined;
         return;
       }
-      const version = this.#meta("version");
-      const ok = await this.pushNow();
+      const ok = outcome === "ok";
       const failures = ok ? 0 : this.#meta("consecutive_failures") + 1;
       if (failures !== this.#meta("consecutive_failures")) this.#setMeta("consecutive_failures", failures);
       const dirty = this.#meta("version") > (ok ? version : this.#meta("pushed_version"));
@@ -326,14 +327,20 @@ export class MetricsAggregator extends DurableObject<Env> {
    * Public for tests and operators; the alarm is its normal caller.
    */
   async pushNow(): Promise<boolean> {
+    const outcome = await this.#push();
+    return outcome === "ok" || outcome === "nothing_owned";
+  }
+
+  /** One push, tagged: export off, nothing this shard owns (nothing sent), accepted, or failed. */
+  async #push(): Promise<"off" | "nothing_owned" | "ok" | "failed"> {
     const endpoint = this.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim().replace(/\/+$/, "");
-    if (!endpoint) return false;
+    if (!endpoint) return "off";
     const version = this.#meta("version");
     // Strictly after the previous push (attempted or not), in whole milliseconds.
     const timeMs = Math.max(Math.floor(Date.now()), this.#meta("last_push_ms") + 1);
     this.#setMeta("last_push_ms", timeMs);
     const resourceMetrics = this.buildResourceMetrics(timeMs);
-    if (!resourceMetrics.scopeMetrics[0]?.metrics.length) return true;
+    if (!resourceMetrics.scopeMetrics[0]?.metrics.length) return "nothing_owned";
     let ok = false;
     try {
       const result = await new Promise<ExportResult>((resolve) => this.#metricExporter(endpoint).export(resourceMetrics, resolve));
@@ -344,7 +351,7 @@ export class MetricsAggregator extends DurableObject<Env> {
     }
     this.#bumpMeta(ok ? "pushes" : "push_failures");
     if (ok) this.#setMeta("pushed_version", version);
-    return ok;
+    return ok ? "ok" : "failed";
   }
 
   #metricExporter(endpoint: string): OTLPMetricExporter {
