@@ -1,7 +1,8 @@
 /**
  * The one flush path of an isolate: metrics to the MetricsAggregator Durable Object(s) by RPC,
- * ended spans to the collector's OTLP/HTTP receiver. Called by every request as
- * `c.executionCtx.waitUntil(flushTelemetry(c.env))`.
+ * ended spans to the collector's OTLP/HTTP receiver. functions/telemetry.ts builds the isolate's
+ * flusher with guarded transports; every request hands its flush to `waitUntil`
+ * (`requestTelemetry({ flush: flushTelemetry })`).
  *
  * Coalesced: at most one export in flight per isolate, and at most one export started per
  * `minIntervalMillis` (default 1000 ms). A call either joins the export that is scheduled but has
