@@ -16,6 +16,7 @@ import { readAccess } from "../lib/http/read-access";
 import { declareKnownSeries } from "../lib/mission/known-series";
 import { anomalyRoutes } from "./routes/anomalies";
 import { chaosRoutes } from "./routes/chaos";
+import { fleetRoutes } from "./routes/fleet";
 import { logLevelRoutes } from "./routes/log-level";
 import { healthRoutes } from "./routes/health";
 import { missionRoutes } from "./routes/mission";
@@ -62,6 +63,7 @@ export function createApp({ telemetry = true, first = [] }: CreateAppOptions = {
   app.route("/api/v1/telemetry", telemetryRoutes);
   app.route("/api/v1", missionRoutes);
   app.route("/api/v1", anomalyRoutes);
+  app.route("/api/v1/fleet", fleetRoutes);
   app.route("/api/v1/chaos", chaosRoutes);
   app.route("/api/v1/log-level", logLevelRoutes);
 

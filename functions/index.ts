@@ -4,5 +4,6 @@ import { app } from "./app";
 export { MissionState } from "../lib/objects/mission-state";
 export { MetricsAggregator } from "../lib/objects/metrics-aggregator";
 export { ChaosControl } from "../lib/objects/chaos-control";
+export { SatelliteState } from "../lib/objects/satellite-state";
 
 export default app;

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { telemetryBatchSchema, telemetryPointSchema } from "../../lib/domain/schemas";
+import { satelliteQuerySchema, telemetryBatchSchema, telemetryPointSchema } from "../../lib/domain/schemas";
 import type { AppEnv } from "../../lib/env";
 import { ApiError } from "../../lib/http/errors";
 import { ingestKey } from "../../lib/http/ingest-key";
@@ -8,7 +8,15 @@ import { jsonBounds } from "../../lib/http/json-bounds";
 import { ingestRateLimit } from "../../lib/http/rate-limit";
 import { requireJson, validate } from "../../lib/http/validation";
 import { ingestTelemetry } from "../../lib/mission/ingest";
-import { callMission } from "../../lib/mission/mission-client";
+import { fleetView, requireRegistered } from "../../lib/mission/fleet";
+import { callMission, callSatellite } from "../../lib/mission/mission-client";
+
+/** A latest point as the API answers it (the objects hand back the JSON they stored). */
+const latestBody = (scope: "fleet" | "satellite", latest: { received_at: number; point: string }) => ({
+  scope,
+  received_at: new Date(latest.received_at).toISOString(),
+  point: JSON.parse(latest.point) as Record<string, unknown>,
+});
 
 /** Body limits, enforced before parsing (README: Limits). */
 export const MAX_POINT_BYTES = 16 * 1024;
@@ -28,11 +36,13 @@ const limit = (maxSize: number) =>
  */
 export const telemetryRoutes = new Hono<AppEnv>()
   .post("/", limit(MAX_POINT_BYTES), ingestKey(), ingestRateLimit(), requireJson(), jsonBounds(), validate("json", telemetryPointSchema), async (c) => {
-    const { responses } = await ingestTelemetry(c.env, [c.req.valid("json")]);
+    const { responses } = await ingestTelemetry(c.env, [c.req.valid("json")], { fieldOf: () => "satellite_id" });
+    c.executionCtx.waitUntil(fleetView.reportSoon(c.env));
     return c.json(responses[0]!);
   })
   .post("/batch", limit(MAX_BATCH_BYTES), ingestKey(), ingestRateLimit(), requireJson(), jsonBounds(), validate("json", telemetryBatchSchema), async (c) => {
     const { responses, persisted } = await ingestTelemetry(c.env, c.req.valid("json").telemetry);
+    c.executionCtx.waitUntil(fleetView.reportSoon(c.env));
     const anomalies = responses.filter((r) => r.is_anomaly);
     const bySeverity: Record<string, number> = {};
     for (const r of anomalies) bySeverity[r.severity_level] = (bySeverity[r.severity_level] ?? 0) + 1;
@@ -44,8 +54,21 @@ export const telemetryRoutes = new Hono<AppEnv>()
       results: responses,
     });
   })
-  .get("/latest", async (c) => {
-    const latest = await callMission(c.env, (s) => s.latest(), { retry: "mission.latest" });
-    if (!latest) throw new ApiError(404, "not_found", "no telemetry received yet");
-    return c.json(latest);
+  /**
+   * One satellite's latest point (from its object: exact), or the fleet's: the newest of what the
+   * isolates reported to the mission (each at most ~2 s late) and what this isolate recorded.
+   */
+  .get("/latest", validate("query", satelliteQuerySchema), async (c) => {
+    const satelliteId = c.req.valid("query").satellite_id;
+    if (satelliteId !== undefined) {
+      await requireRegistered(c.env, satelliteId);
+      const latest = await callSatellite(c.env, satelliteId, (s) => s.latest(satelliteId), { retry: "satellite.latest" });
+      if (!latest) throw new ApiError(404, "not_found", `no telemetry received from ${satelliteId} yet`, "satellite_id");
+      return c.json(latestBody("satellite", latest));
+    }
+    const reported = await callMission(c.env, (s) => s.latest(), { retry: "mission.latest" });
+    const own = fleetView.newestRecorded();
+    const newest = own && (!reported || own.received_at >= reported.received_at) ? own : reported;
+    if (!newest) throw new ApiError(404, "not_found", "no telemetry received yet");
+    return c.json(latestBody("fleet", newest));
   });

@@ -3,12 +3,17 @@
  * name (422), so a typo such as "temprature" never passes silently as a missing optional field.
  */
 import { z } from "zod";
+import { ANOMALY_ID_PATTERN, SATELLITE_ID_PATTERN } from "./ids";
 
 export const MISSION_PHASES = ["LAUNCH", "DEPLOYMENT", "NOMINAL_OPS", "PAYLOAD_OPS", "SAFE_MODE"] as const;
 export type MissionPhase = (typeof MISSION_PHASES)[number];
 
 /** Largest batch accepted by POST /api/v1/telemetry/batch. */
 export const MAX_BATCH_POINTS = 1000;
+
+const satelliteId = z
+  .string({ error: "satellite_id must be a string" })
+  .regex(SATELLITE_ID_PATTERN, "satellite_id must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'");
 
 const finite = (field: string) =>
   z.number({ error: (issue) => (issue.input === undefined ? `${field} is required` : `${field} must be a finite number`) });
@@ -27,10 +32,7 @@ export const telemetryPointSchema = z.strictObject({
   current: finite("current").min(0, "current must be >= 0 A").max(1000, "current must be <= 1000 A").optional(),
   wheel_speed: finite("wheel_speed").min(0, "wheel_speed must be >= 0 rpm").max(100000, "wheel_speed must be <= 100000 rpm").optional(),
   timestamp: isoTimestamp.optional(),
-  satellite_id: z
-    .string({ error: "satellite_id must be a string" })
-    .regex(/^[A-Za-z0-9._-]{1,64}$/, "satellite_id must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
-    .optional(),
+  satellite_id: satelliteId.optional(),
 });
 export type TelemetryPointInput = z.infer<typeof telemetryPointSchema>;
 
@@ -69,8 +71,29 @@ export const historyQuerySchema = z.strictObject({
   end_time: isoTimestamp.optional(),
   limit: queryNumber("limit", 1, 1000, true),
   severity_min: queryNumber("severity_min", 0, 1, false),
+  satellite_id: satelliteId.optional(),
+});
+
+/** `?satellite_id=` alone: one satellite's view instead of the fleet's. */
+export const satelliteQuerySchema = z.strictObject({
+  satellite_id: satelliteId.optional(),
 });
 
 export const anomalyIdSchema = z.strictObject({
-  id: z.string().regex(/^an_[0-9a-f]{32}$/, "id must look like an_ followed by 32 hex digits"),
+  id: z.string().regex(ANOMALY_ID_PATTERN, "id must look like an_ followed by 32 hex digits and _<satellite_id>"),
+});
+
+/** Largest registration request of PUT /api/v1/fleet/satellites. */
+export const MAX_REGISTRATION_IDS = 1000;
+
+export const fleetRegistrationSchema = z.strictObject({
+  satellite_ids: z
+    .array(satelliteId, { error: "satellite_ids must be an array of satellite ids" })
+    .min(1, "satellite_ids must hold at least 1 id")
+    .max(MAX_REGISTRATION_IDS, `satellite_ids must hold at most ${MAX_REGISTRATION_IDS} ids`),
+});
+
+export const fleetQuerySchema = z.strictObject({
+  limit: queryNumber("limit", 1, 1000, true),
+  after: queryNumber("after", 0, Number.MAX_SAFE_INTEGER, true),
 });

@@ -1,16 +1,20 @@
 /**
- * Telemetry ingest: detect each point against its source's recent history, let the MissionState
- * object apply the phase policy and store it, and shape the API's anomaly response.
+ * Telemetry ingest: admit each point's satellite through the fleet registry, detect each point
+ * against its satellite's recent history, let each satellite's object apply the phase policy and
+ * store its points (in parallel, one call per satellite), and shape the API's anomaly response.
  */
 import { detect, detectorOf, type Detection, type Reading } from "../domain/detector";
+import { pointId } from "../domain/ids";
 import { decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase, TelemetryPointInput } from "../domain/schemas";
 import type { Span } from "@opentelemetry/api";
+import { ApiError } from "../http/errors";
 import { instruments } from "../telemetry/instruments";
 import { log } from "../telemetry/logger";
 import { withSpan } from "../telemetry/spans";
-import { HISTORY_LENGTH, type RecordedResult, type RecordOutcome } from "../objects/mission-state";
-import { callMission, detectionContext, rememberPhase, rememberReadings } from "./mission-client";
+import { HISTORY_LENGTH, type RecordedResult, type RecordEntry, type RecordOutcome } from "../objects/satellite-state";
+import { fleetView } from "./fleet";
+import { callSatellite, historyCache, rememberPhase, rememberReadings } from "./mission-client";
 
 export const DEFAULT_SATELLITE_ID = "default";
 /** The phase assumed when the object cannot be reached and no isolate has seen it yet. */
@@ -43,7 +47,14 @@ export interface AnomalyResponse {
 export interface IngestResult {
   responses: AnomalyResponse[];
   escalatedToSafeMode: boolean;
+  /** True when every point was recorded. */
   persisted: boolean;
+}
+
+export interface IngestOptions {
+  /** The field a refused point's satellite_id is reported under. Default `telemetry.<i>.satellite_id`. */
+  fieldOf?: (index: number) => string;
+  now?: number;
 }
 
 /** Anomaly log lines per request at most; the rest are counted in one more line. */
@@ -53,55 +64,68 @@ export const MAX_ANOMALY_EVENTS = 16;
 const SEVERITY_RANK: Record<string, number> = { LOW: 1, MEDIUM: 2, HIGH: 3, CRITICAL: 4 };
 
 /**
- * Detects and records points in order; points of one source see the earlier ones of the same call.
- * Traced as `anomaly_detection` (children: cache_operation, model_inference, database_query), and
- * each anomaly is logged (at most {@link MAX_ANOMALY_LOGS} lines per call).
+ * Detects and records points in order; points of one satellite see the earlier ones of the same
+ * call. Traced as `anomaly_detection` (children: cache_operation, model_inference, one
+ * database_query per satellite object), and each anomaly is logged (at most
+ * {@link MAX_ANOMALY_LOGS} lines per call). A point of a satellite the registry refuses fails the
+ * whole call with a 422 naming its field, before anything is recorded.
  */
-export function ingestTelemetry(env: Env, points: readonly TelemetryPointInput[], now = Date.now()): Promise<IngestResult> {
+export function ingestTelemetry(env: Env, points: readonly TelemetryPointInput[], options: IngestOptions = {}): Promise<IngestResult> {
   return withSpan("anomaly_detection", { "astra.telemetry.points": points.length }, async (span) => {
-    const result = await detectAndRecord(env, points, now);
+    const result = await detectAndRecord(env, points, options);
     describeIngest(span, result);
     logAnomalies(result.responses);
     return result;
   });
 }
 
-async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[], now: number): Promise<IngestResult> {
+async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[], options: IngestOptions): Promise<IngestResult> {
+  const now = options.now ?? Date.now();
   const satelliteIds = points.map((p) => p.satellite_id ?? DEFAULT_SATELLITE_ID);
-  const context = await detectionContext(env, satelliteIds);
+  const { refused, unreachable } = await fleetView.admit(env, satelliteIds);
+  if (refused.length > 0) throw refusal(refused[0]!, satelliteIds, options.fieldOf ?? ((i) => `telemetry.${i}.satellite_id`));
+  const unrecorded = new Set(unreachable);
+  const [phase, histories] = await Promise.all([fleetView.phase(env), satelliteHistories(env, satelliteIds, unrecorded)]);
+
   // One span for the whole batch (not one per point): spans per request stay constant.
   const entries = withSpan("model_inference", { "astra.detector.points": points.length, "astra.detector.checks": "limit,rate,stuck,drift" }, (span) => {
     const list = points.map((point, i) => {
       const satelliteId = satelliteIds[i]!;
       const reading = toReading(point, now);
-      const history = context.histories.get(satelliteId) ?? [];
+      const history = histories.get(satelliteId) ?? [];
       const started = performance.now();
       const detection = detect(reading, history);
       // Workers advance clocks only on I/O in production, so this is ~0 there; see README (tracing).
       instruments.detectionLatency.record((performance.now() - started) / 1000);
       // The same window as the object keeps, so a batch judges each point as sequential requests would.
-      context.histories.set(satelliteId, [...history, reading].slice(-HISTORY_LENGTH));
+      histories.set(satelliteId, [...history, reading].slice(-HISTORY_LENGTH));
       return { satelliteId, reading, detection };
     });
     describeInference(span, list);
     return list;
   });
 
-  let outcome: RecordOutcome | undefined;
-  try {
-    outcome = await callMission(env, (s) => s.record(entries, now));
-  } catch {
-    instruments.recoveryActions.add(1, { action_type: "fallback_isolate_cache", status: "success" });
+  const outcomes = await recordPerSatellite(env, entries, phase ?? FALLBACK_PHASE, now, unrecorded);
+  let escalated = false;
+  for (const outcome of outcomes.values()) {
+    if (outcome.escalatedToSafeMode) escalated = true;
+    if (outcome.missionPhase) rememberPhase(outcome.missionPhase);
   }
-  const phase = outcome?.results.at(-1)?.phase ?? context.phase ?? FALLBACK_PHASE;
-  for (const [satelliteId, history] of context.histories) rememberReadings(satelliteId, history);
-  if (outcome) rememberPhase(outcome.escalatedToSafeMode ? "SAFE_MODE" : phase);
-  if (outcome?.escalatedToSafeMode) {
+  if (escalated) {
+    rememberPhase("SAFE_MODE");
     instruments.recoveryActions.add(1, { action_type: "escalate_safe_mode", status: "success" });
   }
+  if (outcomes.size < new Set(satelliteIds).size) {
+    instruments.recoveryActions.add(1, { action_type: "fallback_isolate_cache", status: "success" });
+  }
+  for (const [satelliteId, history] of histories) if (outcomes.has(satelliteId)) rememberReadings(satelliteId, history);
 
-  const responses = entries.map((entry, i) => {
-    const recorded: RecordedResult = outcome?.results[i] ?? localResult(entry.detection, phase);
+  const used = new Map<string, number>();
+  const responses = entries.map((entry) => {
+    const outcome = outcomes.get(entry.satelliteId);
+    const n = used.get(entry.satelliteId) ?? 0;
+    used.set(entry.satelliteId, n + 1);
+    const recorded: RecordedResult = outcome?.results[n] ?? localResult(entry.satelliteId, entry.detection, phase ?? FALLBACK_PHASE);
     // {detector, severity} on both this and astra_false_positives_total: the dashboard divides one
     // by the other one-to-one, which only matches when the two carry the same label set.
     if (entry.detection.isAnomaly) {
@@ -109,7 +133,72 @@ async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[],
     }
     return toResponse(entry.satelliteId, entry.reading, entry.detection, recorded, outcome !== undefined);
   });
-  return { responses, escalatedToSafeMode: outcome?.escalatedToSafeMode !== undefined, persisted: outcome !== undefined };
+  const newest = outcomes.get(entries.at(-1)!.satelliteId)?.latest;
+  if (newest) fleetView.noteRecorded({ received_at: now, point: newest });
+  return { responses, escalatedToSafeMode: escalated, persisted: outcomes.size === new Set(satelliteIds).size };
+}
+
+function refusal(first: { id: string; reason: string }, satelliteIds: readonly string[], fieldOf: (index: number) => string): ApiError {
+  const field = fieldOf(satelliteIds.indexOf(first.id));
+  return first.reason === "fleet_full"
+    ? new ApiError(422, "fleet_full", `satellite ${first.id} is not registered and the fleet is at its MAX_SATELLITES cap`, field)
+    : new ApiError(422, "unknown_satellite", `satellite ${first.id} is not registered; an admin registers it with PUT /api/v1/fleet/satellites`, field);
+}
+
+/** Each satellite's recent readings: from the cache where live, else one call per satellite object, in parallel. */
+async function satelliteHistories(env: Env, satelliteIds: readonly string[], unrecorded: ReadonlySet<string>): Promise<Map<string, Reading[]>> {
+  const histories = new Map<string, Reading[]>();
+  const ids = new Set(satelliteIds);
+  const missing: string[] = [];
+  withSpan("cache_operation", { "astra.cache.store_type": "history", "astra.cache.operation": "get", "astra.cache.keys": ids.size }, (span) => {
+    for (const id of ids) {
+      const cached = historyCache.get(id);
+      if (cached) histories.set(id, cached);
+      else missing.push(id);
+    }
+    span.setAttributes({ "astra.cache.hits": ids.size - missing.length, "astra.cache.hit": missing.length === 0 });
+  });
+  await Promise.all(
+    missing.map(async (id) => {
+      if (unrecorded.has(id)) return void histories.set(id, []);
+      try {
+        const { history } = await callSatellite(env, id, (s) => s.context(id), { retry: "satellite.context" });
+        historyCache.set(id, history);
+        histories.set(id, history);
+      } catch {
+        histories.set(id, []);
+      }
+    }),
+  );
+  return histories;
+}
+
+/** One `record` call per satellite, in parallel; a satellite whose call failed is absent from the answer. */
+async function recordPerSatellite(
+  env: Env,
+  entries: ReadonlyArray<{ satelliteId: string } & RecordEntry>,
+  phase: MissionPhase,
+  now: number,
+  unrecorded: ReadonlySet<string>,
+): Promise<Map<string, RecordOutcome>> {
+  const bySatellite = new Map<string, RecordEntry[]>();
+  for (const { satelliteId, reading, detection } of entries) {
+    if (unrecorded.has(satelliteId)) continue;
+    let list = bySatellite.get(satelliteId);
+    if (!list) bySatellite.set(satelliteId, (list = []));
+    list.push({ reading, detection });
+  }
+  const outcomes = new Map<string, RecordOutcome>();
+  await Promise.all(
+    [...bySatellite].map(async ([satelliteId, list]) => {
+      try {
+        outcomes.set(satelliteId, await callSatellite(env, satelliteId, (s) => s.record(satelliteId, list, phase, now)));
+      } catch {
+        // Judged but not recorded: the response says persisted=false for this satellite's points.
+      }
+    }),
+  );
+  return outcomes;
 }
 
 /** Counts on the inference span (its duration is ~0 in production: CPU only, see README tracing). */
@@ -182,9 +271,9 @@ function toReading(point: TelemetryPointInput, now: number): Reading {
 }
 
 /** The verdict when storage is down: same detector and policy, no recurrence memory. */
-function localResult(detection: Detection, phase: MissionPhase): RecordedResult {
+function localResult(satelliteId: string, detection: Detection, phase: MissionPhase): RecordedResult {
   const decision: PolicyDecision = decide(detection, phase, 0);
-  return { id: `${detection.isAnomaly ? "an" : "tp"}_${crypto.randomUUID().replaceAll("-", "")}`, phase, recurrenceCount: 0, decision };
+  return { id: pointId(detection.isAnomaly, satelliteId), phase, recurrenceCount: 0, decision };
 }
 
 function toResponse(satelliteId: string, reading: Reading, detection: Detection, r: RecordedResult, persisted: boolean): AnomalyResponse {

@@ -1,6 +1,8 @@
 /**
- * The isolate's way to the MissionState object: one stub per isolate, and the memory-engine caches
- * in front of the reads that every request makes (phase, each source's recent readings).
+ * The isolate's way to the Durable Objects that hold mission state: the mission object (global)
+ * and one object per satellite, each call through the storage circuit breaker and traced as a
+ * `database_query` CLIENT span naming the object it called; and the memory-engine caches in front
+ * of the reads every request makes (phase, each satellite's recent readings).
  */
 import type { Reading } from "../domain/detector";
 import type { MissionPhase } from "../domain/schemas";
@@ -10,28 +12,36 @@ import { IsolateCache } from "./isolate-cache";
 import { guardDependency, type GuardOptions } from "../reliability/guard";
 import { SpanKind } from "@opentelemetry/api";
 import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
-import { HISTORY_LENGTH, MISSION_OPERATIONS, type MissionState } from "../objects/mission-state";
+import { MISSION_OPERATIONS, type MissionState } from "../objects/mission-state";
+import { MISSION_OBJECT_NAME, satelliteObjectName } from "../objects/names";
+import { HISTORY_LENGTH, SATELLITE_OPERATIONS, type SatelliteState } from "../objects/satellite-state";
 import { adoptSpans, type TracedResult } from "../telemetry/object-spans";
 import { injectTraceContext, withSpan } from "../telemetry/spans";
-
-/** One mission, one object: its name is fixed so every isolate reaches the same one. */
-const MISSION_OBJECT_NAME = "mission";
 
 export const phaseCache = new IsolateCache<MissionPhase>("phase", { ttlMillis: 2000, maxEntries: 1 });
 export const historyCache = new IsolateCache<Reading[]>("history", { ttlMillis: 2000, maxEntries: 5000 });
 
-export function missionState(env: Env): DurableObjectStub<MissionState> {
-  return env.MISSION_STATE.get(env.MISSION_STATE.idFromName(MISSION_OBJECT_NAME));
+/**
+ * Calls the mission object through the storage circuit breaker and active chaos faults (reads may
+ * pass `{ retry: "mission.<op>" }` to be retried).
+ */
+export function callMission<T>(env: Env, call: (stub: DurableObjectStub<MissionState>) => Promise<T>, options: GuardOptions = {}): Promise<T> {
+  return guarded(env, () => call(tracedStub(env.MISSION_STATE.get(env.MISSION_STATE.idFromName(MISSION_OBJECT_NAME)), MISSION_OBJECT_NAME, "MissionState", MISSION_OPERATIONS)), options);
 }
 
 /**
- * Calls the object through the storage circuit breaker and active chaos faults (reads may pass
- * `{ retry: "mission.<op>" }` to be retried), recording the storage dependency's health as seen by
- * this isolate.
+ * Calls one satellite's object, like {@link callMission}. Only for a satellite the fleet registry
+ * admitted (lib/mission/fleet.ts): naming an object creates it.
  */
-export async function callMission<T>(env: Env, call: (stub: DurableObjectStub<MissionState>) => Promise<T>, options: GuardOptions = {}): Promise<T> {
+export function callSatellite<T>(env: Env, satelliteId: string, call: (stub: DurableObjectStub<SatelliteState>) => Promise<T>, options: GuardOptions = {}): Promise<T> {
+  const name = satelliteObjectName(satelliteId);
+  return guarded(env, () => call(tracedStub(env.SATELLITE_STATE.get(env.SATELLITE_STATE.idFromName(name)), name, "SatelliteState", SATELLITE_OPERATIONS)), options);
+}
+
+/** Records the storage dependency's health as seen by this isolate; a failure becomes a clear 503. */
+async function guarded<T>(env: Env, run: () => Promise<T>, options: GuardOptions): Promise<T> {
   try {
-    const result = await guardDependency(env, "storage", () => call(tracedStub(missionState(env))), options);
+    const result = await guardDependency(env, "storage", run, options);
     reportDependency("storage", true);
     return result;
   } catch (err) {
@@ -42,48 +52,7 @@ export async function callMission<T>(env: Env, call: (stub: DurableObjectStub<Mi
   }
 }
 
-export interface DetectionContext {
-  phase: MissionPhase | undefined;
-  histories: Map<string, Reading[]>;
-  /** False when the object could not be reached and the context is what the cache had. */
-  fresh: boolean;
-}
-
-/** Phase and histories for these sources: from the cache where live, else one call to the object. */
-export async function detectionContext(env: Env, satelliteIds: readonly string[]): Promise<DetectionContext> {
-  const histories = new Map<string, Reading[]>();
-  const missing: string[] = [];
-  const ids = new Set(satelliteIds);
-  withSpan("cache_operation", { "astra.cache.store_type": "history", "astra.cache.operation": "get", "astra.cache.keys": ids.size }, (span) => {
-    for (const id of ids) {
-      const cached = historyCache.get(id);
-      if (cached) histories.set(id, cached);
-      else missing.push(id);
-    }
-    span.setAttributes({ "astra.cache.hits": ids.size - missing.length, "astra.cache.hit": missing.length === 0 });
-  });
-  const phase = withSpan("cache_operation", { "astra.cache.store_type": "phase", "astra.cache.operation": "get", "astra.cache.keys": 1 }, (span) => {
-    const cached = phaseCache.get("phase");
-    span.setAttributes({ "astra.cache.hits": cached ? 1 : 0, "astra.cache.hit": cached !== undefined });
-    return cached;
-  });
-  if (missing.length === 0 && phase) return { phase, histories, fresh: true };
-  try {
-    const ctx = await callMission(env, (s) => s.context(missing), { retry: "mission.context" });
-    phaseCache.set("phase", ctx.phase);
-    for (const id of missing) {
-      const history = Object.hasOwn(ctx.histories, id) ? ctx.histories[id]! : [];
-      historyCache.set(id, history);
-      histories.set(id, history);
-    }
-    return { phase: ctx.phase, histories, fresh: true };
-  } catch {
-    for (const id of missing) histories.set(id, []);
-    return { phase, histories, fresh: false };
-  }
-}
-
-/** After a request is recorded, this isolate's cache already knows the new readings. */
+/** After a request is recorded, this isolate's cache already knows the satellite's new readings. */
 export function rememberReadings(satelliteId: string, history: readonly Reading[]): void {
   historyCache.set(satelliteId, history.slice(-HISTORY_LENGTH));
 }
@@ -92,25 +61,25 @@ export function rememberPhase(phase: MissionPhase): void {
   phaseCache.set("phase", phase);
 }
 
-const TRACED_OPERATIONS: ReadonlySet<string> = new Set(MISSION_OPERATIONS);
-
 /**
- * The stub as callers use it, with each MissionState operation run through `traced()`: a
- * `database_query` CLIENT span here, the W3C trace context passed as the RPC's first argument,
- * the object continuing the trace, and its span handed back with the result into this isolate's
- * buffer (one flush path, whichever isolate the object runs in). Other properties pass through.
+ * The stub as callers use it, with each allowed operation run through the object's `traced()`: a
+ * `database_query` CLIENT span here (db.namespace: the object's name), the W3C trace context
+ * passed as the RPC's first argument, the object continuing the trace, and its spans handed back
+ * with the result into this isolate's buffer (one flush path, whichever isolate the object runs
+ * in). Other properties pass through.
  */
-function tracedStub(stub: DurableObjectStub<MissionState>): DurableObjectStub<MissionState> {
+function tracedStub<S extends object>(stub: S, objectName: string, className: string, operations: readonly string[]): S {
+  const traced = new Set(operations);
   return new Proxy(stub, {
     get(target, prop) {
-      if (typeof prop !== "string" || !TRACED_OPERATIONS.has(prop)) return Reflect.get(target, prop);
+      if (typeof prop !== "string" || !traced.has(prop)) return Reflect.get(target, prop);
       return (...args: unknown[]) =>
         withSpan(
           "database_query",
-          { [ATTR_DB_SYSTEM_NAME]: "cloudflare_durable_object", [ATTR_DB_NAMESPACE]: MISSION_OBJECT_NAME, [ATTR_DB_COLLECTION_NAME]: "MissionState", [ATTR_DB_OPERATION_NAME]: prop },
+          { [ATTR_DB_SYSTEM_NAME]: "cloudflare_durable_object", [ATTR_DB_NAMESPACE]: objectName, [ATTR_DB_COLLECTION_NAME]: className, [ATTR_DB_OPERATION_NAME]: prop },
           async () => {
-            const traced = target as unknown as { traced: (...a: unknown[]) => Promise<TracedResult<unknown>> };
-            const { result, spans } = await traced.traced(injectTraceContext(), prop, args);
+            const object = target as unknown as { traced: (...a: unknown[]) => Promise<TracedResult<unknown>> };
+            const { result, spans } = await object.traced(injectTraceContext(), prop, args);
             adoptSpans(spans);
             return result;
           },

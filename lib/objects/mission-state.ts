@@ -1,68 +1,70 @@
 /**
- * MissionState: the state every isolate must agree on — mission phase, each source's recent
- * readings, anomaly history and operator labels — in one Durable Object with SQLite storage.
- * Each RPC runs atomically (the object's input gate), so a batch is recorded whole or not at all.
+ * MissionState: what is truly global, in one Durable Object with SQLite storage — the mission phase
+ * and its transitions, the fleet registry (which satellites may have an object), the fleet index of
+ * anomalies with their labels (for fleet-wide history and detection accuracy), and the fleet's
+ * latest point. Each satellite's own state lives in its SatelliteState object; this object is
+ * called on every isolate's 2 s sync, on a satellite's first point in an isolate, and by satellite
+ * objects delivering anomalies and labels — never once per ingest request.
+ *
+ * Before per-satellite state this object held every satellite's readings, latest point and
+ * anomalies. Those tables stay: the anomalies table is the fleet index as it was (labels kept), and
+ * each satellite object takes its readings and latest point on first touch (`takeLegacy`).
  */
 import { DurableObject } from "cloudflare:workers";
-import { detectorOf, type Detection, type Reading } from "../domain/detector";
-import { checkTransition, decide, type PolicyDecision } from "../domain/phase-policy";
+import { checkTransition, PHASE_POLICIES } from "../domain/phase-policy";
 import type { MissionPhase } from "../domain/schemas";
-import { ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
 import { log } from "../telemetry/logger";
-import { continueTrace, type TracedResult } from "../telemetry/object-spans";
+import type { TracedResult } from "../telemetry/object-spans";
 import type { TraceCarrier } from "../telemetry/spans";
+import { ANOMALIES_DDL, RECURRENCE_WINDOW_MS, insertAnomaly, labelCounts, queryAnomalies, toAnomalyRecord, trimAnomalies, type AnomalyRecord, type HistoryQuery, type Row } from "./anomaly-rows";
+import { runTraced } from "./traced";
 
-/** Readings kept per source for rate-of-change, stuck and drift checks. */
-export const HISTORY_LENGTH = 8;
-/** Earlier anomalies of the same type and source within this window raise recurrence_count. */
-export const RECURRENCE_WINDOW_MS = 60 * 60 * 1000;
-/** Anomalies kept; the oldest go first. */
+/** Anomalies kept in the fleet index; the oldest go first. */
 export const MAX_ANOMALIES = 100_000;
+/** Registry ids answered per sync at most; an isolate asks again for the rest. */
+export const MAX_REGISTRY_DELTA = 5_000;
+/** The default cap on registered satellites (MAX_SATELLITES), and the largest allowed. */
+export const DEFAULT_MAX_SATELLITES = 1_000;
+export const LIMIT_MAX_SATELLITES = 100_000;
 const INITIAL_PHASE: MissionPhase = "NOMINAL_OPS";
-/** The `latest` row of whichever source reported last ('*' is not a valid satellite_id). */
-const ANY_SOURCE = "*";
+/** The fleet-wide row of the `latest` table ('*' is not a valid satellite_id). */
+const FLEET_LATEST = "*";
 
-export interface RecordEntry {
-  satelliteId: string;
-  reading: Reading;
-  detection: Detection;
+/** What a satellite object tells the fleet (see SatelliteState's outbox). */
+export type FleetItem =
+  | { kind: "anomaly"; record: AnomalyRecord; escalate?: { reason: string } }
+  | { kind: "label"; id: string; falsePositive: boolean };
+
+export interface LabelTotals {
+  labelled: number;
+  false_positives: number;
+  accuracy?: number;
 }
 
-export interface RecordedResult {
-  id: string;
+export interface AbsorbAnswer {
   phase: MissionPhase;
-  recurrenceCount: number;
-  decision: PolicyDecision;
+  /** Set when an item of this call changed the phase to SAFE_MODE. */
+  escalated?: { from: MissionPhase; anomalyId: string };
+  /** Fleet label totals, when the call carried a label. */
+  labels?: LabelTotals;
 }
 
-export interface RecordOutcome {
-  results: RecordedResult[];
-  /** Set when an anomaly in this call took the mission to SAFE_MODE. */
-  escalatedToSafeMode?: { from: MissionPhase; anomalyId: string };
+/** One satellite's rows in the single-object layout of earlier versions. */
+export interface LegacySatelliteData {
+  readings: Array<{ seq: number; time: number; reading: string }>;
+  latest?: { received_at: number; point: string };
+  anomalies: AnomalyRecord[];
 }
 
-export interface AnomalyRecord {
-  id: string;
-  satellite_id: string;
-  timestamp: string;
-  received_at: string;
-  anomaly_type: string;
-  anomaly_score: number;
-  severity_score: number;
-  severity_level: string;
-  mission_phase: MissionPhase;
-  recurrence_count: number;
-  recommended_action: string;
-  /** The check that found it: limit, rate, stuck or drift. */
-  detector: string;
-  false_positive: boolean | null;
+export interface SyncAnswer {
+  phase: MissionPhase;
+  /** Registrations after `registrySeq`, in order; `more` when there are further ones. */
+  registry: { seq: number; added: string[]; more: boolean };
 }
 
-export interface HistoryQuery {
-  startTime?: number;
-  endTime?: number;
-  limit: number;
-  severityMin?: number;
+export interface AdmitAnswer {
+  admitted: string[];
+  refused: Array<{ id: string; reason: "not_registered" | "fleet_full" }>;
 }
 
 export interface PhaseInfo {
@@ -71,18 +73,22 @@ export interface PhaseInfo {
   transitions: Array<{ from: MissionPhase; to: MissionPhase; reason: string; forced: boolean; at: string }>;
 }
 
-export interface FeedbackOutcome {
-  status: "labelled" | "unchanged" | "conflict" | "not_found";
-  anomaly?: AnomalyRecord;
-  accuracy?: number;
-  labelled: number;
-  false_positives: number;
+export interface RegistrationPolicy {
+  /** "auto": a satellite's first point registers it (up to the cap); "admin": only the admin API does. */
+  mode: "auto" | "admin";
+  maxSatellites: number;
 }
 
-type Row = Record<string, SqlStorageValue>;
+/** The registration policy from the Worker's vars (SATELLITE_REGISTRATION, MAX_SATELLITES). */
+export function registrationPolicy(env: Partial<Env>): RegistrationPolicy {
+  const mode = env.SATELLITE_REGISTRATION?.trim() === "admin" ? "admin" : "auto";
+  const n = Number(env.MAX_SATELLITES);
+  const maxSatellites = Number.isInteger(n) && n >= 1 ? Math.min(n, LIMIT_MAX_SATELLITES) : DEFAULT_MAX_SATELLITES;
+  return { mode, maxSatellites };
+}
 
 /** The RPC methods a caller may run through {@link MissionState.traced} (lib/mission/mission-client.ts). */
-export const MISSION_OPERATIONS = ["ping", "context", "record", "latest", "getPhase", "setPhase", "history", "feedback", "stats"] as const;
+export const MISSION_OPERATIONS = ["ping", "sync", "admit", "register", "fleet", "getPhase", "setPhase", "locate", "history", "latest", "stats"] as const;
 export type MissionOperation = (typeof MISSION_OPERATIONS)[number];
 
 export class MissionState extends DurableObject<Env> {
@@ -105,23 +111,32 @@ export class MissionState extends DurableObject<Env> {
         PRIMARY KEY (satellite_id, seq));
       CREATE TABLE IF NOT EXISTS latest (
         satellite_id TEXT PRIMARY KEY, received_at INTEGER NOT NULL, point TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS anomalies (
-        id TEXT PRIMARY KEY, satellite_id TEXT NOT NULL, time INTEGER NOT NULL, received_at INTEGER NOT NULL,
-        anomaly_type TEXT NOT NULL, anomaly_score REAL NOT NULL, severity_score REAL NOT NULL,
-        severity_level TEXT NOT NULL, mission_phase TEXT NOT NULL, recurrence_count INTEGER NOT NULL,
-        recommended_action TEXT NOT NULL, detector TEXT NOT NULL, false_positive INTEGER);
-      CREATE INDEX IF NOT EXISTS anomalies_by_time ON anomalies (time);
-      CREATE INDEX IF NOT EXISTS anomalies_by_source ON anomalies (satellite_id, anomaly_type, time);
+      CREATE TABLE IF NOT EXISTS fleet (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, satellite_id TEXT NOT NULL UNIQUE, registered_at INTEGER NOT NULL, source TEXT NOT NULL);
+      ${ANOMALIES_DDL}
     `);
     if (this.#meta("phase") === undefined) {
       this.#setMeta("phase", INITIAL_PHASE);
       this.#setMeta("phase_since", String(Date.now()));
     }
+    if (this.#meta("layout") === undefined) {
+      // Data from the single-object layout: every satellite it knew is registered (whatever the
+      // policy and cap), so an existing fleet keeps ingesting after the upgrade.
+      const known = this.#sql
+        .exec<{ id: string }>(
+          `SELECT satellite_id AS id FROM readings UNION SELECT satellite_id FROM latest WHERE satellite_id != ?
+           UNION SELECT satellite_id FROM anomalies ORDER BY 1`,
+          FLEET_LATEST,
+        )
+        .toArray();
+      for (const { id } of known) this.#sql.exec("INSERT OR IGNORE INTO fleet (satellite_id, registered_at, source) VALUES (?, ?, 'migrated')", id, Date.now());
+      this.#setMeta("layout", "per-satellite");
+      if (known.length > 0) log("info", "fleet_registry_migrated", { satellites: known.length });
+    }
   }
 
   #meta(key: string): string | undefined {
-    const row = this.#sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
-    return row?.value;
+    return this.#sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value;
   }
 
   #setMeta(key: string, value: string): void {
@@ -132,15 +147,9 @@ export class MissionState extends DurableObject<Env> {
     return (this.#meta("phase") ?? INITIAL_PHASE) as MissionPhase;
   }
 
-  /**
-   * Runs operation `op` with `args` under the caller's trace (W3C `carrier`), in a SERVER span
-   * `MissionState.<op>` that is answered with the result, so it leaves in the caller's flush
-   * (lib/telemetry/object-spans.ts: continueTrace, adoptSpans).
-   */
-  async traced<K extends MissionOperation>(carrier: TraceCarrier, op: K, args: Parameters<MissionState[K]>): Promise<TracedResult<ReturnType<MissionState[K]>>> {
-    if (!(MISSION_OPERATIONS as readonly string[]).includes(op)) throw new TypeError(`not a MissionState operation: ${String(op).slice(0, 40)}`);
-    const method = this[op] as unknown as (...a: unknown[]) => ReturnType<MissionState[K]>;
-    return continueTrace(carrier, `MissionState.${op}`, { [ATTR_DB_SYSTEM_NAME]: "sqlite", [ATTR_DB_OPERATION_NAME]: op }, () => method.apply(this, args));
+  /** Runs operation `op` under the caller's trace (see lib/objects/traced.ts). */
+  traced<K extends MissionOperation>(carrier: TraceCarrier, op: K, args: Parameters<MissionState[K]>): Promise<TracedResult<ReturnType<MissionState[K]>>> {
+    return runTraced(this, "MissionState", MISSION_OPERATIONS, carrier, op, args);
   }
 
   /** A cheap read for health checks. */
@@ -148,94 +157,129 @@ export class MissionState extends DurableObject<Env> {
     return { ok: true, phase: this.#phase() };
   }
 
-  /** Phase and the recent readings of each source, oldest first, for detection. */
-  context(satelliteIds: string[]): { phase: MissionPhase; histories: Record<string, Reading[]> } {
-    const histories: Record<string, Reading[]> = {};
-    // Own properties even for ids such as "__proto__" (an assignment would set the prototype and
-    // make the answer unserializable over RPC): a source id is a key like any other.
-    for (const id of new Set(satelliteIds)) Object.defineProperty(histories, id, { value: this.#history(id), enumerable: true, writable: true, configurable: true });
-    return { phase: this.#phase(), histories };
+  /**
+   * An isolate's periodic view of the mission: the phase, the registrations after `registrySeq`,
+   * and (written) the newest point the isolate recorded since its last sync, kept when it is the
+   * fleet's newest.
+   */
+  sync(registrySeq: number, latest?: { received_at: number; point: string }): SyncAnswer {
+    if (latest) {
+      this.#sql.exec(
+        `INSERT INTO latest (satellite_id, received_at, point) VALUES (?, ?, ?)
+         ON CONFLICT(satellite_id) DO UPDATE SET received_at = excluded.received_at, point = excluded.point WHERE excluded.received_at >= latest.received_at`,
+        FLEET_LATEST, latest.received_at, latest.point,
+      );
+    }
+    const rows = this.#sql
+      .exec<{ seq: number; id: string }>("SELECT seq, satellite_id AS id FROM fleet WHERE seq > ? ORDER BY seq LIMIT ?", registrySeq, MAX_REGISTRY_DELTA + 1)
+      .toArray();
+    const more = rows.length > MAX_REGISTRY_DELTA;
+    const added = rows.slice(0, MAX_REGISTRY_DELTA);
+    return { phase: this.#phase(), registry: { seq: added.at(-1)?.seq ?? registrySeq, added: added.map((r) => r.id), more } };
   }
 
-  #history(satelliteId: string): Reading[] {
-    return this.#sql
-      .exec<{ reading: string }>("SELECT reading FROM readings WHERE satellite_id = ? ORDER BY seq DESC LIMIT ?", satelliteId, HISTORY_LENGTH)
-      .toArray()
-      .reverse()
-      .map((r) => JSON.parse(r.reading) as Reading);
+  /** Which of `ids` may have an object: registered ones, and under "auto" new ones up to the cap (registered now). */
+  admit(ids: string[], now = Date.now()): AdmitAnswer {
+    const policy = registrationPolicy(this.env);
+    const admitted: string[] = [];
+    const refused: AdmitAnswer["refused"] = [];
+    for (const id of new Set(ids)) {
+      if (this.#registered(id)) admitted.push(id);
+      else if (policy.mode === "admin") refused.push({ id, reason: "not_registered" });
+      else if (this.#fleetSize() >= policy.maxSatellites) refused.push({ id, reason: "fleet_full" });
+      else {
+        this.#sql.exec("INSERT INTO fleet (satellite_id, registered_at, source) VALUES (?, ?, 'auto')", id, now);
+        admitted.push(id);
+      }
+    }
+    if (refused.length > 0) log("warn", "satellites_refused", { count: refused.length, first: refused[0]!.id, reason: refused[0]!.reason });
+    return { admitted, refused };
+  }
+
+  /** The admin API's registration: up to the cap; already registered ids are unchanged. */
+  register(ids: string[], now = Date.now()): { registered: string[]; existing: string[]; refused: string[]; satellites: number; max_satellites: number } {
+    const { maxSatellites } = registrationPolicy(this.env);
+    const registered: string[] = [];
+    const existing: string[] = [];
+    const refused: string[] = [];
+    for (const id of new Set(ids)) {
+      if (this.#registered(id)) existing.push(id);
+      else if (this.#fleetSize() >= maxSatellites) refused.push(id);
+      else {
+        this.#sql.exec("INSERT INTO fleet (satellite_id, registered_at, source) VALUES (?, ?, 'admin')", id, now);
+        registered.push(id);
+      }
+    }
+    return { registered, existing, refused, satellites: this.#fleetSize(), max_satellites: maxSatellites };
+  }
+
+  /** The registry, oldest registration first. */
+  fleet(limit: number, after = 0): { satellites: Array<{ satellite_id: string; registered_at: string; source: string }>; total: number; next_after: number | null } & RegistrationPolicy {
+    const rows = this.#sql
+      .exec<{ satellite_id: string; registered_at: number; source: string; seq: number }>("SELECT * FROM fleet WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
+      .toArray();
+    return {
+      satellites: rows.map((r) => ({ satellite_id: r.satellite_id, registered_at: new Date(r.registered_at).toISOString(), source: r.source })),
+      total: this.#fleetSize(),
+      // The cursor of the next page (`after=`), or null on the last one.
+      next_after: rows.length === limit ? rows.at(-1)!.seq : null,
+      ...registrationPolicy(this.env),
+    };
+  }
+
+  #registered(id: string): boolean {
+    return this.#sql.exec("SELECT 1 FROM fleet WHERE satellite_id = ?", id).toArray().length > 0;
+  }
+
+  #fleetSize(): number {
+    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM fleet").one().n;
   }
 
   /**
-   * Stores the detections of one request, applies the phase policy with the authoritative phase and
-   * recurrence counts, and escalates to SAFE_MODE when the policy says so.
+   * What satellite objects deliver, in their order: anomalies into the fleet index (once each),
+   * labels onto them, and escalation requests — decided here on the mission's own phase, so
+   * concurrent escalations from several satellites change the phase exactly once.
    */
-  record(entries: RecordEntry[], now = Date.now()): RecordOutcome {
-    let phase = this.#phase();
-    const results: RecordedResult[] = [];
-    let escalatedToSafeMode: RecordOutcome["escalatedToSafeMode"];
-    for (const { satelliteId, reading, detection } of entries) {
-      const recurrenceCount = detection.isAnomaly ? this.#recurrences(satelliteId, detection.type, reading.time) : 0;
-      const decision = decide(detection, phase, recurrenceCount);
-      const id = `${detection.isAnomaly ? "an" : "tp"}_${crypto.randomUUID().replaceAll("-", "")}`;
-      this.#appendReading(satelliteId, reading);
-      if (detection.isAnomaly) {
-        this.#sql.exec(
-          `INSERT INTO anomalies (id, satellite_id, time, received_at, anomaly_type, anomaly_score, severity_score,
-             severity_level, mission_phase, recurrence_count, recommended_action, detector, false_positive)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
-          id, satelliteId, reading.time, now, detection.type, detection.score, decision.severityScore,
-          decision.severityLevel, phase, recurrenceCount, decision.recommendedAction, detectorOf(detection),
-        );
-      }
-      results.push({ id, phase, recurrenceCount, decision });
-      const latest = JSON.stringify({ id, satellite_id: satelliteId, reading, is_anomaly: detection.isAnomaly, anomaly_type: detection.type, anomaly_score: detection.score, severity_level: decision.severityLevel, mission_phase: phase });
-      // One row per source, and ANY_SOURCE for whichever reported last.
-      for (const key of [satelliteId, ANY_SOURCE]) {
-        this.#sql.exec(
-          "INSERT INTO latest (satellite_id, received_at, point) VALUES (?, ?, ?) ON CONFLICT(satellite_id) DO UPDATE SET received_at = excluded.received_at, point = excluded.point",
-          key, now, latest,
-        );
-      }
-      if (decision.shouldEscalateToSafeMode && phase !== "SAFE_MODE") {
-        this.#changePhase(phase, "SAFE_MODE", `auto: ${decision.severityLevel} ${detection.type} anomaly ${id}`, false, now);
-        escalatedToSafeMode = { from: phase, anomalyId: id };
-        phase = "SAFE_MODE";
+  absorb(satelliteId: string, items: FleetItem[], now = Date.now()): AbsorbAnswer {
+    let escalated: AbsorbAnswer["escalated"];
+    let labelled = false;
+    for (const item of items) {
+      if (item.kind === "anomaly") {
+        insertAnomaly(this.#sql, item.record);
+        const phase = this.#phase();
+        if (item.escalate && phase !== "SAFE_MODE" && PHASE_POLICIES[phase].canEscalateToSafeMode) {
+          this.#changePhase(phase, "SAFE_MODE", item.escalate.reason, false, now);
+          escalated = { from: phase, anomalyId: item.record.id };
+        }
+      } else {
+        this.#sql.exec("UPDATE anomalies SET false_positive = ? WHERE id = ? AND satellite_id = ? AND false_positive IS NULL", item.falsePositive ? 1 : 0, item.id, satelliteId);
+        labelled = true;
       }
     }
-    this.#trimAnomalies();
-    return { results, ...(escalatedToSafeMode && { escalatedToSafeMode }) };
+    trimAnomalies(this.#sql, MAX_ANOMALIES);
+    return { phase: this.#phase(), ...(escalated && { escalated }), ...(labelled && { labels: labelCounts(this.#sql) }) };
   }
 
-  #recurrences(satelliteId: string, type: string, time: number): number {
-    const row = this.#sql
-      .exec<{ n: number }>(
-        "SELECT COUNT(*) AS n FROM anomalies WHERE satellite_id = ? AND anomaly_type = ? AND time > ? AND time <= ?",
-        satelliteId, type, time - RECURRENCE_WINDOW_MS, time,
-      )
-      .one();
-    return row.n;
+  /** A satellite's rows from the single-object layout (anomalies with ids of that time), for its object to adopt. */
+  takeLegacy(satelliteId: string): LegacySatelliteData {
+    const readings = this.#sql
+      .exec<{ seq: number; time: number; reading: string }>("SELECT seq, time, reading FROM readings WHERE satellite_id = ? ORDER BY seq", satelliteId)
+      .toArray();
+    const latest = this.#sql.exec<{ received_at: number; point: string }>("SELECT received_at, point FROM latest WHERE satellite_id = ?", satelliteId).toArray()[0];
+    // Ids of that time are "an_" + 32 hex (35 characters); later ones name their satellite.
+    const anomalies = this.#sql.exec<Row>("SELECT * FROM anomalies WHERE satellite_id = ? AND length(id) = 35", satelliteId).toArray().map(toAnomalyRecord);
+    return { readings, ...(latest && { latest }), anomalies };
   }
 
-  #appendReading(satelliteId: string, reading: Reading): void {
-    const last = this.#sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM readings WHERE satellite_id = ?", satelliteId).one();
-    const seq = (last.seq ?? 0) + 1;
-    this.#sql.exec("INSERT INTO readings (satellite_id, seq, time, reading) VALUES (?, ?, ?, ?)", satelliteId, seq, reading.time, JSON.stringify(reading));
-    this.#sql.exec("DELETE FROM readings WHERE satellite_id = ? AND seq <= ?", satelliteId, seq - HISTORY_LENGTH);
+  /** Drops what a satellite object adopted (its anomalies stay here, in the fleet index). */
+  dropLegacy(satelliteId: string): void {
+    this.#sql.exec("DELETE FROM readings WHERE satellite_id = ?", satelliteId);
+    this.#sql.exec("DELETE FROM latest WHERE satellite_id = ?", satelliteId);
   }
 
-  #trimAnomalies(): void {
-    const { n } = this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM anomalies").one();
-    if (n > MAX_ANOMALIES) {
-      this.#sql.exec("DELETE FROM anomalies WHERE id IN (SELECT id FROM anomalies ORDER BY received_at ASC LIMIT ?)", n - MAX_ANOMALIES);
-    }
-  }
-
-  /** The latest point of one source, or of whichever source reported last. */
-  latest(satelliteId?: string): { received_at: string; point: unknown } | undefined {
-    const row = this.#sql
-      .exec<{ received_at: number; point: string }>("SELECT received_at, point FROM latest WHERE satellite_id = ?", satelliteId ?? ANY_SOURCE)
-      .toArray()[0];
-    return row && { received_at: new Date(row.received_at).toISOString(), point: JSON.parse(row.point) };
+  /** The satellite of an anomaly in the fleet index (how ids minted before the change are routed). */
+  locate(id: string): string | undefined {
+    return this.#sql.exec<{ satellite_id: string }>("SELECT satellite_id FROM anomalies WHERE id = ?", id).toArray()[0]?.satellite_id;
   }
 
   getPhase(): PhaseInfo {
@@ -265,63 +309,26 @@ export class MissionState extends DurableObject<Env> {
     log(to === "SAFE_MODE" ? "warn" : "info", "phase_changed", { from_phase: from, to_phase: to, forced, automatic: reason.startsWith("auto:") });
   }
 
+  /** Fleet-wide anomaly history from the index (eventually consistent: see README, State). */
   history(query: HistoryQuery): AnomalyRecord[] {
-    const rows = this.#sql
-      .exec<Row>(
-        `SELECT * FROM anomalies WHERE time >= ? AND time <= ? AND severity_score >= ? ORDER BY time DESC, received_at DESC LIMIT ?`,
-        query.startTime ?? 0, query.endTime ?? Number.MAX_SAFE_INTEGER, query.severityMin ?? 0, query.limit,
-      )
-      .toArray();
-    return rows.map(toAnomalyRecord);
+    return queryAnomalies(this.#sql, query);
   }
 
-  /** Labels a detection; a label is final (a different second label is a conflict). */
-  feedback(id: string, falsePositive: boolean): FeedbackOutcome {
-    const row = this.#sql.exec<Row>("SELECT * FROM anomalies WHERE id = ?", id).toArray()[0];
-    if (!row) return { status: "not_found", ...this.#labelCounts() };
-    if (row.false_positive !== null) {
-      const same = (row.false_positive === 1) === falsePositive;
-      return { status: same ? "unchanged" : "conflict", anomaly: toAnomalyRecord(row), ...this.#labelCounts() };
-    }
-    this.#sql.exec("UPDATE anomalies SET false_positive = ? WHERE id = ?", falsePositive ? 1 : 0, id);
-    return { status: "labelled", anomaly: toAnomalyRecord({ ...row, false_positive: falsePositive ? 1 : 0 }), ...this.#labelCounts() };
+  /** The fleet's newest point as isolates reported it on their syncs (`point`: the JSON as stored). */
+  latest(): { received_at: number; point: string } | undefined {
+    return this.#sql.exec<{ received_at: number; point: string }>("SELECT received_at, point FROM latest WHERE satellite_id = ?", FLEET_LATEST).toArray()[0];
   }
 
-  #labelCounts(): { labelled: number; false_positives: number; accuracy?: number } {
-    const r = this.#sql
-      .exec<{ labelled: number; fp: number | null }>("SELECT COUNT(false_positive) AS labelled, SUM(false_positive) AS fp FROM anomalies")
-      .one();
-    const fp = r.fp ?? 0;
-    return { labelled: r.labelled, false_positives: fp, ...(r.labelled > 0 && { accuracy: (r.labelled - fp) / r.labelled }) };
-  }
-
-  /** Sizes for /api/v1/memory/stats: what the recurrence memory holds. */
-  stats(now = Date.now()): { anomalies: number; recent_anomalies: number; sources: number; readings: number; labelled: number; false_positives: number; accuracy?: number } {
+  /** Fleet sizes for /api/v1/memory/stats. */
+  stats(now = Date.now()): { satellites: number; anomalies: number; recent_anomalies: number; legacy_readings: number } & LabelTotals & RegistrationPolicy {
     const count = (sql: string, ...args: SqlStorageValue[]) => this.#sql.exec<{ n: number }>(sql, ...args).one().n;
     return {
+      satellites: this.#fleetSize(),
       anomalies: count("SELECT COUNT(*) AS n FROM anomalies"),
       recent_anomalies: count("SELECT COUNT(*) AS n FROM anomalies WHERE received_at > ?", now - RECURRENCE_WINDOW_MS),
-      sources: count("SELECT COUNT(*) AS n FROM latest WHERE satellite_id != ?", ANY_SOURCE),
-      readings: count("SELECT COUNT(*) AS n FROM readings"),
-      ...this.#labelCounts(),
+      legacy_readings: count("SELECT COUNT(*) AS n FROM readings"),
+      ...labelCounts(this.#sql),
+      ...registrationPolicy(this.env),
     };
   }
-}
-
-function toAnomalyRecord(row: Row): AnomalyRecord {
-  return {
-    id: String(row.id),
-    satellite_id: String(row.satellite_id),
-    timestamp: new Date(Number(row.time)).toISOString(),
-    received_at: new Date(Number(row.received_at)).toISOString(),
-    anomaly_type: String(row.anomaly_type),
-    anomaly_score: Number(row.anomaly_score),
-    severity_score: Number(row.severity_score),
-    severity_level: String(row.severity_level),
-    mission_phase: String(row.mission_phase) as MissionPhase,
-    recurrence_count: Number(row.recurrence_count),
-    recommended_action: String(row.recommended_action),
-    detector: String(row.detector),
-    false_positive: row.false_positive === null ? null : row.false_positive === 1,
-  };
 }

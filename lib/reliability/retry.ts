@@ -20,12 +20,18 @@ import { withSpan } from "../telemetry/spans";
 
 /** Operations that only read, so running them twice is harmless: the closed set of `endpoint` labels. */
 export const IDEMPOTENT_OPERATIONS = [
-  "mission.context",
+  "mission.sync",
   "mission.getPhase",
   "mission.history",
   "mission.stats",
   "mission.latest",
   "mission.ping",
+  "mission.locate",
+  "mission.fleet",
+  "satellite.context",
+  "satellite.history",
+  "satellite.stats",
+  "satellite.latest",
 ] as const;
 export type IdempotentOperation = (typeof IDEMPOTENT_OPERATIONS)[number];
 
