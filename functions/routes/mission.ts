@@ -6,7 +6,7 @@ import { requireScope } from "../../lib/http/auth";
 import { ApiError } from "../../lib/http/errors";
 import { smallJsonBody } from "../../lib/http/json-bounds";
 import { requireJson, validate } from "../../lib/http/validation";
-import { requireRegistered } from "../../lib/mission/fleet";
+import { registrationPolicy, requireRegistered } from "../../lib/mission/fleet";
 import { callMission, callSatellite, historyCache, phaseCache, rememberPhase } from "../../lib/mission/mission-client";
 
 /** Mission phase, and the recurrence memory's statistics. */
@@ -38,7 +38,7 @@ export const missionRoutes = new Hono<AppEnv>()
     const isolate_cache = { phase: phaseCache.stats(), history: historyCache.stats() };
     if (satelliteId === undefined) {
       const stored = await callMission(c.env, (s) => s.stats(), { retry: "mission.stats" });
-      return c.json({ scope: "fleet", recurrence_memory: stored, isolate_cache });
+      return c.json({ scope: "fleet", recurrence_memory: stored, registration: registrationPolicy(c.env), isolate_cache });
     }
     await requireRegistered(c.env, satelliteId);
     const stored = await callSatellite(c.env, satelliteId, (s) => s.stats(satelliteId), { retry: "satellite.stats" });

@@ -8,16 +8,31 @@
  * isolate has not seen is asked of the mission once (`admit`), which under "auto" registration
  * also registers it, up to MAX_SATELLITES.
  */
+import { context, ROOT_CONTEXT } from "@opentelemetry/api";
+import { suppressTracing } from "@opentelemetry/core";
 import type { MissionPhase } from "../domain/schemas";
 import { ApiError } from "../http/errors";
 import { systemClock, type Clock } from "../support/async";
-import type { AdmitAnswer } from "../objects/mission-state";
+import type { AdmitAnswer, RegistrationPolicy } from "../objects/mission-state";
+import { withSpan } from "../telemetry/spans";
 import { callMission, phaseCache, rememberPhase } from "./mission-client";
 
 /** An isolate syncs with the mission at most this often (the phase cache's TTL). */
 export const SYNC_INTERVAL_MS = 2000;
 /** Registry deltas followed in one sync at most (each at most MAX_REGISTRY_DELTA ids). */
 const MAX_SYNC_PAGES = 20;
+
+/** The default cap on registered satellites (MAX_SATELLITES), and the largest allowed. */
+export const DEFAULT_MAX_SATELLITES = 1_000;
+export const LIMIT_MAX_SATELLITES = 100_000;
+
+/** The registration policy from the Worker's vars: SATELLITE_REGISTRATION ("auto" unless "admin") and MAX_SATELLITES. */
+export function registrationPolicy(env: Partial<Env>): RegistrationPolicy {
+  const mode = env.SATELLITE_REGISTRATION?.trim() === "admin" ? "admin" : "auto";
+  const n = Number(env.MAX_SATELLITES);
+  const maxSatellites = Number.isInteger(n) && n >= 1 ? Math.min(n, LIMIT_MAX_SATELLITES) : DEFAULT_MAX_SATELLITES;
+  return { mode, maxSatellites };
+}
 
 /** A point as the fleet's `latest` stores it: when it was received, and its JSON. */
 export interface LatestPoint {
@@ -37,7 +52,11 @@ export class FleetView {
 
   /** The mission phase: cached for {@link SYNC_INTERVAL_MS}, else one sync. Undefined when the mission is unreachable. */
   async phase(env: Env): Promise<MissionPhase | undefined> {
-    const cached = phaseCache.get("phase");
+    const cached = withSpan("cache_operation", { "astra.cache.store_type": "phase", "astra.cache.operation": "get", "astra.cache.keys": 1 }, (span) => {
+      const value = phaseCache.get("phase");
+      span.setAttributes({ "astra.cache.hits": value ? 1 : 0, "astra.cache.hit": value !== undefined });
+      return value;
+    });
     if (cached) return cached;
     try {
       return await this.sync(env);
@@ -71,7 +90,8 @@ export class FleetView {
     const unknown = [...new Set(ids)].filter((id) => !this.#registered.has(id));
     if (unknown.length === 0) return { refused: [], unreachable: [] };
     try {
-      const answer = await callMission(env, (s) => s.admit(unknown));
+      const policy = registrationPolicy(env);
+      const answer = await callMission(env, (s) => s.admit(unknown, policy));
       for (const id of answer.admitted) this.#registered.add(id);
       return { refused: answer.refused, unreachable: [] };
     } catch {
@@ -110,7 +130,8 @@ export class FleetView {
     this.#timer = new Promise<void>((resolve) => {
       this.clock.setTimeout(resolve, wait);
     })
-      .then(() => (this.#unreported ? this.sync(env) : undefined))
+      // Outside the request's trace: a deferred report is housekeeping, not part of any request.
+      .then(() => (this.#unreported ? context.with(suppressTracing(ROOT_CONTEXT), () => this.sync(env)) : undefined))
       .then(
         () => undefined,
         () => undefined,

@@ -23,9 +23,6 @@ import { runTraced } from "./traced";
 export const MAX_ANOMALIES = 100_000;
 /** Registry ids answered per sync at most; an isolate asks again for the rest. */
 export const MAX_REGISTRY_DELTA = 5_000;
-/** The default cap on registered satellites (MAX_SATELLITES), and the largest allowed. */
-export const DEFAULT_MAX_SATELLITES = 1_000;
-export const LIMIT_MAX_SATELLITES = 100_000;
 const INITIAL_PHASE: MissionPhase = "NOMINAL_OPS";
 /** The fleet-wide row of the `latest` table ('*' is not a valid satellite_id). */
 const FLEET_LATEST = "*";
@@ -79,14 +76,6 @@ export interface RegistrationPolicy {
   maxSatellites: number;
 }
 
-/** The registration policy from the Worker's vars (SATELLITE_REGISTRATION, MAX_SATELLITES). */
-export function registrationPolicy(env: Partial<Env>): RegistrationPolicy {
-  const mode = env.SATELLITE_REGISTRATION?.trim() === "admin" ? "admin" : "auto";
-  const n = Number(env.MAX_SATELLITES);
-  const maxSatellites = Number.isInteger(n) && n >= 1 ? Math.min(n, LIMIT_MAX_SATELLITES) : DEFAULT_MAX_SATELLITES;
-  return { mode, maxSatellites };
-}
-
 /** The RPC methods a caller may run through {@link MissionState.traced} (lib/mission/mission-client.ts). */
 export const MISSION_OPERATIONS = ["ping", "sync", "admit", "register", "fleet", "getPhase", "setPhase", "locate", "history", "latest", "stats"] as const;
 export type MissionOperation = (typeof MISSION_OPERATIONS)[number];
@@ -97,10 +86,14 @@ export class MissionState extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
-    this.#migrate();
+    this.upgradeLayout();
   }
 
-  #migrate(): void {
+  /**
+   * Creates the tables, and once (meta `layout`) registers every satellite that data from the
+   * single-object layout names. Run by the constructor; idempotent. Not an RPC operation of `traced`.
+   */
+  upgradeLayout(): void {
     this.#sql.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS phase_transitions (
@@ -179,8 +172,7 @@ export class MissionState extends DurableObject<Env> {
   }
 
   /** Which of `ids` may have an object: registered ones, and under "auto" new ones up to the cap (registered now). */
-  admit(ids: string[], now = Date.now()): AdmitAnswer {
-    const policy = registrationPolicy(this.env);
+  admit(ids: string[], policy: RegistrationPolicy, now = Date.now()): AdmitAnswer {
     const admitted: string[] = [];
     const refused: AdmitAnswer["refused"] = [];
     for (const id of new Set(ids)) {
@@ -197,8 +189,7 @@ export class MissionState extends DurableObject<Env> {
   }
 
   /** The admin API's registration: up to the cap; already registered ids are unchanged. */
-  register(ids: string[], now = Date.now()): { registered: string[]; existing: string[]; refused: string[]; satellites: number; max_satellites: number } {
-    const { maxSatellites } = registrationPolicy(this.env);
+  register(ids: string[], maxSatellites: number, now = Date.now()): { registered: string[]; existing: string[]; refused: string[]; satellites: number; max_satellites: number } {
     const registered: string[] = [];
     const existing: string[] = [];
     const refused: string[] = [];
@@ -214,7 +205,7 @@ export class MissionState extends DurableObject<Env> {
   }
 
   /** The registry, oldest registration first. */
-  fleet(limit: number, after = 0): { satellites: Array<{ satellite_id: string; registered_at: string; source: string }>; total: number; next_after: number | null } & RegistrationPolicy {
+  fleet(limit: number, after = 0): { satellites: Array<{ satellite_id: string; registered_at: string; source: string }>; total: number; next_after: number | null } {
     const rows = this.#sql
       .exec<{ satellite_id: string; registered_at: number; source: string; seq: number }>("SELECT * FROM fleet WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
       .toArray();
@@ -223,7 +214,6 @@ export class MissionState extends DurableObject<Env> {
       total: this.#fleetSize(),
       // The cursor of the next page (`after=`), or null on the last one.
       next_after: rows.length === limit ? rows.at(-1)!.seq : null,
-      ...registrationPolicy(this.env),
     };
   }
 
@@ -320,7 +310,7 @@ export class MissionState extends DurableObject<Env> {
   }
 
   /** Fleet sizes for /api/v1/memory/stats. */
-  stats(now = Date.now()): { satellites: number; anomalies: number; recent_anomalies: number; legacy_readings: number } & LabelTotals & RegistrationPolicy {
+  stats(now = Date.now()): { satellites: number; anomalies: number; recent_anomalies: number; legacy_readings: number } & LabelTotals {
     const count = (sql: string, ...args: SqlStorageValue[]) => this.#sql.exec<{ n: number }>(sql, ...args).one().n;
     return {
       satellites: this.#fleetSize(),
@@ -328,7 +318,6 @@ export class MissionState extends DurableObject<Env> {
       recent_anomalies: count("SELECT COUNT(*) AS n FROM anomalies WHERE received_at > ?", now - RECURRENCE_WINDOW_MS),
       legacy_readings: count("SELECT COUNT(*) AS n FROM readings"),
       ...labelCounts(this.#sql),
-      ...registrationPolicy(this.env),
     };
   }
 }

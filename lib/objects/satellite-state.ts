@@ -11,7 +11,8 @@
  * per {@link FLEET_DELIVERY_DELAY_MS}, retried with backoff until the mission has it.
  */
 import { DurableObject } from "cloudflare:workers";
-import { SpanKind } from "@opentelemetry/api";
+import { context, ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
+import { suppressTracing } from "@opentelemetry/core";
 import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
 import { detectorOf, type Detection, type Reading } from "../domain/detector";
 import { pointId } from "../domain/ids";
@@ -193,9 +194,9 @@ export class SatelliteState extends DurableObject<Env> {
     };
   }
 
-  /** Delivers the outbox; while the mission is unreachable, tries again with backoff. */
+  /** Delivers the outbox; while the mission is unreachable, tries again with backoff. Untraced: housekeeping, not a request. */
   override async alarm(): Promise<void> {
-    await this.#deliver(Date.now());
+    await context.with(suppressTracing(ROOT_CONTEXT), () => this.#deliver(Date.now()));
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { adminToken, anomalousPoint, call, nominalPoint, operatorToken } from "../support/api";
+import { adminToken, anomalousPoint, call, deliverToFleet, nominalPoint, operatorToken } from "../support/api";
 
 describe("health and status", () => {
   it.each(["/", "/health"])("%s reports version, uptime and each dependency", async (path) => {
@@ -36,7 +36,7 @@ describe("POST /api/v1/telemetry", () => {
       persisted: true,
     });
     for (const key of ["id", "severity_score", "allowed_actions", "confidence", "reasoning", "timestamp"]) expect(body).toHaveProperty(key);
-    expect(body.id).toMatch(/^tp_[0-9a-f]{32}$/);
+    expect(body.id).toMatch(/^tp_[0-9a-f]{32}_default$/);
   });
 
   it("detects an anomaly, stores it, and counts recurrences of the same source and type", async () => {
@@ -141,7 +141,14 @@ describe("history, feedback and memory", () => {
   it("filters anomaly history by time, severity and limit", async () => {
     const mild = await anomaly(22, "2026-11-25T09:00:00Z");
     const strong = await anomaly(14, "2026-11-25T11:00:00Z");
+    // One satellite's history is its object's: exact at once.
+    const own = await call("GET", "/api/v1/history/anomalies?satellite_id=h-14");
+    expect(own.body).toMatchObject({ scope: "satellite", satellite_id: "h-14", count: 1 });
+    expect(own.body.anomalies[0].id).toBe(strong.id);
+    // The fleet's comes from the mission's index, which the satellites feed within about a second.
+    await deliverToFleet();
     const all = await call("GET", "/api/v1/history/anomalies");
+    expect(all.body.scope).toBe("fleet");
     expect(all.body.anomalies.map((a: any) => a.id)).toEqual([strong.id, mild.id]);
     const late = await call("GET", "/api/v1/history/anomalies?start_time=2026-11-25T10:00:00Z");
     expect(late.body.anomalies.map((a: any) => a.id)).toEqual([strong.id]);
@@ -172,7 +179,13 @@ describe("history, feedback and memory", () => {
     await call("POST", "/api/v1/telemetry", { body: nominalPoint() });
     const { status, body } = await call("GET", "/api/v1/memory/stats");
     expect(status).toBe(200);
-    expect(body.recurrence_memory).toMatchObject({ anomalies: 1, sources: 2 });
+    expect(body.scope).toBe("fleet");
+    expect(body.recurrence_memory).toMatchObject({ satellites: 2 });
+    expect(body.registration).toEqual({ mode: "auto", maxSatellites: 1000 });
+    await deliverToFleet();
+    expect((await call("GET", "/api/v1/memory/stats")).body.recurrence_memory).toMatchObject({ anomalies: 1, satellites: 2 });
+    const one = await call("GET", "/api/v1/memory/stats?satellite_id=default");
+    expect(one.body).toMatchObject({ scope: "satellite", recurrence_memory: { satellite_id: "default", anomalies: 0, readings: 2, pending_fleet_items: 0 } });
     expect(body.isolate_cache.history.hits).toBeGreaterThan(0);
     expect(body.isolate_cache.history.entries).toBeGreaterThan(0);
     expect(body.isolate_cache.history.bytes).toBeGreaterThan(0);

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { app } from "../../../functions/app";
 import { breaker } from "../../../lib/reliability/breakers";
 import { CONTROL_TIMEOUT_MS, setChaosClock } from "../../../lib/reliability/chaos";
+import { historyCache } from "../../../lib/mission/mission-client";
 import { adminToken, call, nominalPoint, operatorToken } from "../support/api";
 
 const admin = () => ({ token: adminToken() });
@@ -274,24 +275,34 @@ describe("chaos faults on storage", () => {
 });
 
 describe("only idempotent work is retried", () => {
-  /** A MISSION_STATE whose every call fails and is counted, by method. */
+  /** Durable Object namespaces whose every call fails and is counted, by method. */
   function countingEnv() {
     const calls: string[] = [];
-    const namespace = {
-      idFromName: (name: string) => env.MISSION_STATE.idFromName(name),
+    const failing = (real: { idFromName(name: string): DurableObjectId }) => ({
+      idFromName: (name: string) => real.idFromName(name),
       get: () =>
         new Proxy(
           {},
           {
             get: (_t, prop) => (...args: unknown[]) => {
-              // helper-3's traced stub calls traced(carrier, op, args); plain stubs call the op.
+              // The traced stub calls traced(carrier, op, args); plain stubs call the op.
               calls.push(prop === "traced" ? String(args[1]) : String(prop));
               return Promise.reject(new Error("storage down (test)"));
             },
           },
         ),
+    });
+    return {
+      calls,
+      testEnv: { ...env, MISSION_STATE: failing(env.MISSION_STATE) as unknown as typeof env.MISSION_STATE, SATELLITE_STATE: failing(env.SATELLITE_STATE) as unknown as typeof env.SATELLITE_STATE },
     };
-    return { calls, testEnv: { ...env, MISSION_STATE: namespace as unknown as typeof env.MISSION_STATE } };
+  }
+
+  /** This isolate has seen `sat-1` (and the default satellite) registered, as after earlier traffic. */
+  async function knownSatellites() {
+    expect((await call("POST", "/api/v1/telemetry", { body: nominalPoint({ satellite_id: "sat-1" }) })).status).toBe(200);
+    expect((await call("POST", "/api/v1/telemetry", { body: nominalPoint() })).status).toBe(200);
+    historyCache.clear();
   }
 
   async function request(testEnv: unknown, method: string, path: string, body?: unknown, token?: string) {
@@ -306,10 +317,11 @@ describe("only idempotent work is retried", () => {
   }
 
   it("writes (setPhase, feedback, record) are attempted once; reads (getPhase) up to 3 times", async () => {
+    await knownSatellites();
     const { calls, testEnv } = countingEnv();
     expect(await request(testEnv, "POST", "/api/v1/phase", { phase: "SAFE_MODE" }, adminToken())).toBe(503);
     expect(calls.filter((c) => c === "setPhase")).toHaveLength(1);
-    expect(await request(testEnv, "POST", "/api/v1/anomalies/an_0123456789abcdef0123456789abcdef/feedback", { false_positive: true }, operatorToken())).toBe(503);
+    expect(await request(testEnv, "POST", "/api/v1/anomalies/an_0123456789abcdef0123456789abcdef_sat-1/feedback", { false_positive: true }, operatorToken())).toBe(503);
     expect(calls.filter((c) => c === "feedback")).toHaveLength(1);
     breaker("storage"); // still closed: 2 failures so far
     expect(await request(testEnv, "GET", "/api/v1/phase")).toBe(503);
@@ -320,6 +332,7 @@ describe("only idempotent work is retried", () => {
   });
 
   it("ingest's record is attempted once while its context read is retried", async () => {
+    await knownSatellites();
     const { calls, testEnv } = countingEnv();
     expect(await request(testEnv, "POST", "/api/v1/telemetry", nominalPoint())).toBe(200);
     expect(calls.filter((c) => c === "context")).toHaveLength(3);

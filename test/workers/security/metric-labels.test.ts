@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { app } from "../../../functions/app";
 import { MISSION_PHASES } from "../../../lib/domain/schemas";
-import { MISSION_OPERATIONS } from "../../../lib/objects/mission-state";
+import { IDEMPOTENT_OPERATIONS } from "../../../lib/reliability/retry";
 import { ERROR_TYPES } from "../../../lib/telemetry/labels";
 import { telemetryFlusher } from "../../../functions/telemetry";
 import { metricReader } from "../../../lib/telemetry/meter-provider";
@@ -37,7 +37,7 @@ function allowed(metric: string, label: string): Set<string> | RegExp | undefine
     case "method":
       return new Set(RUNTIME_METHODS);
     case "endpoint":
-      return metric.startsWith("astra_retry_") ? new Set(MISSION_OPERATIONS.map((op) => `mission.${op}`)) : routePatterns();
+      return metric.startsWith("astra_retry_") ? new Set<string>(IDEMPOTENT_OPERATIONS) : routePatterns();
     case "status":
       return metric === "astra_http_requests_total" ? /^[1-5][0-9]{2}$/ : set("success", "failure", "injected", "recovered", "cancelled");
     case "error_type":

@@ -37,3 +37,12 @@ export const operatorToken = () => env.OPERATOR_TOKEN!;
 
 export const nominalPoint = (over: Record<string, unknown> = {}) => ({ voltage: 28, temperature: 20, gyro: 0.1, current: 2, wheel_speed: 3000, ...over });
 export const anomalousPoint = (over: Record<string, unknown> = {}) => ({ voltage: 2, temperature: 140, gyro: 0.1, ...over });
+
+/**
+ * Runs every satellite object's pending alarm now: what they recorded reaches the mission's fleet
+ * index (in production within FLEET_DELIVERY_DELAY_MS), so a test reads fleet-wide views at once.
+ */
+export async function deliverToFleet(): Promise<void> {
+  const { listDurableObjectIds, runDurableObjectAlarm } = await import("cloudflare:test");
+  for (const id of await listDurableObjectIds(env.SATELLITE_STATE)) await runDurableObjectAlarm(env.SATELLITE_STATE.get(id));
+}

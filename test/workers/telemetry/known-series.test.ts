@@ -4,6 +4,7 @@ import { SEVERITY_LEVELS } from "../../../lib/domain/phase-policy";
 import { declareKnownSeries, resetKnownSeries } from "../../../lib/mission/known-series";
 import { metricReader } from "../../../lib/telemetry/meter-provider";
 import { toMetricPoints, type MetricPoint } from "../../../lib/telemetry/export/points";
+import { IDEMPOTENT_OPERATIONS, RETRY_OUTCOMES } from "../../../lib/reliability/retry";
 
 const collect = async (): Promise<MetricPoint[]> => toMetricPoints((await metricReader.collect()).resourceMetrics);
 const named = (points: MetricPoint[], name: string) => points.filter((p) => p.name === name);
@@ -25,7 +26,7 @@ describe("declareKnownSeries", () => {
     expect(named(points, "astra_circuit_breaker_transitions_total").map((p) => `${p.attributes.name}:${p.attributes.from_state}>${p.attributes.to_state}`).sort()).toEqual(
       ["collector", "metrics_aggregator", "storage"].flatMap((n) => [`${n}:CLOSED>OPEN`, `${n}:HALF_OPEN>CLOSED`, `${n}:HALF_OPEN>OPEN`, `${n}:OPEN>HALF_OPEN`]).sort(),
     );
-    expect(named(points, "astra_retry_attempts_total")).toHaveLength(6 * 3);
+    expect(named(points, "astra_retry_attempts_total")).toHaveLength(IDEMPOTENT_OPERATIONS.length * RETRY_OUTCOMES.length);
     expect(named(points, "astra_recovery_actions_total").map((p) => p.attributes.action_type).sort()).toEqual(
       ["close_breaker", "escalate_safe_mode", "fallback_isolate_cache", "open_breaker", "retry_succeeded"],
     );

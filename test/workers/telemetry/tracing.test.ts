@@ -173,23 +173,31 @@ describe("requestTelemetry() spans on the real app", () => {
       expect(c.attributes["astra.cache.hit"]).toBe("false"); // cold caches (setup clears them)
     }
 
+    // Isolate side: the registry (admit), the phase (sync), the satellite's history (context) and
+    // its record; the satellite object's own call to the mission (absorb: the escalation) is under its span.
     const queries = byName(spans, "database_query");
-    expect(queries.map((q) => q.attributes["db.operation.name"]).sort()).toEqual(["context", "record"]);
+    const objectOf = { admit: "MissionState", sync: "MissionState", context: "SatelliteState", record: "SatelliteState", absorb: "MissionState" } as Record<string, string>;
+    expect(queries.map((q) => q.attributes["db.operation.name"]).sort()).toEqual(["absorb", "admit", "context", "record", "sync"]);
     for (const q of queries) {
+      const op = String(q.attributes["db.operation.name"]);
       expect(q.kind).toBe(KIND.CLIENT);
-      // Under anomaly_detection, through the reliability spans (circuit_breaker, retry_attempt) when present.
+      expect(q.attributes).toMatchObject({ "db.system.name": "cloudflare_durable_object", "db.collection.name": objectOf[op], "db.namespace": objectOf[op] === "MissionState" ? "mission" : "satellite:trace-1" });
       const chain = ancestors(spans, q);
       expect(chain.at(-1)).toBe(server.name);
+      if (op === "absorb") {
+        expect(chain[0]).toBe("SatelliteState.record");
+        continue;
+      }
+      // Under anomaly_detection, through the reliability spans (circuit_breaker, retry_attempt) when present.
       expect(chain.slice(0, chain.indexOf("anomaly_detection")).every((n) => n === "circuit_breaker" || n === "retry_attempt")).toBe(true);
-      expect(q.attributes).toMatchObject({ "db.system.name": "cloudflare_durable_object", "db.collection.name": "MissionState" });
       // The object continued the trace: its span is a child of this RPC's span (traceparent went out as an RPC argument).
-      const inObject = one(spans, `MissionState.${q.attributes["db.operation.name"]}`);
+      const inObject = one(spans, `${objectOf[op]}.${op}`);
       expect(inObject.parentSpanId).toBe(q.spanId);
       expect(inObject.kind).toBe(KIND.SERVER);
       expect(inObject.attributes).toMatchObject({ "db.system.name": "sqlite" });
     }
     // Nothing else in the trace, and nothing orphaned.
-    const known = new Set(["anomaly_detection", "model_inference", "cache_operation", "database_query", "circuit_breaker", "retry_attempt", "MissionState.context", "MissionState.record", server.name]);
+    const known = new Set(["anomaly_detection", "model_inference", "cache_operation", "database_query", "circuit_breaker", "retry_attempt", "MissionState.admit", "MissionState.sync", "SatelliteState.context", "SatelliteState.record", server.name]);
     for (const s of spans) {
       expect(known.has(s.name), s.name).toBe(true);
       if (s !== server) expect(spans.some((p) => p.spanId === s.parentSpanId)).toBe(true);
@@ -410,8 +418,9 @@ describe("cost", () => {
       else for (let i = 0; i < n; i++) await make();
       const exports = collector.requests.filter((r) => r.url === `${ENDPOINT}/v1/traces`).length;
       const spans = exportedSpans(collector.requests);
-      // A request whose isolate cache had expired (TTL 2 s) adds one context lookup: retry_attempt, circuit_breaker, database_query, MissionState.context.
-      const lookups = byName(spans, "MissionState.context").length;
+      // A request whose isolate cache had expired (TTL 2 s) adds a lookup (a satellite's context or the
+      // mission sync): retry_attempt, circuit_breaker, database_query, <Object>.<op>.
+      const lookups = byName(spans, "SatelliteState.context").length + byName(spans, "MissionState.sync").length;
       rows.push({ request: `${label} ×${n}, ${exports} exports`, spans: spans.length / n, lookups, withoutLookups: (spans.length - 4 * lookups) / n, bytes: Math.round(traceBytes(collector.requests) / n) });
       for (const r of restores.splice(0)) r();
     };
@@ -424,13 +433,15 @@ describe("cost", () => {
     await measure("POST /api/v1/telemetry (1 point) concurrent", 20, () => send("POST", "/api/v1/telemetry", { body: nominalPoint({ satellite_id: "m-1" }) }), true);
     console.info(`tracing cost per request:\n${rows.map((r) => `  ${r.request}: ${r.spans} spans (${r.lookups} context lookups), ${r.bytes} B OTLP/JSON`).join("\n")}`);
     const [single, ten, hundred, phase, health, concurrent] = rows;
-    // server, anomaly_detection, 2 cache_operation, model_inference, circuit_breaker, database_query, MissionState.record
-    for (const row of [single, ten, hundred, concurrent]) expect(row!.withoutLookups, row!.request).toBe(8);
+    // server, anomaly_detection, 2 cache_operation, model_inference, then per satellite object in the
+    // request: circuit_breaker, database_query, SatelliteState.record (batches here span 4 satellites).
+    for (const row of [single, concurrent]) expect(row!.withoutLookups, row!.request).toBe(8);
+    for (const row of [ten, hundred]) expect(row!.withoutLookups, row!.request).toBe(5 + 3 * 4);
     expect(concurrent!.bytes / concurrent!.spans).toBeLessThan(single!.bytes / single!.spans);
     // server, database_query, MissionState.<op>, plus the reliability spans around the RPC.
     expect(phase!.spans).toBeGreaterThanOrEqual(3);
     expect(health!.spans).toBeGreaterThanOrEqual(3);
-    // Bytes do not grow with the points: ≤ 12 spans of ≤ ~1 KB and ≤ MAX_ANOMALY_EVENTS "anomaly" events.
-    expect(hundred!.bytes).toBeLessThan(16_000);
+    // Bytes do not grow with the points (only with the satellites in the request): ≤ 1 KB a span and ≤ MAX_ANOMALY_EVENTS "anomaly" events.
+    expect(hundred!.bytes).toBeLessThan(ten!.bytes * 1.25);
   });
 });
