@@ -77,7 +77,7 @@ export interface RegistrationPolicy {
 }
 
 /** The RPC methods a caller may run through {@link MissionState.traced} (lib/mission/mission-client.ts). */
-export const MISSION_OPERATIONS = ["ping", "sync", "admit", "register", "fleet", "getPhase", "setPhase", "locate", "history", "latest", "stats"] as const;
+export const MISSION_OPERATIONS = ["ping", "sync", "admit", "register", "fleet", "getPhase", "setPhase", "locate", "history", "latest", "stats", "absorb"] as const;
 export type MissionOperation = (typeof MISSION_OPERATIONS)[number];
 
 export class MissionState extends DurableObject<Env> {

@@ -19,10 +19,10 @@ import { pointId } from "../domain/ids";
 import { decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase } from "../domain/schemas";
 import { log, errorFields } from "../telemetry/logger";
-import type { TracedResult } from "../telemetry/object-spans";
-import { withSpan, type TraceCarrier } from "../telemetry/spans";
+import { adoptSpans, type TracedResult } from "../telemetry/object-spans";
+import { injectTraceContext, withSpan, type TraceCarrier } from "../telemetry/spans";
 import { ANOMALIES_DDL, RECURRENCE_WINDOW_MS, insertAnomaly, labelCounts, queryAnomalies, toAnomalyRecord, trimAnomalies, type AnomalyRecord, type HistoryQuery, type Row } from "./anomaly-rows";
-import type { FleetItem, LabelTotals, LegacySatelliteData, MissionState } from "./mission-state";
+import type { AbsorbAnswer, FleetItem, LabelTotals, LegacySatelliteData, MissionState } from "./mission-state";
 import { MISSION_OBJECT_NAME } from "./names";
 import { runTraced } from "./traced";
 
@@ -283,9 +283,9 @@ export class SatelliteState extends DurableObject<Env> {
    * deletes what it acknowledged. Returns the mission's last answer, or undefined when it could not
    * be reached (the items stay; an alarm tries again). Never throws.
    */
-  async #deliver(now: number): Promise<Awaited<ReturnType<MissionState["absorb"]>> | undefined> {
+  async #deliver(now: number): Promise<AbsorbAnswer | undefined> {
     const satelliteId = this.#meta("satellite_id") ?? "";
-    let answer: Awaited<ReturnType<MissionState["absorb"]>> | undefined;
+    let answer: AbsorbAnswer | undefined;
     try {
       for (;;) {
         const rows = this.#sql.exec<{ seq: number; item: string }>("SELECT seq, item FROM outbox ORDER BY seq LIMIT ?", MAX_ITEMS_PER_DELIVERY).toArray();
@@ -294,7 +294,14 @@ export class SatelliteState extends DurableObject<Env> {
         answer = await withSpan(
           "database_query",
           { [ATTR_DB_SYSTEM_NAME]: "cloudflare_durable_object", [ATTR_DB_NAMESPACE]: MISSION_OBJECT_NAME, [ATTR_DB_COLLECTION_NAME]: "MissionState", [ATTR_DB_OPERATION_NAME]: "absorb", "astra.fleet.items": items.length },
-          () => this.#mission().absorb(satelliteId, items),
+          async () => {
+            // Under the request's trace when there is one (an escalation, a label): the mission's
+            // span and its phase_changed line join it; from the alarm, untraced.
+            const answer: unknown = await this.#mission().traced(injectTraceContext(), "absorb", [satelliteId, items]);
+            const { result, spans } = answer as TracedResult<AbsorbAnswer>;
+            adoptSpans(spans);
+            return result;
+          },
           { kind: SpanKind.CLIENT },
         );
         this.#sql.exec("DELETE FROM outbox WHERE seq <= ?", rows.at(-1)!.seq);

@@ -6,7 +6,7 @@
  * flush started there left the isolate's shared flusher waiting for workerd's 30 s cut-off).
  *
  */
-import { context, INVALID_SPAN_CONTEXT, isSpanContextValid, SpanKind, trace, TraceFlags, type Attributes, type AttributeValue, type HrTime, type SpanStatus } from "@opentelemetry/api";
+import { context, createContextKey, INVALID_SPAN_CONTEXT, isSpanContextValid, SpanKind, trace, TraceFlags, type Attributes, type AttributeValue, type HrTime, type SpanStatus } from "@opentelemetry/api";
 import { hrTimeDuration, TraceState } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import { AlwaysOffSampler, BasicTracerProvider, ParentBasedSampler, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
@@ -75,6 +75,8 @@ class CollectingSpanProcessor implements SpanProcessor {
 }
 
 const objectSpans = new CollectingSpanProcessor();
+/** Where adoptSpans puts spans while an object's traced call runs (see continueTrace). */
+const PASSED_ON = createContextKey("astra.object.passed-on-spans");
 /** The tracer of Durable Object methods: it never starts a trace, it only continues the caller's. */
 const objectTracer = new BasicTracerProvider({
   sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }),
@@ -116,7 +118,9 @@ function toWire(span: ReadableSpan): WireSpan {
  * }
  */
 export async function continueTrace<T>(carrier: TraceCarrier | undefined, name: string, attributes: Record<string, AttributeValue | undefined>, fn: () => T | Promise<T>): Promise<TracedResult<T>> {
-  const parent = extractTraceContext(carrier);
+  // Spans of objects this one calls in turn (adoptSpans inside fn) travel back with this call.
+  const passedOn: WireSpan[] = [];
+  const parent = extractTraceContext(carrier).setValue(PASSED_ON, passedOn);
   // Untraced: the object's tracer never starts a trace, so spans inside stay unrecorded.
   if (!isSpanContextValid(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT))
     return { result: await context.with(withDefaultTracer(parent, objectTracer), fn), spans: [] };
@@ -134,6 +138,7 @@ export async function continueTrace<T>(carrier: TraceCarrier | undefined, name: 
     const spans: WireSpan[] = [];
     safely(() => {
       for (const span of objectSpans.takeTree(spanId)) spans.push(toWire(span));
+      spans.push(...passedOn.slice(0, CollectingSpanProcessor.MAX_SPANS));
     });
     return { result, spans };
   } catch (err) {
@@ -148,6 +153,9 @@ export async function continueTrace<T>(carrier: TraceCarrier | undefined, name: 
  */
 export function adoptSpans(spans: readonly WireSpan[] | undefined): void {
   if (!spans?.length) return;
+  // Inside an object's traced call: hand them on to that call's caller instead.
+  const passedOn = context.active().getValue(PASSED_ON) as WireSpan[] | undefined;
+  if (passedOn) return void passedOn.push(...spans);
   safely(() => {
     const active = trace.getSpan(context.active()) as Partial<ReadableSpan> | undefined;
     const resource = active?.resource ?? fallbackResource();

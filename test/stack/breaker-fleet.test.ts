@@ -29,7 +29,7 @@ beforeAll(async () => {
   bundle = await buildBundle();
   const settings = await wranglerSettings();
   const names = ['edge-a', 'edge-b'];
-  const objects = { MISSION_STATE: 'MissionState', METRICS_AGGREGATOR: 'MetricsAggregator', CHAOS_CONTROL: 'ChaosControl' };
+  const objects = { MISSION_STATE: 'MissionState', SATELLITE_STATE: 'SatelliteState', METRICS_AGGREGATOR: 'MetricsAggregator', CHAOS_CONTROL: 'ChaosControl' };
   mf = new Miniflare(
     convertV4MiniflareOptions({
       handleStructuredLogs: () => undefined,

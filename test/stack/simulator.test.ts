@@ -184,7 +184,7 @@ describe('simulator against wrangler dev', () => {
     const ids = points.map((p) => p.response!.id);
     expect(new Set(ids).size).toBe(POINTS);
     for (const p of points) {
-      expect(p.response!.id).toMatch(p.response!.is_anomaly ? /^an_[0-9a-f]{32}$/ : /^tp_[0-9a-f]{32}$/);
+      expect(p.response!.id).toMatch(p.response!.is_anomaly ? /^an_[0-9a-f]{32}_[A-Za-z0-9._-]+$/ : /^tp_[0-9a-f]{32}_[A-Za-z0-9._-]+$/);
     }
     // Every detection is one the Worker stored: its anomaly history holds exactly these ids.
     const detections = points.filter((p) => p.response!.is_anomaly);

@@ -95,7 +95,7 @@ describe("a request with a known traceparent", () => {
       async () => {
         const t = await jaegerTrace(traceId);
         // The whole request: server, anomaly_detection, model_inference, cache and storage spans.
-        return t && t.spans.some((s) => s.operationName === "MissionState.record") && t.spans.some((s) => s.operationName.startsWith("POST ")) ? t : undefined;
+        return t && t.spans.some((s) => s.operationName === "SatelliteState.record") && t.spans.some((s) => s.operationName.startsWith("POST ")) ? t : undefined;
       },
       { timeoutMillis: 60_000, intervalMillis: 500, description: `trace ${traceId} in Jaeger (worker log:\n${edge.logs().slice(-1500)}\ncollector log:\n${stack.collector.logs().slice(-1500)})` },
     );
@@ -146,7 +146,7 @@ describe("a request with a known traceparent", () => {
       expect(ancestors(q)).toContain("anomaly_detection");
       expect(ancestors(q).at(-1)).toBe(server.operationName);
     }
-    const record = only("MissionState.record");
+    const record = only("SatelliteState.record");
     expect(byId.get(parentOf(record) ?? "")?.operationName).toBe("database_query");
     expect(tag(byId.get(parentOf(record)!)!.tags, "db.operation.name")).toBe("record");
     // Every span hangs off the server span (no orphans in the trace).
@@ -159,13 +159,13 @@ describe("a request with a known traceparent", () => {
     });
     expect(lines.find((l) => l.msg === "request")).toMatchObject({ span_id: server.spanID, route: "/api/v1/telemetry", status: 200, method: "POST" });
     expect(lines.find((l) => l.msg === "anomaly_detected")).toMatchObject({ span_id: detection.spanID, severity: body.severity_level });
-    // One id from the log line to the trace: every line of the request, the MissionState object's
-    // own (phase_changed, under a span of this very trace in Jaeger) included, names the request.
+    // One id from the log line to the trace: every line of the request, the mission object's own
+    // (phase_changed, under its absorb span of this very trace in Jaeger) included, names the request.
     const ours = lines.filter((l) => l.request_id === requestId);
     expect(ours.length).toBe(lines.filter((l) => l.span_id !== undefined && spans.some((s) => s.spanID === l.span_id)).length);
     const inObject = ours.find((l) => l.msg === "phase_changed");
     expect(inObject).toMatchObject({ trace_id: traceId, to_phase: "SAFE_MODE" });
-    expect(spans.find((s) => s.spanID === inObject.span_id)?.operationName).toMatch(/^MissionState\./);
+    expect(spans.find((s) => s.spanID === inObject.span_id)?.operationName).toBe("MissionState.absorb");
     expect(lines.every((l) => l.request_id === requestId)).toBe(true);
 
     // The non-sampled request: logged with its trace id, never exported.

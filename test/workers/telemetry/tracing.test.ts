@@ -184,12 +184,10 @@ describe("requestTelemetry() spans on the real app", () => {
       expect(q.attributes).toMatchObject({ "db.system.name": "cloudflare_durable_object", "db.collection.name": objectOf[op], "db.namespace": objectOf[op] === "MissionState" ? "mission" : "satellite:trace-1" });
       const chain = ancestors(spans, q);
       expect(chain.at(-1)).toBe(server.name);
-      if (op === "absorb") {
-        expect(chain[0]).toBe("SatelliteState.record");
-        continue;
-      }
-      // Under anomaly_detection, through the reliability spans (circuit_breaker, retry_attempt) when present.
-      expect(chain.slice(0, chain.indexOf("anomaly_detection")).every((n) => n === "circuit_breaker" || n === "retry_attempt")).toBe(true);
+      // Under anomaly_detection, through the reliability spans (circuit_breaker, retry_attempt) when
+      // present; the satellite's own call to the mission under its SatelliteState.record span.
+      if (op === "absorb") expect(chain[0]).toBe("SatelliteState.record");
+      else expect(chain.slice(0, chain.indexOf("anomaly_detection")).every((n) => n === "circuit_breaker" || n === "retry_attempt")).toBe(true);
       // The object continued the trace: its span is a child of this RPC's span (traceparent went out as an RPC argument).
       const inObject = one(spans, `${objectOf[op]}.${op}`);
       expect(inObject.parentSpanId).toBe(q.spanId);
@@ -197,7 +195,7 @@ describe("requestTelemetry() spans on the real app", () => {
       expect(inObject.attributes).toMatchObject({ "db.system.name": "sqlite" });
     }
     // Nothing else in the trace, and nothing orphaned.
-    const known = new Set(["anomaly_detection", "model_inference", "cache_operation", "database_query", "circuit_breaker", "retry_attempt", "MissionState.admit", "MissionState.sync", "SatelliteState.context", "SatelliteState.record", server.name]);
+    const known = new Set(["anomaly_detection", "model_inference", "cache_operation", "database_query", "circuit_breaker", "retry_attempt", "MissionState.admit", "MissionState.sync", "MissionState.absorb", "SatelliteState.context", "SatelliteState.record", server.name]);
     for (const s of spans) {
       expect(known.has(s.name), s.name).toBe(true);
       if (s !== server) expect(spans.some((p) => p.spanId === s.parentSpanId)).toBe(true);
