@@ -17,7 +17,7 @@ import { log } from "../telemetry/logger";
 import type { TracedResult } from "../telemetry/object-spans";
 import type { TraceCarrier } from "../telemetry/spans";
 import { ANOMALIES_DDL, RECURRENCE_WINDOW_MS, insertAnomaly, labelCounts, queryAnomalies, toAnomalyRecord, trimAnomalies, type AnomalyRecord, type HistoryQuery, type Row } from "./anomaly-rows";
-import { runTraced } from "./traced";
+import { callsServed, runTraced } from "./traced";
 
 /** Anomalies kept in the fleet index; the oldest go first. */
 export const MAX_ANOMALIES = 100_000;
@@ -310,7 +310,7 @@ export class MissionState extends DurableObject<Env> {
   }
 
   /** Fleet sizes for /api/v1/memory/stats. */
-  stats(now = Date.now()): { satellites: number; anomalies: number; recent_anomalies: number; legacy_readings: number } & LabelTotals {
+  stats(now = Date.now()): { satellites: number; anomalies: number; recent_anomalies: number; legacy_readings: number; calls_since_start: Record<string, number> } & LabelTotals {
     const count = (sql: string, ...args: SqlStorageValue[]) => this.#sql.exec<{ n: number }>(sql, ...args).one().n;
     return {
       satellites: this.#fleetSize(),
@@ -318,6 +318,7 @@ export class MissionState extends DurableObject<Env> {
       recent_anomalies: count("SELECT COUNT(*) AS n FROM anomalies WHERE received_at > ?", now - RECURRENCE_WINDOW_MS),
       legacy_readings: count("SELECT COUNT(*) AS n FROM readings"),
       ...labelCounts(this.#sql),
+      calls_since_start: callsServed(this),
     };
   }
 }

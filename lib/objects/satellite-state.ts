@@ -24,7 +24,7 @@ import { injectTraceContext, withSpan, type TraceCarrier } from "../telemetry/sp
 import { ANOMALIES_DDL, RECURRENCE_WINDOW_MS, insertAnomaly, labelCounts, queryAnomalies, toAnomalyRecord, trimAnomalies, type AnomalyRecord, type HistoryQuery, type Row } from "./anomaly-rows";
 import type { AbsorbAnswer, FleetItem, LabelTotals, LegacySatelliteData, MissionState } from "./mission-state";
 import { MISSION_OBJECT_NAME } from "./names";
-import { runTraced } from "./traced";
+import { callsServed, runTraced } from "./traced";
 
 /** Readings kept for rate-of-change, stuck and drift checks. */
 export const HISTORY_LENGTH = 8;
@@ -76,6 +76,8 @@ export interface SatelliteStats {
   accuracy?: number;
   /** Items recorded here and not yet in the mission's fleet index. */
   pending_fleet_items: number;
+  /** Calls this object served since it started, by operation (its share of the load). */
+  calls_since_start: Record<string, number>;
 }
 
 /** The RPC methods a caller may run through {@link SatelliteState.traced} (lib/mission/mission-client.ts). */
@@ -191,6 +193,7 @@ export class SatelliteState extends DurableObject<Env> {
       readings: count("SELECT COUNT(*) AS n FROM readings"),
       ...labelCounts(this.#sql),
       pending_fleet_items: count("SELECT COUNT(*) AS n FROM outbox"),
+      calls_since_start: callsServed(this),
     };
   }
 
