@@ -54,6 +54,8 @@ const hex = (n: number) => fc.string({ unit: fc.constantFrom(..."0123456789abcde
 /** A value for a path parameter: well-formed ids, near misses, and junk. */
 const paramValue = fc.oneof(
   hex(32).map((h) => `an_${h}`),
+  // Ids naming a satellite: a registered one (sat-1), unknown ones, hostile ones.
+  fc.tuple(hex(32), fc.oneof(fc.constant("sat-1"), fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/), fc.string({ maxLength: 70 }))).map(([h, sat]) => `an_${h}_${sat}`),
   hex(32).map((h) => `ch_${h}`),
   hex(31).map((h) => `an_${h}`),
   fc.string({ minLength: 1, maxLength: 80 }),
@@ -63,7 +65,7 @@ const paramValue = fc.oneof(
 
 const randomQuery = fc.oneof(
   { weight: 3, arbitrary: fc.constant("") },
-  { weight: 2, arbitrary: fc.dictionary(fc.constantFrom("limit", "severity_min", "start_time", "end_time", "x"), fc.oneof(fc.string({ maxLength: 40 }), fc.integer().map(String), fc.double().map(String), fc.date({ noInvalidDate: true }).map((d) => d.toISOString())), { maxKeys: 4 }).map((q) => `?${new URLSearchParams(q)}`) },
+  { weight: 2, arbitrary: fc.dictionary(fc.constantFrom("limit", "severity_min", "start_time", "end_time", "satellite_id", "after", "x"), fc.oneof(fc.string({ maxLength: 40 }), fc.integer().map(String), fc.double().map(String), fc.date({ noInvalidDate: true }).map((d) => d.toISOString())), { maxKeys: 4 }).map((q) => `?${new URLSearchParams(q)}`) },
   { weight: 1, arbitrary: fc.string({ minLength: 1, maxLength: 3000 }).map((s) => `?${encodeURIComponent(s)}=${encodeURIComponent(s)}`) },
 );
 

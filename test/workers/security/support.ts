@@ -1,5 +1,5 @@
 /** Helpers of the security tests: the app under other bindings, console capture, state snapshots. */
-import { createExecutionContext, env } from "cloudflare:test";
+import { createExecutionContext, env, listDurableObjectIds } from "cloudflare:test";
 import { vi } from "vitest";
 import { app } from "../../../functions/app";
 import { call, type CallOptions, type CallResult } from "../support/api";
@@ -47,6 +47,8 @@ function safeJson(v: unknown): string {
 
 /** What a rejected request must not change: stored anomalies, labels, readings, latest, phase. */
 export async function stateSnapshot() {
-  const [memory, phase] = await Promise.all([call("GET", "/api/v1/memory/stats"), call("GET", "/api/v1/phase")]);
-  return { stored: memory.body.recurrence_memory, phase: phase.body.phase, transitions: phase.body.transitions.length };
+  const [memory, phase, objects] = await Promise.all([call("GET", "/api/v1/memory/stats"), call("GET", "/api/v1/phase"), listDurableObjectIds(env.SATELLITE_STATE)]);
+  // Calls served change with every read; what is stored, registered and created must not.
+  const { calls_since_start: _calls, ...stored } = memory.body.recurrence_memory;
+  return { stored, phase: phase.body.phase, transitions: phase.body.transitions.length, satelliteObjects: objects.length };
 }
