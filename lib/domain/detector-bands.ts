@@ -1,0 +1,136 @@
+/**
+ * The physical limits the detector judges against, for a 28 V bus LEO smallsat (the simulator's
+ * spacecraft, scripts/sim/model.mjs). Every number is a property of the spacecraft's design, not of
+ * a seed; they were set from that physics and checked on the training seeds only (see README).
+ */
+import type { AnomalyType, Field } from "./detector-types";
+
+/** Nominal band, and the distance outside it at which a reading counts as fully anomalous. */
+export interface Band {
+  low: number;
+  high: number;
+  /** Distance beyond the band where the score reaches 1. */
+  span: number;
+  /** Largest plausible change between two readings, units per second (judged over ≥ 1 s). */
+  maxRatePerSecond: number;
+}
+
+/**
+ * - voltage: the battery's end-of-charge clamp is ≤ 29.2 V and its deepest eclipse discharge with
+ *   the heater on ~26.2 V: the band is 25..29.8 V (0.6 V above the clamp is a regulator or sensor
+ *   fault). A fall faster than 0.05 V/s (1 V
+ *   between 20 s samples) is a collapse, not a discharge (≤ 0.012 V/s at eclipse entry).
+ * - temperature: -10..50 °C operating range; 0.5 °C/s between samples is beyond any heat balance.
+ * - gyro: |rate| ≤ 1.5 deg/s (slews peak at 1 deg/s); the attitude control's acceleration limit is
+ *   0.025 deg/s² (a slew ramps up in two 20 s steps), so a faster change is a glitch or a spike.
+ * - current: 0..4.5 A (base + payload + heater ≤ 4.6 A at the top of the load budget); load
+ *   switching changes it by ≤ 2 A at once.
+ * - wheel_speed: 0..5500 rpm (dumps start at 4500); slews exchange ≤ 175 rpm per 20 s sample.
+ */
+export const BANDS: Record<Field, Band> = {
+  voltage: { low: 25, high: 29.8, span: 8, maxRatePerSecond: 0.05 },
+  temperature: { low: -10, high: 50, span: 40, maxRatePerSecond: 0.5 },
+  gyro: { low: -1.5, high: 1.5, span: 8, maxRatePerSecond: 0.028 },
+  current: { low: 0, high: 4.5, span: 6, maxRatePerSecond: 2 },
+  wheel_speed: { low: 0, high: 5500, span: 3000, maxRatePerSecond: 400 },
+};
+
+/**
+ * A per-field tracker of the value the physics allows (detector-trend.ts): it follows the readings
+ * smoothed over `smoothSeconds`, but never faster than `riseMax`/`fallMax` (units per second, as a
+ * function of the tracked value), so a change faster than the spacecraft can produce leaves it
+ * behind by more than `threshold` and is flagged. `step` (optional): a jump of at least this much
+ * between two readings is a load switch, and the tracker starts again from the new value.
+ */
+export interface TrackerSpec {
+  smoothSeconds: number;
+  riseMax: (tracked: number) => number;
+  fallMax: (tracked: number) => number;
+  threshold: number;
+  /** Distance beyond the threshold where the score reaches 1. */
+  span: number;
+  step?: number;
+  /** Share of the rate limits by which the allowed envelope widens while the tracker is frozen. */
+  widen: number;
+  /** A tracker frozen longer than this (longer than the faults it looks for) starts again. */
+  maxFreezeSeconds: number;
+  /** The type of a reading above / below what the tracker allows; undefined: that side is not judged. */
+  above: AnomalyType | undefined;
+  below: AnomalyType | undefined;
+  /**
+   * Track `value - factor * other` instead of the value: the wheel absorbs the body's momentum in a
+   * slew (350 rpm per deg/s of body rate), so a slew is not a wheel anomaly.
+   */
+  compensate?: { field: Field; factor: number };
+  /** What the rate limits stand for, for the finding's reason. */
+  physics: string;
+}
+
+/** Heat balance: the warmest equilibrium (sunlit, payload and heater on) and the coldest (eclipse). */
+const WARMEST_C = 45;
+const COLDEST_C = -8;
+/** The shortest thermal time constant of the bus (15 min). */
+const THERMAL_TAU_S = 900;
+const COOLING_TAU_S = 600;
+/** End-of-charge clamp (upper bound) and the fastest charge time constant (6 min). */
+const END_OF_CHARGE_V = 29.3;
+const CHARGE_TAU_S = 360;
+
+export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
+  voltage: {
+    smoothSeconds: 20,
+    riseMax: (v) => Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S),
+    fallMax: () => 0.012,
+    threshold: 1.2,
+    span: 4,
+    widen: 0.5,
+    maxFreezeSeconds: 15 * 60,
+    // Above the tracker the band's 29.8 V judges: a battery charging back is never a fault here.
+    above: undefined,
+    below: "POWER_UNDERVOLTAGE",
+    physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.012 V/s",
+  },
+  temperature: {
+    smoothSeconds: 30,
+    riseMax: (t) => Math.max(0.001, (WARMEST_C - t) / THERMAL_TAU_S),
+    // Cooling is judged more loosely (radiators shed heat faster than heaters add it; no fault
+    // we look for cools the bus): 10 min time constant plus 0.005 °C/s.
+    fallMax: (t) => 0.005 + Math.max(0, (t - COLDEST_C) / COOLING_TAU_S),
+    threshold: 3,
+    span: 20,
+    widen: 0.3,
+    maxFreezeSeconds: 60 * 60,
+    above: "THERMAL_HIGH",
+    below: "THERMAL_LOW",
+    physics: "the heat balance moves it at most towards 45 °C or -8 °C with a 15 min time constant",
+  },
+  current: {
+    smoothSeconds: 400,
+    riseMax: () => 0.0001,
+    fallMax: () => 0.0001,
+    threshold: 0.15,
+    span: 2,
+    widen: 1,
+    maxFreezeSeconds: 45 * 60,
+    step: 0.3,
+    above: "DRIFT",
+    below: "DRIFT",
+    physics: "loads switch in steps of at least 0.3 A and draw a flat current in between",
+  },
+  wheel_speed: {
+    smoothSeconds: 20,
+    riseMax: () => 3.5,
+    fallMax: () => 3.5,
+    threshold: 250,
+    span: 2000,
+    widen: 1,
+    maxFreezeSeconds: 45 * 60,
+    above: "DRIFT",
+    below: "DRIFT",
+    physics: "momentum build-up and dumps change it at most 3.5 rpm/s once the slew momentum is removed",
+    compensate: { field: "gyro", factor: 350 },
+  },
+};
+
+/** A gap longer than this between two readings restarts the trackers (the state moved unobserved). */
+export const MAX_GAP_SECONDS = 30 * 60;

@@ -1,0 +1,70 @@
+/**
+ * The slow-change check: per field, a tracker of the value the spacecraft's physics allows. It
+ * follows the readings (smoothed) but never faster than the field's physical rate limits
+ * (detector-bands.ts TRACKERS), so a drift, a runaway or a collapse faster than those limits
+ * leaves it behind and the gap is flagged. While its field is flagged the tracker stands still
+ * (a fault never becomes the baseline); when the readings come back within the threshold the
+ * field is nominal again at once, so a recovered fault stops being flagged.
+ */
+import type { TrackerSpec } from "./detector-bands";
+import type { FieldState } from "./detector-state";
+import { clamp01, round, type Field, type Finding } from "./detector-types";
+
+/** The tracker's verdict on one value: a finding (or none) and the field memory to keep. */
+export interface TrackResult {
+  finding: Finding | undefined;
+  memory: FieldState;
+}
+
+/**
+ * Judges `value` against the tracker in `memory` and advances it by `seconds` since the previous
+ * reading. `previous` is the field's previous reading (for load-switch steps); `restart` drops the
+ * tracker (first reading, long gap, a sensor just released).
+ * @example track("current", spec, 2.4, 20, 1000, { track: 2.0 }, 2.01, false).finding?.type // "DRIFT"
+ */
+export function track(
+  field: Field,
+  spec: TrackerSpec,
+  value: number,
+  seconds: number,
+  time: number,
+  memory: FieldState,
+  previous: number | undefined,
+  restart: boolean,
+): TrackResult {
+  const tracked = memory.track;
+  const stepped = spec.step !== undefined && previous !== undefined && Math.abs(value - previous) >= spec.step;
+  if (tracked === undefined || restart || stepped) return { finding: undefined, memory: { ...memory, track: value, frozenSince: undefined, side: undefined } };
+  // While frozen, the physics could have moved the true value by up to its rate limits (times
+  // `widen`) since the tracker was last trusted: a reading back inside that envelope is nominal
+  // again (recovery), so a nominal change during a fault never traps the tracker.
+  const frozenSeconds = memory.frozenSince === undefined ? 0 : (time - memory.frozenSince) / 1000;
+  const high = tracked + spec.riseMax(tracked) * frozenSeconds * spec.widen;
+  const low = tracked - spec.fallMax(tracked) * frozenSeconds * spec.widen;
+  const gap = value > high ? value - high : value < low ? value - low : 0;
+  const type = gap > 0 ? spec.above : spec.below;
+  const side = gap > 0 ? 1 : -1;
+  // A fault pushes one way: a reading past the other side of the envelope means it is over.
+  const crossed = memory.side !== undefined && memory.side !== side;
+  if (Math.abs(gap) > spec.threshold && type !== undefined && !crossed) {
+    const frozenSince = memory.frozenSince ?? time;
+    // A level held longer than any fault lasts is a new operating point: start again from it.
+    if ((time - frozenSince) / 1000 > spec.maxFreezeSeconds) return { finding: undefined, memory: { ...memory, track: value, frozenSince: undefined, side: undefined } };
+    const above = gap > 0;
+    const edge = above ? high : low;
+    return {
+      finding: {
+        field,
+        check: "drift",
+        score: clamp01(0.5 + (0.5 * (Math.abs(gap) - spec.threshold)) / spec.span),
+        type,
+        reason: `${field} ${value} is ${round(Math.abs(gap), 3)} ${above ? "above" : "below"} the ${round(edge, 3)} the physics allows (${spec.physics}; threshold ${spec.threshold})`,
+      },
+      memory: { ...memory, frozenSince, side },
+    };
+  }
+  if (frozenSeconds > 0 || Math.abs(gap) > spec.threshold) return { finding: undefined, memory: { ...memory, track: value, frozenSince: undefined, side: undefined } };
+  const alpha = 1 - Math.exp(-seconds / spec.smoothSeconds);
+  const move = Math.min(spec.riseMax(tracked) * seconds, Math.max(-spec.fallMax(tracked) * seconds, alpha * gap));
+  return { finding: undefined, memory: { ...memory, track: tracked + move, frozenSince: undefined, side: undefined } };
+}
