@@ -1,5 +1,5 @@
 /**
- * Telemetry ingest: detect each point against its source's recent history, let the MissionState
+ * Telemetry ingest: detect each point against its source's detector state, let the MissionState
  * object apply the phase policy and store it, and shape the API's anomaly response.
  */
 import { detect, detectorOf, type Detection, type Reading } from "../domain/detector";
@@ -9,8 +9,8 @@ import type { Span } from "@opentelemetry/api";
 import { instruments } from "../telemetry/instruments";
 import { log } from "../telemetry/logger";
 import { withSpan } from "../telemetry/spans";
-import { HISTORY_LENGTH, type RecordedResult, type RecordOutcome } from "../objects/mission-state";
-import { callMission, detectionContext, rememberPhase, rememberReadings } from "./mission-client";
+import type { RecordedResult, RecordOutcome } from "../objects/mission-state";
+import { callMission, detectionContext, rememberPhase, rememberState } from "./mission-client";
 
 export const DEFAULT_SATELLITE_ID = "default";
 /** The phase assumed when the object cannot be reached and no isolate has seen it yet. */
@@ -74,14 +74,13 @@ async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[],
     const list = points.map((point, i) => {
       const satelliteId = satelliteIds[i]!;
       const reading = toReading(point, now);
-      const history = context.histories.get(satelliteId) ?? [];
       const started = performance.now();
-      const detection = detect(reading, history);
+      const { detection, state } = detect(reading, context.states.get(satelliteId));
       // Workers advance clocks only on I/O in production, so this is ~0 there; see README (tracing).
       instruments.detectionLatency.record((performance.now() - started) / 1000);
-      // The same window as the object keeps, so a batch judges each point as sequential requests would.
-      context.histories.set(satelliteId, [...history, reading].slice(-HISTORY_LENGTH));
-      return { satelliteId, reading, detection };
+      // The next point of the same source in this batch sees this one, as sequential requests would.
+      context.states.set(satelliteId, state);
+      return { satelliteId, reading, detection, state };
     });
     describeInference(span, list);
     return list;
@@ -94,7 +93,7 @@ async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[],
     instruments.recoveryActions.add(1, { action_type: "fallback_isolate_cache", status: "success" });
   }
   const phase = outcome?.results.at(-1)?.phase ?? context.phase ?? FALLBACK_PHASE;
-  for (const [satelliteId, history] of context.histories) rememberReadings(satelliteId, history);
+  for (const [satelliteId, state] of context.states) if (state) rememberState(satelliteId, state);
   if (outcome) rememberPhase(outcome.escalatedToSafeMode ? "SAFE_MODE" : phase);
   if (outcome?.escalatedToSafeMode) {
     instruments.recoveryActions.add(1, { action_type: "escalate_safe_mode", status: "success" });

@@ -1,8 +1,8 @@
 /**
  * The isolate's way to the MissionState object: one stub per isolate, and the memory-engine caches
- * in front of the reads that every request makes (phase, each source's recent readings).
+ * in front of the reads that every request makes (phase, each source's detector state).
  */
-import type { Reading } from "../domain/detector";
+import type { DetectorState } from "../domain/detector";
 import type { MissionPhase } from "../domain/schemas";
 import { ApiError } from "../http/errors";
 import { reportDependency } from "../reliability/dependency-health";
@@ -10,7 +10,7 @@ import { IsolateCache } from "./isolate-cache";
 import { guardDependency, type GuardOptions } from "../reliability/guard";
 import { SpanKind } from "@opentelemetry/api";
 import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
-import { HISTORY_LENGTH, MISSION_OPERATIONS, type MissionState } from "../objects/mission-state";
+import { MISSION_OPERATIONS, type MissionState } from "../objects/mission-state";
 import { adoptSpans, type TracedResult } from "../telemetry/object-spans";
 import { injectTraceContext, withSpan } from "../telemetry/spans";
 
@@ -18,7 +18,8 @@ import { injectTraceContext, withSpan } from "../telemetry/spans";
 const MISSION_OBJECT_NAME = "mission";
 
 export const phaseCache = new IsolateCache<MissionPhase>("phase", { ttlMillis: 2000, maxEntries: 1 });
-export const historyCache = new IsolateCache<Reading[]>("history", { ttlMillis: 2000, maxEntries: 5000 });
+/** Each source's detector state (named "history" in stats and spans, as before the state replaced it). */
+export const historyCache = new IsolateCache<DetectorState>("history", { ttlMillis: 2000, maxEntries: 5000 });
 
 export function missionState(env: Env): DurableObjectStub<MissionState> {
   return env.MISSION_STATE.get(env.MISSION_STATE.idFromName(MISSION_OBJECT_NAME));
@@ -44,20 +45,21 @@ export async function callMission<T>(env: Env, call: (stub: DurableObjectStub<Mi
 
 export interface DetectionContext {
   phase: MissionPhase | undefined;
-  histories: Map<string, Reading[]>;
+  /** Each source's detector state; absent for a source seen for the first time. */
+  states: Map<string, DetectorState | undefined>;
   /** False when the object could not be reached and the context is what the cache had. */
   fresh: boolean;
 }
 
-/** Phase and histories for these sources: from the cache where live, else one call to the object. */
+/** Phase and detector states for these sources: from the cache where live, else one call to the object. */
 export async function detectionContext(env: Env, satelliteIds: readonly string[]): Promise<DetectionContext> {
-  const histories = new Map<string, Reading[]>();
+  const states = new Map<string, DetectorState | undefined>();
   const missing: string[] = [];
   const ids = new Set(satelliteIds);
   withSpan("cache_operation", { "astra.cache.store_type": "history", "astra.cache.operation": "get", "astra.cache.keys": ids.size }, (span) => {
     for (const id of ids) {
       const cached = historyCache.get(id);
-      if (cached) histories.set(id, cached);
+      if (cached) states.set(id, cached);
       else missing.push(id);
     }
     span.setAttributes({ "astra.cache.hits": ids.size - missing.length, "astra.cache.hit": missing.length === 0 });
@@ -67,25 +69,25 @@ export async function detectionContext(env: Env, satelliteIds: readonly string[]
     span.setAttributes({ "astra.cache.hits": cached ? 1 : 0, "astra.cache.hit": cached !== undefined });
     return cached;
   });
-  if (missing.length === 0 && phase) return { phase, histories, fresh: true };
+  if (missing.length === 0 && phase) return { phase, states, fresh: true };
   try {
     const ctx = await callMission(env, (s) => s.context(missing), { retry: "mission.context" });
     phaseCache.set("phase", ctx.phase);
     for (const id of missing) {
-      const history = Object.hasOwn(ctx.histories, id) ? ctx.histories[id]! : [];
-      historyCache.set(id, history);
-      histories.set(id, history);
+      const state = Object.hasOwn(ctx.states, id) ? ctx.states[id] : undefined;
+      if (state) historyCache.set(id, state);
+      states.set(id, state);
     }
-    return { phase: ctx.phase, histories, fresh: true };
+    return { phase: ctx.phase, states, fresh: true };
   } catch {
-    for (const id of missing) histories.set(id, []);
-    return { phase, histories, fresh: false };
+    for (const id of missing) states.set(id, undefined);
+    return { phase, states, fresh: false };
   }
 }
 
-/** After a request is recorded, this isolate's cache already knows the new readings. */
-export function rememberReadings(satelliteId: string, history: readonly Reading[]): void {
-  historyCache.set(satelliteId, history.slice(-HISTORY_LENGTH));
+/** After a request is recorded, this isolate's cache already knows the source's new state. */
+export function rememberState(satelliteId: string, state: DetectorState): void {
+  historyCache.set(satelliteId, state);
 }
 
 export function rememberPhase(phase: MissionPhase): void {

@@ -1,10 +1,10 @@
 /**
- * MissionState: the state every isolate must agree on — mission phase, each source's recent
- * readings, anomaly history and operator labels — in one Durable Object with SQLite storage.
+ * MissionState: the state every isolate must agree on — mission phase, each source's detector
+ * state, anomaly history and operator labels — in one Durable Object with SQLite storage.
  * Each RPC runs atomically (the object's input gate), so a batch is recorded whole or not at all.
  */
 import { DurableObject } from "cloudflare:workers";
-import { detectorOf, type Detection, type Reading } from "../domain/detector";
+import { detectorOf, usableState, type Detection, type DetectorState, type Reading } from "../domain/detector";
 import { checkTransition, decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase } from "../domain/schemas";
 import { ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
@@ -12,8 +12,6 @@ import { log } from "../telemetry/logger";
 import { continueTrace, type TracedResult } from "../telemetry/object-spans";
 import type { TraceCarrier } from "../telemetry/spans";
 
-/** Readings kept per source for rate-of-change, stuck and drift checks. */
-export const HISTORY_LENGTH = 8;
 /** Earlier anomalies of the same type and source within this window raise recurrence_count. */
 export const RECURRENCE_WINDOW_MS = 60 * 60 * 1000;
 /** Anomalies kept; the oldest go first. */
@@ -26,6 +24,8 @@ export interface RecordEntry {
   satelliteId: string;
   reading: Reading;
   detection: Detection;
+  /** The source's detector state after this reading (the last entry of a source is kept). */
+  state: DetectorState;
 }
 
 export interface RecordedResult {
@@ -100,9 +100,8 @@ export class MissionState extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS phase_transitions (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, from_phase TEXT NOT NULL, to_phase TEXT NOT NULL,
         reason TEXT NOT NULL, forced INTEGER NOT NULL, at INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS readings (
-        satellite_id TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL, reading TEXT NOT NULL,
-        PRIMARY KEY (satellite_id, seq));
+      DROP TABLE IF EXISTS readings;
+      CREATE TABLE IF NOT EXISTS detector_states (satellite_id TEXT PRIMARY KEY, state TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS latest (
         satellite_id TEXT PRIMARY KEY, received_at INTEGER NOT NULL, point TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS anomalies (
@@ -148,21 +147,22 @@ export class MissionState extends DurableObject<Env> {
     return { ok: true, phase: this.#phase() };
   }
 
-  /** Phase and the recent readings of each source, oldest first, for detection. */
-  context(satelliteIds: string[]): { phase: MissionPhase; histories: Record<string, Reading[]> } {
-    const histories: Record<string, Reading[]> = {};
-    // Own properties even for ids such as "__proto__" (an assignment would set the prototype and
-    // make the answer unserializable over RPC): a source id is a key like any other.
-    for (const id of new Set(satelliteIds)) Object.defineProperty(histories, id, { value: this.#history(id), enumerable: true, writable: true, configurable: true });
-    return { phase: this.#phase(), histories };
+  /** Phase and the detector state of each source that has one, for detection. */
+  context(satelliteIds: string[]): { phase: MissionPhase; states: Record<string, DetectorState> } {
+    const states: Record<string, DetectorState> = {};
+    for (const id of new Set(satelliteIds)) {
+      const state = this.#state(id);
+      // Own properties even for ids such as "__proto__" (an assignment would set the prototype and
+      // make the answer unserializable over RPC): a source id is a key like any other.
+      if (state) Object.defineProperty(states, id, { value: state, enumerable: true, writable: true, configurable: true });
+    }
+    return { phase: this.#phase(), states };
   }
 
-  #history(satelliteId: string): Reading[] {
-    return this.#sql
-      .exec<{ reading: string }>("SELECT reading FROM readings WHERE satellite_id = ? ORDER BY seq DESC LIMIT ?", satelliteId, HISTORY_LENGTH)
-      .toArray()
-      .reverse()
-      .map((r) => JSON.parse(r.reading) as Reading);
+  #state(satelliteId: string): DetectorState | undefined {
+    const row = this.#sql.exec<{ state: string }>("SELECT state FROM detector_states WHERE satellite_id = ?", satelliteId).toArray()[0];
+    // A state an older detector wrote is replaced by a fresh one (usableState).
+    return row ? usableState(JSON.parse(row.state)) : undefined;
   }
 
   /**
@@ -173,11 +173,14 @@ export class MissionState extends DurableObject<Env> {
     let phase = this.#phase();
     const results: RecordedResult[] = [];
     let escalatedToSafeMode: RecordOutcome["escalatedToSafeMode"];
-    for (const { satelliteId, reading, detection } of entries) {
+    for (const { satelliteId, reading, detection, state } of entries) {
       const recurrenceCount = detection.isAnomaly ? this.#recurrences(satelliteId, detection.type, reading.time) : 0;
       const decision = decide(detection, phase, recurrenceCount);
       const id = `${detection.isAnomaly ? "an" : "tp"}_${crypto.randomUUID().replaceAll("-", "")}`;
-      this.#appendReading(satelliteId, reading);
+      this.#sql.exec(
+        "INSERT INTO detector_states (satellite_id, state) VALUES (?, ?) ON CONFLICT(satellite_id) DO UPDATE SET state = excluded.state",
+        satelliteId, JSON.stringify(state),
+      );
       if (detection.isAnomaly) {
         this.#sql.exec(
           `INSERT INTO anomalies (id, satellite_id, time, received_at, anomaly_type, anomaly_score, severity_score,
@@ -214,13 +217,6 @@ export class MissionState extends DurableObject<Env> {
       )
       .one();
     return row.n;
-  }
-
-  #appendReading(satelliteId: string, reading: Reading): void {
-    const last = this.#sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM readings WHERE satellite_id = ?", satelliteId).one();
-    const seq = (last.seq ?? 0) + 1;
-    this.#sql.exec("INSERT INTO readings (satellite_id, seq, time, reading) VALUES (?, ?, ?, ?)", satelliteId, seq, reading.time, JSON.stringify(reading));
-    this.#sql.exec("DELETE FROM readings WHERE satellite_id = ? AND seq <= ?", satelliteId, seq - HISTORY_LENGTH);
   }
 
   #trimAnomalies(): void {
@@ -296,13 +292,13 @@ export class MissionState extends DurableObject<Env> {
   }
 
   /** Sizes for /api/v1/memory/stats: what the recurrence memory holds. */
-  stats(now = Date.now()): { anomalies: number; recent_anomalies: number; sources: number; readings: number; labelled: number; false_positives: number; accuracy?: number } {
+  stats(now = Date.now()): { anomalies: number; recent_anomalies: number; sources: number; detector_states: number; labelled: number; false_positives: number; accuracy?: number } {
     const count = (sql: string, ...args: SqlStorageValue[]) => this.#sql.exec<{ n: number }>(sql, ...args).one().n;
     return {
       anomalies: count("SELECT COUNT(*) AS n FROM anomalies"),
       recent_anomalies: count("SELECT COUNT(*) AS n FROM anomalies WHERE received_at > ?", now - RECURRENCE_WINDOW_MS),
       sources: count("SELECT COUNT(*) AS n FROM latest WHERE satellite_id != ?", ANY_SOURCE),
-      readings: count("SELECT COUNT(*) AS n FROM readings"),
+      detector_states: count("SELECT COUNT(*) AS n FROM detector_states"),
       ...this.#labelCounts(),
     };
   }
