@@ -25,14 +25,15 @@ export interface Band {
  *   0.025 deg/s² (a slew ramps up in two 20 s steps), so a faster change is a glitch or a spike.
  * - current: 0..4.5 A (base + payload + heater ≤ 4.6 A at the top of the load budget); load
  *   switching changes it by ≤ 2 A at once.
- * - wheel_speed: 0..5500 rpm (dumps start at 4500); slews exchange ≤ 175 rpm per 20 s sample.
+ * - wheel_speed: 0..5500 rpm (dumps start at 4500); slews exchange ≤ 175 rpm per 20 s sample
+ *   (≤ 9 rpm/s), so 15 rpm/s is beyond the wheel's torque.
  */
 export const BANDS: Record<Field, Band> = {
   voltage: { low: 25, high: 29.8, span: 8, maxRatePerSecond: 0.05 },
   temperature: { low: -10, high: 50, span: 40, maxRatePerSecond: 0.5 },
   gyro: { low: -1.5, high: 1.5, span: 8, maxRatePerSecond: 0.028 },
   current: { low: 0, high: 4.5, span: 6, maxRatePerSecond: 2 },
-  wheel_speed: { low: 0, high: 5500, span: 3000, maxRatePerSecond: 400 },
+  wheel_speed: { low: 0, high: 5500, span: 3000, maxRatePerSecond: 15 },
 };
 
 /**
@@ -50,6 +51,12 @@ export interface TrackerSpec {
   /** Distance beyond the threshold where the score reaches 1. */
   span: number;
   step?: number;
+  /**
+   * Learn the field's own steady rate (e.g. a wheel's momentum build-up) with this time constant,
+   * from readings whose rate is at most `ignoreAbove` (a dump is not the steady rate); the limits
+   * then apply around it.
+   */
+  slope?: { seconds: number; ignoreAbove: number };
   /** Share of the rate limits by which the allowed envelope widens while the tracker is frozen. */
   widen: number;
   /** A tracker frozen longer than this (longer than the faults it looks for) starts again. */
@@ -75,6 +82,8 @@ const COOLING_TAU_S = 600;
 /** End-of-charge clamp (upper bound) and the fastest charge time constant (6 min). */
 const END_OF_CHARGE_V = 29.3;
 const CHARGE_TAU_S = 360;
+/** Momentum dumps bring the wheel back to this speed. */
+const DUMP_TARGET_RPM = 2500;
 
 export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   voltage: {
@@ -119,15 +128,18 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   },
   wheel_speed: {
     smoothSeconds: 20,
-    riseMax: () => 3.5,
-    fallMax: () => 3.5,
-    threshold: 250,
+    // Dumps drive it towards 2500 rpm at 3 rpm/s; otherwise the orbital momentum cycle moves it
+    // at most 0.25 rpm/s around the satellite's own build-up rate (learned).
+    riseMax: (w) => (w < DUMP_TARGET_RPM ? 3.5 : 0.25),
+    fallMax: (w) => (w > DUMP_TARGET_RPM ? 3.5 : 0.25),
+    slope: { seconds: 2 * 3600, ignoreAbove: 1 },
+    threshold: 100,
     span: 2000,
     widen: 1,
     maxFreezeSeconds: 45 * 60,
     above: "DRIFT",
     below: "DRIFT",
-    physics: "momentum build-up and dumps change it at most 3.5 rpm/s once the slew momentum is removed",
+    physics: "after the slew momentum, it moves at its learned build-up rate ± 0.25 rpm/s, or 3.5 rpm/s towards 2500 rpm in a dump",
     compensate: { field: "gyro", factor: 350 },
   },
 };

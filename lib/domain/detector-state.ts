@@ -19,6 +19,10 @@ export interface FieldState {
   goodTime?: number;
   /** The tracked value the physics allows (see detector-trend.ts). */
   track?: number;
+  /** The tracker's learned nominal rate (units per second), for fields that have one (wheel). */
+  slope?: number;
+  /** Readings the learned rate rests on (capped). */
+  learned?: number;
   /** Time the tracker froze (its field flagged), so a stuck alarm can be bounded. */
   frozenSince?: number;
   /** The side the frozen tracker's readings are on (1 above, -1 below). */

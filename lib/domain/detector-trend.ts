@@ -34,37 +34,57 @@ export function track(
 ): TrackResult {
   const tracked = memory.track;
   const stepped = spec.step !== undefined && previous !== undefined && Math.abs(value - previous) >= spec.step;
-  if (tracked === undefined || restart || stepped) return { finding: undefined, memory: { ...memory, track: value, frozenSince: undefined, side: undefined } };
+  // A gap or a released sensor forgets the learned rate too; a load step or a new level keeps it.
+  if (tracked === undefined || restart) return { finding: undefined, memory: { ...restarted(memory, value), slope: undefined, learned: undefined } };
+  if (stepped) return { finding: undefined, memory: restarted(memory, value) };
+  const slope = memory.slope ?? 0;
   // While frozen, the physics could have moved the true value by up to its rate limits (times
   // `widen`) since the tracker was last trusted: a reading back inside that envelope is nominal
   // again (recovery), so a nominal change during a fault never traps the tracker.
   const frozenSeconds = memory.frozenSince === undefined ? 0 : (time - memory.frozenSince) / 1000;
-  const high = tracked + spec.riseMax(tracked) * frozenSeconds * spec.widen;
-  const low = tracked - spec.fallMax(tracked) * frozenSeconds * spec.widen;
-  const gap = value > high ? value - high : value < low ? value - low : 0;
-  const type = gap > 0 ? spec.above : spec.below;
-  const side = gap > 0 ? 1 : -1;
+  const expected = tracked + slope * (frozenSeconds > 0 ? frozenSeconds : seconds);
+  const high = expected + spec.riseMax(tracked) * frozenSeconds * spec.widen;
+  const low = expected - spec.fallMax(tracked) * frozenSeconds * spec.widen;
+  const outside = value > high ? value - high : value < low ? value - low : 0;
+  const type = outside > 0 ? spec.above : spec.below;
+  const side = outside > 0 ? 1 : -1;
   // A fault pushes one way: a reading past the other side of the envelope means it is over.
   const crossed = memory.side !== undefined && memory.side !== side;
-  if (Math.abs(gap) > spec.threshold && type !== undefined && !crossed) {
+  if (Math.abs(outside) > spec.threshold && type !== undefined && !crossed) {
     const frozenSince = memory.frozenSince ?? time;
     // A level held longer than any fault lasts is a new operating point: start again from it.
-    if ((time - frozenSince) / 1000 > spec.maxFreezeSeconds) return { finding: undefined, memory: { ...memory, track: value, frozenSince: undefined, side: undefined } };
-    const above = gap > 0;
-    const edge = above ? high : low;
+    if ((time - frozenSince) / 1000 > spec.maxFreezeSeconds) return { finding: undefined, memory: restarted(memory, value) };
+    const above = outside > 0;
     return {
       finding: {
         field,
         check: "drift",
-        score: clamp01(0.5 + (0.5 * (Math.abs(gap) - spec.threshold)) / spec.span),
+        score: clamp01(0.5 + (0.5 * (Math.abs(outside) - spec.threshold)) / spec.span),
         type,
-        reason: `${field} ${value} is ${round(Math.abs(gap), 3)} ${above ? "above" : "below"} the ${round(edge, 3)} the physics allows (${spec.physics}; threshold ${spec.threshold})`,
+        reason: `${field} ${value} is ${round(Math.abs(outside), 3)} ${above ? "above" : "below"} the ${round(above ? high : low, 3)} the physics allows (${spec.physics}; threshold ${spec.threshold})`,
       },
       memory: { ...memory, frozenSince, side },
     };
   }
-  if (frozenSeconds > 0 || Math.abs(gap) > spec.threshold) return { finding: undefined, memory: { ...memory, track: value, frozenSince: undefined, side: undefined } };
+  if (frozenSeconds > 0 || Math.abs(outside) > spec.threshold) return { finding: undefined, memory: restarted(memory, value) };
   const alpha = 1 - Math.exp(-seconds / spec.smoothSeconds);
-  const move = Math.min(spec.riseMax(tracked) * seconds, Math.max(-spec.fallMax(tracked) * seconds, alpha * gap));
-  return { finding: undefined, memory: { ...memory, track: tracked + move, frozenSince: undefined, side: undefined } };
+  const move = Math.min(spec.riseMax(tracked) * seconds, Math.max(-spec.fallMax(tracked) * seconds, alpha * (value - expected)));
+  const next: FieldState = { ...memory, track: expected + move, frozenSince: undefined, side: undefined };
+  const learn = spec.slope;
+  if (learn && seconds > 0 && Math.abs(slope + move / seconds) <= learn.ignoreAbove) {
+    // A running mean over the first readings, then an EWMA: a new satellite learns its rate fast.
+    const learned = Math.min(LEARN_CAP, (memory.learned ?? 0) + 1);
+    const weight = Math.max(1 - Math.exp(-seconds / learn.seconds), 1 / learned);
+    next.slope = slope + weight * (move / seconds);
+    next.learned = learned;
+  }
+  return { finding: undefined, memory: next };
+}
+
+/** Readings counted towards a learned rate (beyond this, it is an EWMA). */
+const LEARN_CAP = 1000;
+
+/** The tracker started again from `value` (a learned rate is kept). */
+function restarted(memory: FieldState, value: number): FieldState {
+  return { ...memory, track: value, frozenSince: undefined, side: undefined };
 }
