@@ -107,10 +107,14 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     fallMax: (t) => 0.005 + Math.max(0, (t - COLDEST_C) / COOLING_TAU_S),
     threshold: 3,
     span: 20,
+    // A jump beyond any heater or runaway (≤ 0.12 °C/s, 2.4 °C a sample) is a sensor offset
+    // changing, flagged by the rate check once; the tracker starts again from the new level.
+    step: 5,
     widen: 0.3,
     maxFreezeSeconds: 60 * 60,
     above: "THERMAL_HIGH",
-    below: "THERMAL_LOW",
+    // Below the tracker only the band judges: no fault we look for cools faster than eclipse does.
+    below: undefined,
     physics: "the heat balance moves it at most towards 45 °C or -8 °C with a 15 min time constant",
   },
   current: {
@@ -133,7 +137,9 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     riseMax: (w) => (w < DUMP_TARGET_RPM ? 3.5 : 0.25),
     fallMax: (w) => (w > DUMP_TARGET_RPM ? 3.5 : 0.25),
     slope: { seconds: 2 * 3600, ignoreAbove: 1 },
-    threshold: 100,
+    threshold: 150,
+    // A change of 400 rpm in one sample is beyond the wheel's torque: a sensor offset, restart.
+    step: 400,
     span: 2000,
     widen: 1,
     maxFreezeSeconds: 45 * 60,
