@@ -73,8 +73,8 @@ export interface TrackerSpec {
   physics: string;
 }
 
-/** Heat balance: the warmest equilibrium (sunlit, payload and heater on) and the coldest (eclipse). */
-const WARMEST_C = 45;
+/** Heat balance: the warmest equilibrium (sunlit with the payload on; the heater runs only in eclipse) and the coldest (eclipse). */
+const WARMEST_C = 42;
 const COLDEST_C = -8;
 /** The shortest thermal time constant of the bus (15 min). */
 const THERMAL_TAU_S = 900;
@@ -105,7 +105,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     // Cooling is judged more loosely (radiators shed heat faster than heaters add it; no fault
     // we look for cools the bus): 10 min time constant plus 0.005 °C/s.
     fallMax: (t) => 0.005 + Math.max(0, (t - COLDEST_C) / COOLING_TAU_S),
-    threshold: 3,
+    threshold: 2.5,
     span: 20,
     // A jump beyond any heater or runaway (≤ 0.12 °C/s, 2.4 °C a sample) is a sensor offset
     // changing, flagged by the rate check once; the tracker starts again from the new level.
@@ -115,7 +115,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     above: "THERMAL_HIGH",
     // Below the tracker only the band judges: no fault we look for cools faster than eclipse does.
     below: undefined,
-    physics: "the heat balance moves it at most towards 45 °C or -8 °C with a 15 min time constant",
+    physics: "the heat balance warms it at most towards 42 °C (sunlit, payload on) with a 15 min time constant",
   },
   current: {
     smoothSeconds: 400,
@@ -125,10 +125,10 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     span: 2,
     widen: 1,
     maxFreezeSeconds: 45 * 60,
-    step: 0.3,
+    step: 0.25,
     above: "DRIFT",
     below: "DRIFT",
-    physics: "loads switch in steps of at least 0.3 A and draw a flat current in between",
+    physics: "loads switch in steps of at least 0.4 A (the heater) and draw a flat current in between",
   },
   wheel_speed: {
     smoothSeconds: 20,

@@ -14,6 +14,8 @@ import { clamp01, round, type Field, type Finding } from "./detector-types";
 export interface TrackResult {
   finding: Finding | undefined;
   memory: FieldState;
+  /** The tracker started again from this value: after a sensor-offset `step`, or for another reason. */
+  restarted?: "step" | "other";
 }
 
 /**
@@ -35,8 +37,8 @@ export function track(
   const tracked = memory.track;
   const stepped = spec.step !== undefined && previous !== undefined && Math.abs(value - previous) >= spec.step;
   // A gap or a released sensor forgets the learned rate too; a load step or a new level keeps it.
-  if (tracked === undefined || restart) return { finding: undefined, memory: { ...restarted(memory, value), slope: undefined, learned: undefined } };
-  if (stepped) return { finding: undefined, memory: restarted(memory, value) };
+  if (tracked === undefined || restart) return { finding: undefined, memory: { ...restarted(memory, value), slope: undefined, learned: undefined }, restarted: "other" };
+  if (stepped) return { finding: undefined, memory: restarted(memory, value), restarted: "step" };
   const slope = memory.slope ?? 0;
   // While frozen, the physics could have moved the true value by up to its rate limits (times
   // `widen`) since the tracker was last trusted: a reading back inside that envelope is nominal
@@ -53,7 +55,7 @@ export function track(
   if (Math.abs(outside) > spec.threshold && type !== undefined && !crossed) {
     const frozenSince = memory.frozenSince ?? time;
     // A level held longer than any fault lasts is a new operating point: start again from it.
-    if ((time - frozenSince) / 1000 > spec.maxFreezeSeconds) return { finding: undefined, memory: restarted(memory, value) };
+    if ((time - frozenSince) / 1000 > spec.maxFreezeSeconds) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
     const above = outside > 0;
     return {
       finding: {
@@ -66,7 +68,7 @@ export function track(
       memory: { ...memory, frozenSince, side },
     };
   }
-  if (frozenSeconds > 0 || Math.abs(outside) > spec.threshold) return { finding: undefined, memory: restarted(memory, value) };
+  if (frozenSeconds > 0 || Math.abs(outside) > spec.threshold) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
   const alpha = 1 - Math.exp(-seconds / spec.smoothSeconds);
   const move = Math.min(spec.riseMax(tracked) * seconds, Math.max(-spec.fallMax(tracked) * seconds, alpha * (value - expected)));
   const next: FieldState = { ...memory, track: expected + move, frozenSince: undefined, side: undefined };

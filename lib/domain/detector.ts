@@ -79,8 +79,9 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       const prevTracked = prev?.[field] === undefined ? undefined : comp ? prev[field]! - comp.factor * (prev[comp.field] ?? 0) : prev[field];
       const result = track(field, spec, tracked, gap ? 0 : seconds, current.time, memory, prevTracked, gap || released);
       if (result.finding) own.push(result.finding);
-      // Another check flagged the value: the tracker must not follow it either.
-      next = result.finding || own.length === 0 ? result.memory : { ...memory, frozenSince: memory.frozenSince ?? current.time };
+      // Another check flagged the value: the tracker must not follow it either (unless it has just
+      // started again from it: a sensor offset step is flagged by the rate check once, then tracked).
+      next = result.finding || result.restarted === "step" || own.length === 0 ? result.memory : { ...memory, frozenSince: memory.frozenSince ?? current.time };
     }
     const flagged = own.length > 0;
     fields[field] = { ...next, ...(flagged ? {} : { good: value, goodTime: current.time }), stuck: stuck !== undefined };
