@@ -13,13 +13,16 @@ export interface Band {
   span: number;
   /** Largest plausible change between two readings, units per second (judged over ≥ 1 s). */
   maxRatePerSecond: number;
+  /** Only falls are judged by the rate check (a rise is a recovery; the band judges it). */
+  fallsOnly?: boolean;
 }
 
 /**
  * - voltage: the battery's end-of-charge clamp is ≤ 29.2 V and its deepest eclipse discharge with
  *   the heater on ~26.2 V: the band is 25..29.8 V (0.6 V above the clamp is a regulator or sensor
  *   fault). A fall faster than 0.05 V/s (1 V
- *   between 20 s samples) is a collapse, not a discharge (≤ 0.012 V/s at eclipse entry).
+ *   between 20 s samples) is a collapse, not a discharge (≤ 0.012 V/s at eclipse entry); a fast
+ *   rise is the bus coming back (a collapse recovering, a sensor bias clearing), judged by the band.
  * - temperature: -10..50 °C operating range; 0.5 °C/s between samples is beyond any heat balance.
  * - gyro: |rate| ≤ 1.5 deg/s (slews peak at 1 deg/s); the attitude control's acceleration limit is
  *   0.025 deg/s² (a slew ramps up in two 20 s steps), so a faster change is a glitch or a spike.
@@ -29,7 +32,7 @@ export interface Band {
  *   (≤ 9 rpm/s), so 15 rpm/s is beyond the wheel's torque.
  */
 export const BANDS: Record<Field, Band> = {
-  voltage: { low: 25, high: 29.8, span: 8, maxRatePerSecond: 0.05 },
+  voltage: { low: 25, high: 29.8, span: 8, maxRatePerSecond: 0.05, fallsOnly: true },
   temperature: { low: -10, high: 50, span: 40, maxRatePerSecond: 0.5 },
   gyro: { low: -1.5, high: 1.5, span: 8, maxRatePerSecond: 0.028 },
   current: { low: 0, high: 4.5, span: 6, maxRatePerSecond: 2 },

@@ -48,8 +48,9 @@ export function rateFinding(field: Field, value: number, time: number, memory: F
   if (memory?.good === undefined || memory.goodTime === undefined) return undefined;
   // Points closer than 1 s apart are judged over 1 s, so a burst of samples is not a spike.
   const seconds = Math.max(1, (time - memory.goodTime) / 1000);
-  const rate = Math.abs(value - memory.good) / seconds;
   const band = BANDS[field];
+  if (band.fallsOnly && value >= memory.good) return undefined;
+  const rate = Math.abs(value - memory.good) / seconds;
   if (rate <= band.maxRatePerSecond) return undefined;
   const score = clamp01(0.5 + (0.5 * (rate - band.maxRatePerSecond)) / (band.maxRatePerSecond * 4));
   return {
