@@ -40,18 +40,23 @@ function limitType(field: Field, below: boolean): AnomalyType {
 }
 
 /**
- * The change since the field's last *nominal* value, per second. Comparing with the last nominal
- * value rather than the previous reading is what keeps a fault's end from looking like a jump: a
- * reading back to normal after a spike or a stuck spell is close to the value before it.
+ * The change of a field per second, judged against both its last *nominal* value and its previous
+ * reading: a change is implausible only when it is implausible from both. The nominal value keeps
+ * a fault's end from looking like a jump (a reading back to normal after a spike or a stuck spell
+ * is close to the value before it); the previous reading keeps a real change that was first
+ * flagged from being flagged again and again (the reading after it agrees with it).
  */
-export function rateFinding(field: Field, value: number, time: number, memory: FieldState | undefined): Finding | undefined {
+export function rateFinding(field: Field, value: number, time: number, memory: FieldState | undefined, previous: { value: number; time: number } | undefined): Finding | undefined {
   if (memory?.good === undefined || memory.goodTime === undefined) return undefined;
-  // Points closer than 1 s apart are judged over 1 s, so a burst of samples is not a spike.
-  const seconds = Math.max(1, (time - memory.goodTime) / 1000);
   const band = BANDS[field];
-  if (band.fallsOnly && value >= memory.good) return undefined;
-  const rate = Math.abs(value - memory.good) / seconds;
-  if (rate <= band.maxRatePerSecond) return undefined;
+  const rateFrom = (from: number, fromTime: number) => {
+    if (band.fallsOnly && value >= from) return 0;
+    // Points closer than 1 s apart are judged over 1 s, so a burst of samples is not a spike.
+    return Math.abs(value - from) / Math.max(1, (time - fromTime) / 1000);
+  };
+  const rate = rateFrom(memory.good, memory.goodTime);
+  const fromPrevious = previous === undefined ? rate : rateFrom(previous.value, previous.time);
+  if (Math.min(rate, fromPrevious) <= band.maxRatePerSecond) return undefined;
   const score = clamp01(0.5 + (0.5 * (rate - band.maxRatePerSecond)) / (band.maxRatePerSecond * 4));
   return {
     field,

@@ -17,6 +17,8 @@ export interface FieldState {
   /** The last value of this field judged nominal, and its time: the rate check's reference. */
   good?: number;
   goodTime?: number;
+  /** The value last given to the tracker (after compensation), for its step check. */
+  input?: number;
   /** The tracked value the physics allows (see detector-trend.ts). */
   track?: number;
   /** The tracker's learned nominal rate (units per second), for fields that have one (wheel). */

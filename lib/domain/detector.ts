@@ -64,7 +64,9 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     const own: Finding[] = [];
     const limit = limitFinding(field, value);
     if (limit) own.push(limit);
-    const rate = rateFinding(field, value, current.time, memory);
+    const last = recent.at(-1);
+    const previousValue = last?.[field];
+    const rate = rateFinding(field, value, current.time, memory, previousValue === undefined ? undefined : { value: previousValue, time: last!.time });
     if (rate) own.push(rate);
     const stuck = stuckFinding(field, current, recent);
     if (stuck) own.push(stuck);
@@ -73,11 +75,12 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     if (spec) {
       const released = memory.stuck === true && !stuck;
       const comp = spec.compensate;
-      const other = comp ? current[comp.field] : 0;
-      const tracked = comp && other !== undefined ? value - comp.factor * other : value;
-      const prev = recent.at(-1);
-      const prevTracked = prev?.[field] === undefined ? undefined : comp ? prev[field]! - comp.factor * (prev[comp.field] ?? 0) : prev[field];
-      const result = track(field, spec, tracked, gap ? 0 : seconds, current.time, memory, prevTracked, gap || released);
+      // Compensate with the other field's last nominal value (judged just before: a gyro spike
+      // is not a slew, so it must not move the wheel's tracked value).
+      const other = comp ? fields[comp.field]?.good : undefined;
+      const input = comp && other !== undefined ? value - comp.factor * other : value;
+      const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released);
+      result.memory.input = input;
       if (result.finding) own.push(result.finding);
       // Another check flagged the value: the tracker must not follow it either (unless it has just
       // started again from it: a sensor offset step is flagged by the rate check once, then tracked).
