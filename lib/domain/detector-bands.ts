@@ -40,6 +40,18 @@ export const BANDS: Record<Field, Band> = {
 };
 
 /**
+ * Whether the bus is in sunlight, read from the power system: at or near its end-of-charge
+ * plateau (≥ 28.65 V: sunlit levels are ≥ 28.72 V, eclipse starts ≤ 28.6 V), or charging back
+ * (≥ 0.1 V above the lowest of the last 4 readings: eclipse exit; in eclipse it only falls);
+ * eclipse once it falls ≥ 0.25 V below the highest of them (the 0.6 V step at eclipse entry; a
+ * payload switching on drops it ≤ 0.18 V). "unknown" until either is seen: judged as sunlit.
+ */
+export type Sky = "sunlit" | "eclipse" | "unknown";
+export const SUNLIT_MIN_V = 28.65;
+export const CHARGING_RISE_V = 0.1;
+export const ECLIPSE_FALL_V = 0.25;
+
+/**
  * A per-field tracker of the value the physics allows (detector-trend.ts): it follows the readings
  * smoothed over `smoothSeconds`, but never faster than `riseMax`/`fallMax` (units per second, as a
  * function of the tracked value), so a change faster than the spacecraft can produce leaves it
@@ -48,8 +60,8 @@ export const BANDS: Record<Field, Band> = {
  */
 export interface TrackerSpec {
   smoothSeconds: number;
-  riseMax: (tracked: number) => number;
-  fallMax: (tracked: number) => number;
+  riseMax: (tracked: number, sky: Sky) => number;
+  fallMax: (tracked: number, sky: Sky) => number;
   threshold: number;
   /** Distance beyond the threshold where the score reaches 1. */
   span: number;
@@ -78,6 +90,7 @@ export interface TrackerSpec {
 
 /** Heat balance: the warmest equilibrium (sunlit with the payload on; the heater runs only in eclipse) and the coldest (eclipse). */
 const WARMEST_C = 42;
+const WARMEST_ECLIPSE_C = 5;
 const COLDEST_C = -8;
 /** The shortest thermal time constant of the bus (15 min). */
 const THERMAL_TAU_S = 900;
@@ -104,7 +117,8 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   },
   temperature: {
     smoothSeconds: 30,
-    riseMax: (t) => Math.max(0.001, (WARMEST_C - t) / THERMAL_TAU_S),
+    // In eclipse the warmest equilibrium is the heater's 5 °C: the bus cannot warm above it.
+    riseMax: (t, sky) => Math.max(0.001, ((sky === "eclipse" ? WARMEST_ECLIPSE_C : WARMEST_C) - t) / THERMAL_TAU_S),
     // Cooling is judged more loosely (radiators shed heat faster than heaters add it; no fault
     // we look for cools the bus): 10 min time constant plus 0.005 °C/s.
     fallMax: (t) => 0.005 + Math.max(0, (t - COLDEST_C) / COOLING_TAU_S),
@@ -118,7 +132,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     above: "THERMAL_HIGH",
     // Below the tracker only the band judges: no fault we look for cools faster than eclipse does.
     below: undefined,
-    physics: "the heat balance warms it at most towards 42 °C (sunlit, payload on) with a 15 min time constant",
+    physics: "the heat balance warms it at most towards 42 °C in sunlight (payload on), 5 °C in eclipse (heater on), with a 15 min time constant",
   },
   current: {
     smoothSeconds: 400,

@@ -40,6 +40,8 @@ export interface DetectorState {
   /** The newest readings, oldest first, at most {@link RECENT_LENGTH}. */
   recent: Reading[];
   fields: Partial<Record<Field, FieldState>>;
+  /** Sunlight or eclipse as the bus voltage last showed it (see detector-bands.ts Sky). */
+  sky?: "sunlit" | "eclipse" | "unknown";
   /** Readings judged with this state (capped), for the verdict's confidence. */
   seen: number;
 }

@@ -6,7 +6,7 @@
  * (a fault never becomes the baseline); when the readings come back within the threshold the
  * field is nominal again at once, so a recovered fault stops being flagged.
  */
-import type { TrackerSpec } from "./detector-bands";
+import type { Sky, TrackerSpec } from "./detector-bands";
 import type { FieldState } from "./detector-state";
 import { clamp01, round, type Field, type Finding } from "./detector-types";
 
@@ -33,6 +33,7 @@ export function track(
   memory: FieldState,
   previous: number | undefined,
   restart: boolean,
+  sky: Sky = "unknown",
 ): TrackResult {
   const tracked = memory.track;
   const stepped = spec.step !== undefined && previous !== undefined && Math.abs(value - previous) >= spec.step;
@@ -45,8 +46,8 @@ export function track(
   // again (recovery), so a nominal change during a fault never traps the tracker.
   const frozenSeconds = memory.frozenSince === undefined ? 0 : (time - memory.frozenSince) / 1000;
   const expected = tracked + slope * (frozenSeconds > 0 ? frozenSeconds : seconds);
-  const high = expected + spec.riseMax(tracked) * frozenSeconds * spec.widen;
-  const low = expected - spec.fallMax(tracked) * frozenSeconds * spec.widen;
+  const high = expected + spec.riseMax(tracked, sky) * frozenSeconds * spec.widen;
+  const low = expected - spec.fallMax(tracked, sky) * frozenSeconds * spec.widen;
   const outside = value > high ? value - high : value < low ? value - low : 0;
   const type = outside > 0 ? spec.above : spec.below;
   const side = outside > 0 ? 1 : -1;
@@ -70,7 +71,7 @@ export function track(
   }
   if (frozenSeconds > 0 || Math.abs(outside) > spec.threshold) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
   const alpha = 1 - Math.exp(-seconds / spec.smoothSeconds);
-  const move = Math.min(spec.riseMax(tracked) * seconds, Math.max(-spec.fallMax(tracked) * seconds, alpha * (value - expected)));
+  const move = Math.min(spec.riseMax(tracked, sky) * seconds, Math.max(-spec.fallMax(tracked, sky) * seconds, alpha * (value - expected)));
   const next: FieldState = { ...memory, track: expected + move, frozenSince: undefined, side: undefined };
   const learn = spec.slope;
   if (learn && seconds > 0 && Math.abs(slope + move / seconds) <= learn.ignoreAbove) {

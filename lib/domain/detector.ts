@@ -11,7 +11,7 @@
  * satellite's newest time. A gap longer than MAX_GAP_SECONDS restarts the trackers and the stuck
  * window (the physics moved unobserved); the rate check spans any gap by the real time between.
  */
-import { BANDS, MAX_GAP_SECONDS, TRACKERS } from "./detector-bands";
+import { CHARGING_RISE_V, ECLIPSE_FALL_V, MAX_GAP_SECONDS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
 import { limitFinding, rateFinding, stuckFinding } from "./detector-checks";
 import { DETECTOR_STATE_VERSION, RECENT_LENGTH, knownFields, usableState, type DetectorState, type FieldState } from "./detector-state";
 import { track } from "./detector-trend";
@@ -57,6 +57,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const gap = !(seconds <= MAX_GAP_SECONDS);
   const recent = gap ? [] : before.recent;
   const fields = knownFields(before.fields);
+  const sky = skyOf(current, recent, gap ? "unknown" : before.sky ?? "unknown");
   for (const field of FIELDS) {
     const value = current[field];
     if (value === undefined) continue;
@@ -79,7 +80,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       // is not a slew, so it must not move the wheel's tracked value).
       const other = comp ? fields[comp.field]?.good : undefined;
       const input = comp && other !== undefined ? value - comp.factor * other : value;
-      const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released);
+      const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky);
       result.memory.input = input;
       if (result.finding) own.push(result.finding);
       // Another check flagged the value: the tracker must not follow it either (unless it has just
@@ -95,9 +96,24 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     time: current.time,
     recent: [...recent, current].slice(-RECENT_LENGTH),
     fields,
+    sky,
     seen: Math.min(SEEN_CAP, before.seen + 1),
   };
   return { detection: verdict(current, findings, before.seen), state: nextState };
+}
+
+/**
+ * Sunlight or eclipse, from the bus voltage (see Sky in detector-bands.ts): kept from the previous
+ * reading until the voltage shows a change of sky — charging back from the lowest of the last
+ * readings (eclipse exit) or falling away from the highest (eclipse entry).
+ */
+function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky {
+  if (current.voltage >= SUNLIT_MIN_V) return "sunlit";
+  if (recent.length === 0) return previous;
+  const volts = recent.map((r) => r.voltage);
+  if (current.voltage - Math.min(...volts) >= CHARGING_RISE_V) return "sunlit";
+  if (Math.max(...volts) - current.voltage >= ECLIPSE_FALL_V) return "eclipse";
+  return previous;
 }
 
 function verdict(current: Reading, findings: Finding[], seen: number): Detection {
