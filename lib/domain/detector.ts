@@ -57,7 +57,8 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const gap = !(seconds <= MAX_GAP_SECONDS);
   const recent = gap ? [] : before.recent;
   const fields = knownFields(before.fields);
-  const sky = skyOf(current, recent, gap ? "unknown" : before.sky ?? "unknown");
+  const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
+  let sky = skyOf(current, recent, skyBefore);
   for (const field of FIELDS) {
     const value = current[field];
     if (value === undefined) continue;
@@ -88,6 +89,8 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       next = result.finding || result.restarted === "step" || own.length === 0 ? result.memory : { ...memory, frozenSince: memory.frozenSince ?? current.time };
     }
     const flagged = own.length > 0;
+    // A flagged voltage (a collapse, a drift) says nothing about the sky: judge as if unknown.
+    if (field === "voltage" && flagged) sky = "unknown";
     fields[field] = { ...next, ...(flagged ? {} : { good: value, goodTime: current.time }), stuck: stuck !== undefined };
     findings.push(...own);
   }
