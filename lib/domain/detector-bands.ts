@@ -127,7 +127,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     // A jump beyond any heater or runaway (≤ 0.12 °C/s, 2.4 °C a sample) is a sensor offset
     // changing, flagged by the rate check once; the tracker starts again from the new level.
     step: 5,
-    widen: 0.3,
+    widen: 0.25,
     maxFreezeSeconds: 60 * 60,
     above: "THERMAL_HIGH",
     // Below the tracker only the band judges: no fault we look for cools faster than eclipse does.
