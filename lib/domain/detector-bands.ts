@@ -98,6 +98,8 @@ const COOLING_TAU_S = 600;
 /** End-of-charge clamp (upper bound) and the fastest charge time constant (6 min). */
 const END_OF_CHARGE_V = 29.3;
 const CHARGE_TAU_S = 360;
+/** Fastest fall of a sunlit bus: a payload's 0.18 V IR drop with the 6 min charge time constant. */
+const SUNLIT_FALL_V_S = 0.002;
 /** Momentum dumps bring the wheel back to this speed. */
 const DUMP_TARGET_RPM = 2500;
 
@@ -105,7 +107,9 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   voltage: {
     smoothSeconds: 20,
     riseMax: (v) => Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S),
-    fallMax: () => 0.012,
+    // In sunlight the bus sits on its end-of-charge plateau (a payload's IR drop relaxes over
+    // minutes); only in eclipse does it discharge, fastest at entry.
+    fallMax: (_v, sky) => (sky === "sunlit" ? SUNLIT_FALL_V_S : 0.012),
     threshold: 1.2,
     span: 4,
     widen: 0.5,
@@ -113,7 +117,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     // Above the tracker the band's 29.8 V judges: a battery charging back is never a fault here.
     above: undefined,
     below: "POWER_UNDERVOLTAGE",
-    physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.012 V/s",
+    physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.012 V/s in eclipse, 0.002 V/s in sunlight",
   },
   temperature: {
     smoothSeconds: 30,
