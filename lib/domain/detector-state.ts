@@ -2,8 +2,9 @@
  * The detector's per-satellite memory: small, bounded, plain JSON, versioned. `detect()` takes one
  * and returns the next; storage keeps it as one row per satellite.
  *
- * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, 6 numbers and one
- * flag: about 60 numbers, under 2 KiB as JSON whatever the input (checked by a test).
+ * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 8 numbers
+ * and one flag, plus the sky and two counters: under 70 numbers, under 2 KiB as JSON whatever the
+ * input (checked by a fuzz test).
  */
 import { FIELDS, type Field, type Reading } from "./detector-types";
 
