@@ -249,6 +249,17 @@ describe("detect: the state", () => {
     expect(detect(base, JSON.parse(JSON.stringify(freshState())) as DetectorState)).toEqual(detect(base, undefined));
   });
 
+  it("never changes the state it is given (the caller's copy stays the satellite's last state)", () => {
+    const freeze = <T>(x: T): T => {
+      if (x && typeof x === "object") for (const v of Object.values(x)) freeze(v);
+      return Object.freeze(x);
+    };
+    const { state } = run(nominal(30, 26));
+    const before = JSON.stringify(state);
+    expect(() => detect(at(700, { voltage: 24, temperature: 30 }), freeze(state!))).not.toThrow();
+    expect(JSON.stringify(state)).toBe(before);
+  });
+
   it("starts fresh from a state another version wrote, or a malformed one", () => {
     const fresh = detect(at(0, { voltage: 22 }), undefined);
     for (const old of [{ v: 0, history: [base] }, { v: 2, time: 0, recent: [], fields: {}, seen: 3 }, [base], null, "x"]) {
