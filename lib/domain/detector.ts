@@ -1,200 +1,131 @@
 /**
- * Anomaly detection for one telemetry point: physical limits per field, rate of change against the
- * recent history of the same source, a stuck-sensor check, and a drift check. Pure and
- * deterministic: the same point and history always give the same verdict, with its reasons.
+ * Anomaly detection for one telemetry point of one satellite: a pure function of the point and
+ * the satellite's bounded detector state (detector-state.ts), returning the verdict and the next
+ * state. Checks: each field against its nominal band, its rate of change since its last nominal
+ * value, a stuck sensor, and a tracker of what the physics allows that catches slow drifts,
+ * runaways and collapses (detector-trend.ts). The same point and state always give the same
+ * verdict, with its reasons; time comes only from the readings.
+ *
+ * Order: a reading not newer than the state's newest (late, duplicate or out of order) is judged
+ * against its bands only and leaves the state unchanged — the rate and trackers describe the
+ * satellite's newest time. A gap longer than MAX_GAP_SECONDS restarts the trackers and the stuck
+ * window (the physics moved unobserved); the rate check spans any gap by the real time between.
  */
+import { CHARGING_RISE_V, ECLIPSE_FALL_V, MAX_GAP_SECONDS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
+import { limitFinding, rateFinding, stuckFinding } from "./detector-checks";
+import { DETECTOR_STATE_VERSION, RECENT_LENGTH, knownFields, usableState, type DetectorState, type FieldState } from "./detector-state";
+import { track } from "./detector-trend";
+import { FIELDS, clamp01, round, type Detection, type Finding, type Reading } from "./detector-types";
 
-/** A telemetry point as the detector sees it; `time` is epoch milliseconds. */
-export interface Reading {
-  voltage: number;
-  temperature: number;
-  gyro: number;
-  current?: number;
-  wheel_speed?: number;
-  time: number;
-}
-
-export type Field = "voltage" | "temperature" | "gyro" | "current" | "wheel_speed";
-
-/** Nominal band and the distance outside it at which a reading counts as fully anomalous. */
-interface Band {
-  low: number;
-  high: number;
-  /** Distance beyond the band where the score reaches 1. */
-  span: number;
-  /** Largest plausible rate of change, units per second. */
-  maxRatePerSecond: number;
-  /** Largest plausible change across the history window, units. */
-  maxDrift: number;
-}
-
-/** Limits of a 28 V bus LEO smallsat; tuned on the simulator's training seed (see README). */
-export const BANDS: Record<Field, Band> = {
-  voltage: { low: 25, high: 32, span: 8, maxRatePerSecond: 1.5, maxDrift: 3 },
-  temperature: { low: -10, high: 50, span: 40, maxRatePerSecond: 0.5, maxDrift: 8 },
-  gyro: { low: -1.5, high: 1.5, span: 8, maxRatePerSecond: 3, maxDrift: 2 },
-  current: { low: 0, high: 4.5, span: 6, maxRatePerSecond: 2, maxDrift: 3 },
-  wheel_speed: { low: 0, high: 5500, span: 3000, maxRatePerSecond: 400, maxDrift: 1500 },
-};
+export { BANDS, TRACKERS } from "./detector-bands";
+export { DETECTOR_STATE_VERSION, freshState, usableState, type DetectorState, type FieldState } from "./detector-state";
+export { DETECTORS, FIELDS, type AnomalyType, type Check, type Detection, type Field, type Finding, type Reading } from "./detector-types";
 
 export const ANOMALY_THRESHOLD = 0.5;
-const STUCK_MIN_REPEATS = 5;
-const FIELDS = Object.keys(BANDS) as Field[];
+/** `seen` is capped: it only feeds the confidence, which saturates at 5. */
+const SEEN_CAP = 1000;
 
-export type AnomalyType =
-  | "NONE"
-  | "POWER_UNDERVOLTAGE"
-  | "POWER_OVERVOLTAGE"
-  | "THERMAL_HIGH"
-  | "THERMAL_LOW"
-  | "ATTITUDE_RATE"
-  | "POWER_OVERCURRENT"
-  | "WHEEL_OVERSPEED"
-  | "RATE_OF_CHANGE"
-  | "SENSOR_STUCK"
-  | "DRIFT";
-
-/** The checks a finding comes from: the closed set of the `detector` label. */
-export const DETECTORS = ["limit", "rate", "stuck", "drift"] as const;
-
-export interface Finding {
-  field: Field;
-  check: (typeof DETECTORS)[number];
-  score: number;
-  type: AnomalyType;
-  reason: string;
-}
-
-export interface Detection {
-  isAnomaly: boolean;
-  /** 0..1: the strongest finding. */
-  score: number;
-  type: AnomalyType;
-  findings: Finding[];
-  /** 0..1: how much evidence the verdict rests on (fields present, history available). */
-  confidence: number;
-}
-
-const clamp01 = (x: number) => Math.min(1, Math.max(0, x));
-const round = (x: number, digits = 4) => Math.round(x * 10 ** digits) / 10 ** digits;
-
-function limitFinding(field: Field, value: number): Finding | undefined {
-  const band = BANDS[field];
-  if (value >= band.low && value <= band.high) return undefined;
-  const below = value < band.low;
-  const distance = below ? band.low - value : value - band.high;
-  const score = clamp01(0.5 + (0.5 * distance) / band.span);
-  return {
-    field,
-    check: "limit",
-    score,
-    type: limitType(field, below),
-    reason: `${field} ${value} is ${below ? "below" : "above"} the nominal ${band.low}..${band.high}`,
-  };
-}
-
-function limitType(field: Field, below: boolean): AnomalyType {
-  switch (field) {
-    case "voltage":
-      return below ? "POWER_UNDERVOLTAGE" : "POWER_OVERVOLTAGE";
-    case "temperature":
-      return below ? "THERMAL_LOW" : "THERMAL_HIGH";
-    case "gyro":
-      return "ATTITUDE_RATE";
-    case "current":
-      return "POWER_OVERCURRENT";
-    case "wheel_speed":
-      return "WHEEL_OVERSPEED";
-  }
-}
-
-function rateOfChange(field: Field, current: Reading, previous: Reading): Finding | undefined {
-  const now = current[field];
-  const before = previous[field];
-  if (now === undefined || before === undefined) return undefined;
-  // Points closer than 1 s apart are judged over 1 s, so a burst of samples is not a spike.
-  const seconds = Math.max(1, (current.time - previous.time) / 1000);
-  const rate = Math.abs(now - before) / seconds;
-  const band = BANDS[field];
-  if (rate <= band.maxRatePerSecond) return undefined;
-  const score = clamp01(0.5 + (0.5 * (rate - band.maxRatePerSecond)) / (band.maxRatePerSecond * 4));
-  return {
-    field,
-    check: "rate",
-    score,
-    type: "RATE_OF_CHANGE",
-    reason: `${field} changed ${round(rate, 3)}/s, above the plausible ${band.maxRatePerSecond}/s`,
-  };
-}
-
-/** A sensor that repeats the exact same value while its neighbours vary is stuck, not stable. */
-function stuckFinding(field: Field, current: Reading, history: readonly Reading[]): Finding | undefined {
-  const recent = history.slice(-(STUCK_MIN_REPEATS - 1));
-  if (recent.length < STUCK_MIN_REPEATS - 1) return undefined;
-  const value = current[field];
-  if (value === undefined || !recent.every((r) => r[field] === value)) return undefined;
-  const othersMove = FIELDS.some(
-    (other) => other !== field && current[other] !== undefined && recent.some((r) => r[other] !== current[other]),
-  );
-  if (!othersMove) return undefined;
-  return {
-    field,
-    check: "stuck",
-    score: 0.6,
-    type: "SENSOR_STUCK",
-    reason: `${field} repeated ${value} exactly ${recent.length + 1} times while other sensors changed`,
-  };
-}
-
-/** Slow drift: the change across the whole window is larger than physics allows for it. */
-function driftFinding(field: Field, current: Reading, history: readonly Reading[]): Finding | undefined {
-  const oldest = history[0];
-  const now = current[field];
-  const then = oldest?.[field];
-  if (oldest === undefined || now === undefined || then === undefined || history.length < 4) return undefined;
-  const band = BANDS[field];
-  const change = Math.abs(now - then);
-  if (change <= band.maxDrift) return undefined;
-  const monotonic = [...history, current].every((r, i, all) => {
-    const prev = all[i - 1]?.[field];
-    const value = r[field];
-    return prev === undefined || value === undefined || (now > then ? value >= prev : value <= prev);
-  });
-  if (!monotonic) return undefined;
-  const score = clamp01(0.5 + (0.5 * (change - band.maxDrift)) / (band.maxDrift * 2));
-  return {
-    field,
-    check: "drift",
-    score,
-    type: "DRIFT",
-    reason: `${field} drifted ${round(change, 3)} steadily over ${history.length + 1} points (plausible: ${band.maxDrift})`,
-  };
+/** A verdict and the satellite's state after it. */
+export interface DetectResult {
+  detection: Detection;
+  state: DetectorState;
 }
 
 /**
- * Judges `current` against its physical limits and `history` (older first, same source).
- * @example detect({ voltage: 12, temperature: 20, gyro: 0, time: Date.now() }, []).type // "POWER_UNDERVOLTAGE"
+ * Judges `current` against its physical limits and the satellite's `state` (undefined for its
+ * first reading; a state of another version is replaced by a fresh one).
+ * @example
+ * let state; // per satellite
+ * const r = detect({ voltage: 12, temperature: 20, gyro: 0, time: Date.parse("2026-01-01T00:00:00Z") }, state);
+ * r.detection.type; // "POWER_UNDERVOLTAGE"
+ * state = r.state; // keep for the satellite's next reading
  */
-export function detect(current: Reading, history: readonly Reading[]): Detection {
-  const previous = history.at(-1);
+export function detect(current: Reading, state: DetectorState | undefined): DetectResult {
+  const before = usableState(state);
+  const inOrder = current.time > before.time;
   const findings: Finding[] = [];
+  if (!inOrder) {
+    for (const field of FIELDS) {
+      const value = current[field];
+      const f = value === undefined ? undefined : limitFinding(field, value);
+      if (f) findings.push(f);
+    }
+    return { detection: verdict(current, findings, before.seen), state: before };
+  }
+
+  const seconds = (current.time - before.time) / 1000;
+  const gap = !(seconds <= MAX_GAP_SECONDS);
+  const recent = gap ? [] : before.recent;
+  const fields = knownFields(before.fields);
+  const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
+  let sky = skyOf(current, recent, skyBefore);
   for (const field of FIELDS) {
     const value = current[field];
     if (value === undefined) continue;
-    const found = [
-      limitFinding(field, value),
-      previous && rateOfChange(field, current, previous),
-      stuckFinding(field, current, history),
-      driftFinding(field, current, history),
-    ];
-    for (const f of found) if (f) findings.push(f);
+    const memory: FieldState = fields[field] ?? {};
+    const own: Finding[] = [];
+    const limit = limitFinding(field, value);
+    if (limit) own.push(limit);
+    const last = recent.at(-1);
+    const previousValue = last?.[field];
+    const rate = rateFinding(field, value, current.time, memory, previousValue === undefined ? undefined : { value: previousValue, time: last!.time });
+    if (rate) own.push(rate);
+    const stuck = stuckFinding(field, current, recent);
+    if (stuck) own.push(stuck);
+    let next: FieldState = memory;
+    const spec = TRACKERS[field];
+    if (spec) {
+      const released = memory.stuck === true && !stuck;
+      const comp = spec.compensate;
+      // Compensate with the other field's last nominal value (judged just before: a gyro spike
+      // is not a slew, so it must not move the wheel's tracked value).
+      const other = comp ? fields[comp.field]?.good : undefined;
+      const input = comp && other !== undefined ? value - comp.factor * other : value;
+      const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky);
+      result.memory.input = input;
+      if (result.finding) own.push(result.finding);
+      // Another check flagged the value: the tracker must not follow it either (unless it has just
+      // started again from it: a sensor offset step is flagged by the rate check once, then tracked).
+      next = result.finding || result.restarted === "step" || own.length === 0 ? result.memory : { ...memory, frozenSince: memory.frozenSince ?? current.time };
+    }
+    const flagged = own.length > 0;
+    // A flagged voltage (a collapse, a drift) says nothing about the sky: judge as if unknown.
+    if (field === "voltage" && flagged) sky = "unknown";
+    fields[field] = { ...next, ...(flagged ? {} : { good: value, goodTime: current.time }), stuck: stuck !== undefined };
+    findings.push(...own);
   }
+  const nextState: DetectorState = {
+    v: DETECTOR_STATE_VERSION,
+    time: current.time,
+    recent: [...recent, current].slice(-RECENT_LENGTH),
+    fields,
+    sky,
+    seen: Math.min(SEEN_CAP, before.seen + 1),
+  };
+  return { detection: verdict(current, findings, before.seen), state: nextState };
+}
+
+/**
+ * Sunlight or eclipse, from the bus voltage (see Sky in detector-bands.ts): kept from the previous
+ * reading until the voltage shows a change of sky — charging back from the lowest of the last
+ * readings (eclipse exit) or falling away from the highest (eclipse entry).
+ */
+function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky {
+  if (current.voltage >= SUNLIT_MIN_V) return "sunlit";
+  if (recent.length === 0) return previous;
+  const volts = recent.map((r) => r.voltage);
+  if (current.voltage - Math.min(...volts) >= CHARGING_RISE_V) return "sunlit";
+  if (Math.max(...volts) - current.voltage >= ECLIPSE_FALL_V) return "eclipse";
+  return previous;
+}
+
+function verdict(current: Reading, findings: Finding[], seen: number): Detection {
   findings.sort((a, b) => b.score - a.score);
   const strongest = findings[0];
   const score = strongest ? round(strongest.score) : 0;
   const isAnomaly = score >= ANOMALY_THRESHOLD;
   const fieldsPresent = FIELDS.filter((f) => current[f] !== undefined).length;
-  const confidence = round(clamp01(0.5 + 0.06 * fieldsPresent + 0.04 * Math.min(history.length, 5)));
+  const confidence = round(clamp01(0.5 + 0.06 * fieldsPresent + 0.04 * Math.min(seen, 5)));
   return { isAnomaly, score, type: isAnomaly && strongest ? strongest.type : "NONE", findings, confidence };
 }
 

@@ -1,9 +1,9 @@
 /**
  * Telemetry ingest: admit each point's satellite through the fleet registry, detect each point
- * against its satellite's recent history, let each satellite's object apply the phase policy and
+ * against its satellite's detector state, let each satellite's object apply the phase policy and
  * store its points (in parallel, one call per satellite), and shape the API's anomaly response.
  */
-import { detect, detectorOf, type Detection, type Reading } from "../domain/detector";
+import { detect, detectorOf, type Detection, type DetectorState, type Reading } from "../domain/detector";
 import { pointId } from "../domain/ids";
 import { decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase, TelemetryPointInput } from "../domain/schemas";
@@ -12,9 +12,9 @@ import { ApiError } from "../http/errors";
 import { instruments } from "../telemetry/instruments";
 import { log } from "../telemetry/logger";
 import { withSpan } from "../telemetry/spans";
-import { HISTORY_LENGTH, type RecordedResult, type RecordEntry, type RecordOutcome } from "../objects/satellite-state";
+import type { RecordedResult, RecordEntry, RecordOutcome } from "../objects/satellite-state";
 import { fleetView } from "./fleet";
-import { callSatellite, historyCache, rememberPhase, rememberReadings } from "./mission-client";
+import { callSatellite, historyCache, rememberPhase, rememberState } from "./mission-client";
 
 export const DEFAULT_SATELLITE_ID = "default";
 /** The phase assumed when the object cannot be reached and no isolate has seen it yet. */
@@ -85,21 +85,20 @@ async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[],
   const { refused, unreachable } = await fleetView.admit(env, satelliteIds);
   if (refused.length > 0) throw refusal(refused[0]!, satelliteIds, options.fieldOf ?? ((i) => `telemetry.${i}.satellite_id`));
   const unrecorded = new Set(unreachable);
-  const [phase, histories] = await Promise.all([fleetView.phase(env), satelliteHistories(env, satelliteIds, unrecorded)]);
+  const [phase, states] = await Promise.all([fleetView.phase(env), detectorStates(env, satelliteIds, unrecorded)]);
 
   // One span for the whole batch (not one per point): spans per request stay constant.
   const entries = withSpan("model_inference", { "astra.detector.points": points.length, "astra.detector.checks": "limit,rate,stuck,drift" }, (span) => {
     const list = points.map((point, i) => {
       const satelliteId = satelliteIds[i]!;
       const reading = toReading(point, now);
-      const history = histories.get(satelliteId) ?? [];
       const started = performance.now();
-      const detection = detect(reading, history);
+      const { detection, state } = detect(reading, states.get(satelliteId));
       // Workers advance clocks only on I/O in production, so this is ~0 there; see README (tracing).
       instruments.detectionLatency.record((performance.now() - started) / 1000);
-      // The same window as the object keeps, so a batch judges each point as sequential requests would.
-      histories.set(satelliteId, [...history, reading].slice(-HISTORY_LENGTH));
-      return { satelliteId, reading, detection };
+      // The next point of the same satellite in this batch sees this one, as sequential requests would.
+      states.set(satelliteId, state);
+      return { satelliteId, reading, detection, state };
     });
     describeInference(span, list);
     return list;
@@ -118,7 +117,7 @@ async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[],
   if (outcomes.size < new Set(satelliteIds).size) {
     instruments.recoveryActions.add(1, { action_type: "fallback_isolate_cache", status: "success" });
   }
-  for (const [satelliteId, history] of histories) if (outcomes.has(satelliteId)) rememberReadings(satelliteId, history);
+  for (const [satelliteId, state] of states) if (state && outcomes.has(satelliteId)) rememberState(satelliteId, state);
 
   const used = new Map<string, number>();
   const responses = entries.map((entry) => {
@@ -145,32 +144,33 @@ function refusal(first: { id: string; reason: string }, satelliteIds: readonly s
     : new ApiError(422, "unknown_satellite", `satellite ${first.id} is not registered; an admin registers it with PUT /api/v1/fleet/satellites`, field);
 }
 
-/** Each satellite's recent readings: from the cache where live, else one call per satellite object, in parallel. */
-async function satelliteHistories(env: Env, satelliteIds: readonly string[], unrecorded: ReadonlySet<string>): Promise<Map<string, Reading[]>> {
-  const histories = new Map<string, Reading[]>();
+/** Each satellite's detector state: from the cache where live, else one call per satellite object, in parallel. */
+async function detectorStates(env: Env, satelliteIds: readonly string[], unrecorded: ReadonlySet<string>): Promise<Map<string, DetectorState | undefined>> {
+  const states = new Map<string, DetectorState | undefined>();
   const ids = new Set(satelliteIds);
   const missing: string[] = [];
   withSpan("cache_operation", { "astra.cache.store_type": "history", "astra.cache.operation": "get", "astra.cache.keys": ids.size }, (span) => {
     for (const id of ids) {
       const cached = historyCache.get(id);
-      if (cached) histories.set(id, cached);
+      if (cached) states.set(id, cached);
       else missing.push(id);
     }
     span.setAttributes({ "astra.cache.hits": ids.size - missing.length, "astra.cache.hit": missing.length === 0 });
   });
   await Promise.all(
     missing.map(async (id) => {
-      if (unrecorded.has(id)) return void histories.set(id, []);
+      if (unrecorded.has(id)) return void states.set(id, undefined);
       try {
-        const { history } = await callSatellite(env, id, (s) => s.context(id), { retry: "satellite.context" });
-        historyCache.set(id, history);
-        histories.set(id, history);
+        const { state } = await callSatellite(env, id, (s) => s.context(id), { retry: "satellite.context" });
+        // A satellite without a state yet is not cached: its first record writes one.
+        if (state) historyCache.set(id, state);
+        states.set(id, state);
       } catch {
-        histories.set(id, []);
+        states.set(id, undefined);
       }
     }),
   );
-  return histories;
+  return states;
 }
 
 /** One `record` call per satellite, in parallel; a satellite whose call failed is absent from the answer. */
@@ -182,11 +182,11 @@ async function recordPerSatellite(
   unrecorded: ReadonlySet<string>,
 ): Promise<Map<string, RecordOutcome>> {
   const bySatellite = new Map<string, RecordEntry[]>();
-  for (const { satelliteId, reading, detection } of entries) {
+  for (const { satelliteId, reading, detection, state } of entries) {
     if (unrecorded.has(satelliteId)) continue;
     let list = bySatellite.get(satelliteId);
     if (!list) bySatellite.set(satelliteId, (list = []));
-    list.push({ reading, detection });
+    list.push({ reading, detection, state });
   }
   const outcomes = new Map<string, RecordOutcome>();
   await Promise.all(

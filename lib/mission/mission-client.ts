@@ -2,9 +2,9 @@
  * The isolate's way to the Durable Objects that hold mission state: the mission object (global)
  * and one object per satellite, each call through the storage circuit breaker and traced as a
  * `database_query` CLIENT span naming the object it called; and the memory-engine caches in front
- * of the reads every request makes (phase, each satellite's recent readings).
+ * of the reads every request makes (phase, each satellite's detector state).
  */
-import type { Reading } from "../domain/detector";
+import type { DetectorState } from "../domain/detector";
 import type { MissionPhase } from "../domain/schemas";
 import { ApiError } from "../http/errors";
 import { reportDependency } from "../reliability/dependency-health";
@@ -14,12 +14,13 @@ import { SpanKind } from "@opentelemetry/api";
 import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
 import { MISSION_OPERATIONS, type MissionState } from "../objects/mission-state";
 import { MISSION_OBJECT_NAME, satelliteObjectName } from "../objects/names";
-import { HISTORY_LENGTH, SATELLITE_OPERATIONS, type SatelliteState } from "../objects/satellite-state";
+import { SATELLITE_OPERATIONS, type SatelliteState } from "../objects/satellite-state";
 import { adoptSpans, type TracedResult } from "../telemetry/object-spans";
 import { injectTraceContext, withSpan } from "../telemetry/spans";
 
 export const phaseCache = new IsolateCache<MissionPhase>("phase", { ttlMillis: 2000, maxEntries: 1 });
-export const historyCache = new IsolateCache<Reading[]>("history", { ttlMillis: 2000, maxEntries: 5000 });
+/** Each satellite's detector state (store type "history" in stats, metrics and spans, as before the state replaced the reading history). */
+export const historyCache = new IsolateCache<DetectorState>("history", { ttlMillis: 2000, maxEntries: 5000 });
 
 /**
  * Calls the mission object through the storage circuit breaker and active chaos faults (reads may
@@ -52,9 +53,9 @@ async function guarded<T>(env: Env, run: () => Promise<T>, options: GuardOptions
   }
 }
 
-/** After a request is recorded, this isolate's cache already knows the satellite's new readings. */
-export function rememberReadings(satelliteId: string, history: readonly Reading[]): void {
-  historyCache.set(satelliteId, history.slice(-HISTORY_LENGTH));
+/** After a request is recorded, this isolate's cache already knows the satellite's new state. */
+export function rememberState(satelliteId: string, state: DetectorState): void {
+  historyCache.set(satelliteId, state);
 }
 
 export function rememberPhase(phase: MissionPhase): void {

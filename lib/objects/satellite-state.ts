@@ -1,6 +1,6 @@
 /**
  * SatelliteState: one Durable Object per satellite (named by lib/objects/names.ts) holding what only
- * that satellite's points touch — its recent readings, latest point, recurrence memory and
+ * that satellite's points touch — its detector state, latest point, recurrence memory and
  * anomalies with their labels. Each RPC runs alone in the object, so a satellite's points are
  * recorded in order whichever isolates send them, and a batch's points of this satellite are
  * recorded whole or not at all.
@@ -14,7 +14,7 @@ import { DurableObject } from "cloudflare:workers";
 import { context, ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
 import { suppressTracing } from "@opentelemetry/core";
 import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
-import { detectorOf, type Detection, type Reading } from "../domain/detector";
+import { detect, detectorOf, usableState, type Detection, type DetectorState, type Reading } from "../domain/detector";
 import { pointId } from "../domain/ids";
 import { decide, type PolicyDecision } from "../domain/phase-policy";
 import type { MissionPhase } from "../domain/schemas";
@@ -26,8 +26,6 @@ import type { AbsorbAnswer, FleetItem, LabelTotals, LegacySatelliteData, Mission
 import { MISSION_OBJECT_NAME } from "./names";
 import { callsServed, runTraced } from "./traced";
 
-/** Readings kept for rate-of-change, stuck and drift checks. */
-export const HISTORY_LENGTH = 8;
 /** Anomalies kept per satellite; the oldest go first (the fleet index keeps its own bound). */
 export const MAX_SATELLITE_ANOMALIES = 10_000;
 /** Anomalies reach the fleet index at most this long after they are recorded (when the mission is up). */
@@ -40,6 +38,8 @@ const MAX_ITEMS_PER_DELIVERY = 500;
 export interface RecordEntry {
   reading: Reading;
   detection: Detection;
+  /** The satellite's detector state after this reading (the last entry's is kept). */
+  state: DetectorState;
 }
 
 export interface RecordedResult {
@@ -70,7 +70,8 @@ export interface SatelliteStats {
   satellite_id: string;
   anomalies: number;
   recent_anomalies: number;
-  readings: number;
+  /** Size of the detector state kept (JSON bytes; 0 before the first point). */
+  detector_state_bytes: number;
   labelled: number;
   false_positives: number;
   accuracy?: number;
@@ -95,7 +96,7 @@ export class SatelliteState extends DurableObject<Env> {
     this.#sql = ctx.storage.sql;
     this.#sql.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS readings (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, reading TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS detector_state (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS latest (id INTEGER PRIMARY KEY CHECK (id = 1), received_at INTEGER NOT NULL, point TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, item TEXT NOT NULL);
       ${ANOMALIES_DDL}
@@ -107,10 +108,11 @@ export class SatelliteState extends DurableObject<Env> {
     return runTraced(this, "SatelliteState", SATELLITE_OPERATIONS, carrier, op, args);
   }
 
-  /** The recent readings, oldest first, for detection. */
-  async context(satelliteId: string): Promise<{ history: Reading[] }> {
+  /** The detector state, for detection (absent before the satellite's first point). */
+  async context(satelliteId: string): Promise<{ state?: DetectorState }> {
     await this.#ready(satelliteId);
-    return { history: this.#history() };
+    const state = this.#state();
+    return state ? { state } : {};
   }
 
   /**
@@ -125,11 +127,12 @@ export class SatelliteState extends DurableObject<Env> {
     let escalatedToSafeMode: RecordOutcome["escalatedToSafeMode"];
     let missionPhase: MissionPhase | undefined;
     let latest = "";
+    const last = entries.at(-1);
+    if (last) this.#setState(last.state);
     for (const { reading, detection } of entries) {
       const recurrenceCount = detection.isAnomaly ? this.#recurrences(detection.type, reading.time) : 0;
       const decision = decide(detection, phase, recurrenceCount);
       const id = pointId(detection.isAnomaly, satelliteId);
-      this.#appendReading(reading);
       results.push({ id, phase, recurrenceCount, decision });
       latest = JSON.stringify({ id, satellite_id: satelliteId, reading, is_anomaly: detection.isAnomaly, anomaly_type: detection.type, anomaly_score: detection.score, severity_level: decision.severityLevel, mission_phase: phase });
       this.#sql.exec("INSERT INTO latest (id, received_at, point) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET received_at = excluded.received_at, point = excluded.point", now, latest);
@@ -190,7 +193,7 @@ export class SatelliteState extends DurableObject<Env> {
       satellite_id: satelliteId,
       anomalies: count("SELECT COUNT(*) AS n FROM anomalies"),
       recent_anomalies: count("SELECT COUNT(*) AS n FROM anomalies WHERE received_at > ?", now - RECURRENCE_WINDOW_MS),
-      readings: count("SELECT COUNT(*) AS n FROM readings"),
+      detector_state_bytes: this.#sql.exec<{ n: number | null }>("SELECT length(state) AS n FROM detector_state WHERE id = 1").toArray()[0]?.n ?? 0,
       ...labelCounts(this.#sql),
       pending_fleet_items: count("SELECT COUNT(*) AS n FROM outbox"),
       calls_since_start: callsServed(this),
@@ -226,7 +229,12 @@ export class SatelliteState extends DurableObject<Env> {
     const mission = this.#mission();
     const legacy: LegacySatelliteData = await mission.takeLegacy(satelliteId);
     this.ctx.storage.transactionSync(() => {
-      for (const r of legacy.readings) this.#sql.exec("INSERT OR IGNORE INTO readings (seq, time, reading) VALUES (?, ?, ?)", r.seq, r.time, r.reading);
+      // The old layout kept the last 8 readings: replayed through the detector, they are its state.
+      if (legacy.readings.length > 0 && this.#state() === undefined) {
+        let state: DetectorState | undefined;
+        for (const r of legacy.readings) state = detect(JSON.parse(r.reading) as Reading, state).state;
+        if (state) this.#setState(state);
+      }
       if (legacy.latest) {
         this.#sql.exec("INSERT INTO latest (id, received_at, point) VALUES (1, ?, ?) ON CONFLICT(id) DO NOTHING", legacy.latest.received_at, legacy.latest.point);
       }
@@ -249,25 +257,20 @@ export class SatelliteState extends DurableObject<Env> {
     this.#sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
   }
 
-  #history(): Reading[] {
-    return this.#sql
-      .exec<{ reading: string }>("SELECT reading FROM readings ORDER BY seq DESC LIMIT ?", HISTORY_LENGTH)
-      .toArray()
-      .reverse()
-      .map((r) => JSON.parse(r.reading) as Reading);
+  #state(): DetectorState | undefined {
+    const row = this.#sql.exec<{ state: string }>("SELECT state FROM detector_state WHERE id = 1").toArray()[0];
+    // A state an older detector wrote is replaced by a fresh one (usableState).
+    return row ? usableState(JSON.parse(row.state)) : undefined;
+  }
+
+  #setState(state: DetectorState): void {
+    this.#sql.exec("INSERT INTO detector_state (id, state) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state", JSON.stringify(state));
   }
 
   #recurrences(type: string, time: number): number {
     return this.#sql
       .exec<{ n: number }>("SELECT COUNT(*) AS n FROM anomalies WHERE anomaly_type = ? AND time > ? AND time <= ?", type, time - RECURRENCE_WINDOW_MS, time)
       .one().n;
-  }
-
-  #appendReading(reading: Reading): void {
-    const last = this.#sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM readings").one();
-    const seq = (last.seq ?? 0) + 1;
-    this.#sql.exec("INSERT INTO readings (seq, time, reading) VALUES (?, ?, ?)", seq, reading.time, JSON.stringify(reading));
-    this.#sql.exec("DELETE FROM readings WHERE seq <= ?", seq - HISTORY_LENGTH);
   }
 
   #enqueue(item: FleetItem): void {

@@ -27,9 +27,8 @@ reports precision / recall / F1 / detection delay per fault type.
   --points N            total points instead (rounded up to a multiple of --satellites)
   --seed N              PRNG seed (default 1); the same seed gives the same stream
   --batch N             points per request: 1 uses POST /api/v1/telemetry, more the batch endpoint (default 1).
-                        Up to --satellites, a request holds at most one point per satellite; above that the
-                        Worker judges a satellite's later points of a request against a history longer than
-                        its 8 readings (lib/mission/ingest.ts), so the figures differ from smaller batches
+                        The Worker threads each satellite's detector state through a batch, so any batch
+                        size judges every point as sequential requests would (lib/mission/ingest.ts)
   --step S              simulated seconds between two points of a satellite (default 20)
   --fault-rate F        faults per satellite per simulated hour (default 3)
   --faults LIST         comma-separated fault types (default all: ${FAULT_TYPES.join(",")})

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { generateScenario, payloadOf } from '../../scripts/sim/model.mjs';
 import { scoreRun, type RunRecord, type SimulationResult } from '../../scripts/sim/score.mjs';
+import { loadDetector, scoreOffline } from '../../scripts/sim/offline.mjs';
 import { freePort, REPO_ROOT, sleep, waitFor } from '../support/stack';
 
 const ADMIN_TOKEN = `sim-admin-${randomBytes(8).toString('hex')}`;
@@ -234,6 +235,13 @@ describe('simulator against wrangler dev', () => {
     }
     // The real detector finds something in this scenario.
     expect(o.tp).toBeGreaterThan(0);
+  });
+
+  test('the Worker answers exactly as detect() over the stream offline (state kept per satellite in storage)', async () => {
+    const detector = await loadDetector();
+    const offline = scoreOffline(detector, { seed: SEED, satellites: 3, pointsPerSatellite: POINTS / 3, faultRatePerHour: FAULT_RATE, satellitePrefix: `sim${SEED}-${RUN_TAG}` });
+    expect(result.points!.map((p) => [p.response!.is_anomaly, p.response!.anomaly_type])).toEqual(offline.records.map((r) => [r.response.is_anomaly, r.response.anomaly_type]));
+    expect(offline.scores).toEqual(result.scores);
   });
 
   test('a detector that always says "nominal" scores recall 0 on the same stream', () => {

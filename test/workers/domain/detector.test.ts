@@ -1,13 +1,51 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { detect, type Reading } from "../../../lib/domain/detector";
+import { detect, freshState, DETECTOR_STATE_VERSION, type DetectorState, type Reading } from "../../../lib/domain/detector";
 
 const base: Reading = { voltage: 28, temperature: 20, gyro: 0.1, current: 2, wheel_speed: 3000, time: 1_000_000 };
 const at = (seconds: number, over: Partial<Reading> = {}): Reading => ({ ...base, time: base.time + seconds * 1000, ...over });
 
-describe("detect", () => {
-  it("finds nothing in a nominal reading", () => {
-    const d = detect(base, []);
-    expect(d).toMatchObject({ isAnomaly: false, score: 0, type: "NONE", findings: [] });
+/** Deterministic Gaussian noise (LCG + Box-Muller), so "nominal noise" tests are repeatable. */
+function noise(seed: number): (sd: number) => number {
+  let s = seed >>> 0;
+  const uniform = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
+  return (sd) => sd * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+
+/** Runs readings through detect in order, threading the state; returns each detection. */
+function run(readings: readonly Reading[], state?: DetectorState) {
+  const out = [];
+  for (const r of readings) {
+    const result = detect(r, state);
+    state = result.state;
+    out.push(result.detection);
+  }
+  return { detections: out, state };
+}
+
+/** A nominal stream, one reading every 20 s: the bus at rest, with the simulator's sensor noise. */
+function nominal(points: number, seed = 1, from = 0, over: (i: number) => Partial<Reading> = () => ({})): Reading[] {
+  const n = noise(seed);
+  return Array.from({ length: points }, (_, i) => {
+    const o = over(i);
+    return at(from + i * 20, {
+      voltage: round(28.9 + n(0.03), 2),
+      temperature: round(20 + n(0.25), 1),
+      gyro: round(0.063 + n(0.003), 3),
+      current: round(1.3 + n(0.025), 2),
+      wheel_speed: Math.round(3000 + 150 * Math.sin((2 * Math.PI * i) / 285) + n(3)),
+      ...o,
+    });
+  });
+}
+const round = (x: number, d: number) => Number(x.toFixed(d));
+const flagged = (ds: ReadonlyArray<{ isAnomaly: boolean }>) => ds.filter((d) => d.isAnomaly).length;
+
+describe("detect: point checks", () => {
+  it("finds nothing in a nominal first reading, and hands back a state", () => {
+    const { detection, state } = detect(base, undefined);
+    expect(detection).toMatchObject({ isAnomaly: false, score: 0, type: "NONE", findings: [] });
+    expect(state).toMatchObject({ v: DETECTOR_STATE_VERSION, time: base.time, seen: 1 });
   });
 
   it.each([
@@ -19,7 +57,7 @@ describe("detect", () => {
     [{ current: 11 }, "POWER_OVERCURRENT"],
     [{ wheel_speed: 9500 }, "WHEEL_OVERSPEED"],
   ] as const)("flags %o as %s with a reason", (over, type) => {
-    const d = detect({ ...base, ...over }, []);
+    const d = detect({ ...base, ...over }, undefined).detection;
     expect(d.isAnomaly).toBe(true);
     expect(d.type).toBe(type);
     expect(d.score).toBeGreaterThanOrEqual(0.5);
@@ -27,42 +65,218 @@ describe("detect", () => {
   });
 
   it("scores further from the band higher, capped at 1", () => {
-    const near = detect({ ...base, voltage: 23 }, []).score;
-    const far = detect({ ...base, voltage: 10 }, []).score;
-    const off = detect({ ...base, voltage: 0 }, []).score;
-    expect(near).toBeLessThan(far);
-    expect(far).toBeLessThanOrEqual(off);
-    expect(off).toBe(1);
+    const score = (voltage: number) => detect({ ...base, voltage }, undefined).detection.score;
+    expect(score(23)).toBeLessThan(score(10));
+    expect(score(10)).toBeLessThanOrEqual(score(0));
+    expect(score(0)).toBe(1);
   });
 
-  it("flags a jump against the previous reading of the same source", () => {
-    const d = detect(at(1, { voltage: 31 }), [at(0, { voltage: 25 })]);
-    expect(d.type).toBe("RATE_OF_CHANGE");
-    expect(d.findings[0]!.reason).toMatch(/voltage changed 6\/s/);
+  it("flags a jump against the last nominal value of the same source, and accepts it spread over time", () => {
+    const first = detect(at(0, { current: 1 }), undefined).state;
+    const jump = detect(at(1, { current: 4 }), first).detection;
+    expect(jump.findings.find((f) => f.check === "rate")).toMatchObject({ field: "current", type: "RATE_OF_CHANGE" });
+    expect(jump.findings.find((f) => f.check === "rate")!.reason).toMatch(/current changed 3\/s since its last nominal value 1/);
+    expect(detect(at(60, { current: 4 }), first).detection.findings.some((f) => f.check === "rate")).toBe(false);
   });
 
-  it("accepts the same change spread over a long time", () => {
-    expect(detect(at(60, { voltage: 31 }), [at(0, { voltage: 25 })]).isAnomaly).toBe(false);
+  it("catches a small gyro spike (0.6 deg/s in one sample) and not the reading after it", () => {
+    const before = run(nominal(10)).state;
+    const spike = detect(at(200, { gyro: 0.663 }), before);
+    expect(spike.detection).toMatchObject({ isAnomaly: true, type: "ATTITUDE_RATE" });
+    // Back to the orbit rate: judged against the value before the spike, not against the spike.
+    expect(detect(at(220, { gyro: 0.064 }), spike.state).detection.isAnomaly).toBe(false);
   });
 
   it("flags a stuck sensor only while other sensors move", () => {
-    const history = [0, 1, 2, 3].map((s) => at(s, { temperature: 20 + s * 0.3 }));
-    const stuck = detect(at(4, { temperature: 21.5 }), history.map((r) => ({ ...r, voltage: 28 })));
+    const moving = [0, 1, 2, 3, 4].map((s) => at(s * 20, { temperature: 20 + s * 0.3, voltage: 28 }));
+    const stuck = run(moving).detections.at(-1)!;
     expect(stuck.findings.some((f) => f.type === "SENSOR_STUCK" && f.field === "voltage")).toBe(true);
-    const allStill = detect(at(4), [0, 1, 2, 3].map((s) => at(s)));
-    expect(allStill.findings).toEqual([]);
+    const still = run([0, 1, 2, 3, 4].map((s) => at(s * 20))).detections.at(-1)!;
+    expect(still.findings).toEqual([]);
   });
 
-  it("flags a steady drift larger than the window allows", () => {
-    const history = [0, 1, 2, 3, 4].map((s) => at(s * 30, { temperature: 20 + s * 4 }));
-    const d = detect(at(150, { temperature: 40 }), history);
-    expect(d.findings.some((f) => f.type === "DRIFT" && f.field === "temperature")).toBe(true);
-  });
-
-  it("is more confident with more fields and more history", () => {
-    const bare = detect({ voltage: 28, temperature: 20, gyro: 0, time: 0 }, []).confidence;
-    const rich = detect(at(10), [at(0), at(5)]).confidence;
+  it("is more confident with more fields and more readings behind it", () => {
+    const bare = detect({ voltage: 28, temperature: 20, gyro: 0, time: 0 }, undefined).detection.confidence;
+    const rich = run([at(0), at(5), at(10)]).detections.at(-1)!.confidence;
     expect(rich).toBeGreaterThan(bare);
     expect(rich).toBeLessThanOrEqual(1);
+  });
+});
+
+describe("detect: slow faults (the physics trackers)", () => {
+  it("does not flag a day of nominal noise (but for a quantised sensor repeating itself by chance)", () => {
+    for (const seed of [1, 2, 3]) {
+      const findings = run(nominal(4320, seed)).detections.flatMap((d) => d.findings);
+      expect(findings.filter((f) => f.check !== "stuck")).toEqual([]);
+      expect(findings.length).toBeLessThanOrEqual(2);
+    }
+  });
+
+  it("does not flag nominal heating and cooling within the heat balance (15 min time constant)", () => {
+    // Eclipse exit: from -5 °C towards 35 °C with a 20 min time constant, then eclipse: towards -5 °C.
+    let t = -5;
+    const n = noise(9);
+    const readings = nominal(600, 9, 0, (i) => {
+      t += ((i % 285 < 185 ? 35 : -5) - t) * (1 - Math.exp(-20 / 1200));
+      return { temperature: round(t + n(0.25), 1) };
+    });
+    expect(flagged(run(readings).detections)).toBe(0);
+  });
+
+  it("catches a thermal runaway of 0.05 °C/s within 5 min, and stops once it has cooled back", () => {
+    const before = nominal(30);
+    const heat = nominal(30, 4, 600, (i) => ({ temperature: round(20 + 0.05 * 20 * (i + 1), 1) }));
+    const cool = nominal(120, 5, 1200, (i) => ({ temperature: round(20 + 30 * Math.exp((-(i + 1) * 20) / 600), 1) }));
+    const { detections } = run([...before, ...heat, ...cool]);
+    const first = detections.findIndex((d) => d.isAnomaly);
+    expect(first).toBeGreaterThanOrEqual(30);
+    expect((first - 30 + 1) * 20).toBeLessThanOrEqual(300);
+    expect(detections[first]!.type).toBe("THERMAL_HIGH");
+    expect(detections[first]!.findings[0]!.reason).toMatch(/temperature .* above the .* the physics allows/);
+    // Still flagged through the first 10 min of the cool-down (excess above 10 °C) …
+    expect(flagged(detections.slice(60, 90))).toBe(30);
+    // … and the tracker lets go once the excess is small (below 3 °C after 600·ln 10 ≈ 1380 s).
+    expect(detections.slice(60 + 70).flatMap((d) => d.findings).filter((f) => f.field === "temperature" && f.check !== "stuck")).toEqual([]);
+  });
+
+  it("catches a current drift of +1 A over 40 min within 15 min, and not the points after it clears", () => {
+    const drift = nominal(120, 6, 0, (i) => ({ current: round(1.3 + (1 * (i + 1)) / 120, 2) }));
+    const { detections } = run([...nominal(30, 7, -600), ...drift, ...nominal(60, 8, 2400)]);
+    const first = detections.findIndex((d) => d.isAnomaly);
+    expect(first - 30).toBeLessThanOrEqual(45);
+    expect(detections[first]!.findings[0]).toMatchObject({ field: "current", check: "drift", type: "DRIFT" });
+    expect(flagged(detections.slice(30 + 120))).toBe(0);
+  });
+
+  it("catches a voltage collapse of 3 V at once, keeps flagging while it holds, and stops when it recovers", () => {
+    const n = noise(10);
+    const collapse = nominal(15, 10, 0, (i) => ({ voltage: round((i < 2 ? 27.4 - 1.5 * i : 25.9) + n(0.03), 2) }));
+    const { detections } = run([...nominal(30, 21, -600), ...collapse, ...nominal(30, 12, 300)]);
+    expect(detections.slice(30, 45).every((d) => d.isAnomaly)).toBe(true);
+    expect(detections.slice(31, 45).every((d) => d.type === "POWER_UNDERVOLTAGE")).toBe(true);
+    expect(flagged(detections.slice(45))).toBe(0);
+  });
+
+  it("counts the slew's momentum out of the wheel speed (350 rpm per deg/s of body rate)", () => {
+    const n = noise(13);
+    const slew = nominal(30, 13, 0, (i) => (i >= 5 && i < 25 ? { gyro: round(0.8 + 0.063 + n(0.003), 3), wheel_speed: Math.round(3000 + 150 * Math.sin((2 * Math.PI * i) / 285) + 350 * 0.8) } : {}));
+    // The gyro steps are slews, not spikes, when ramped: two steps of 0.4 deg/s.
+    slew[5] = { ...slew[5]!, gyro: 0.463, wheel_speed: slew[5]!.wheel_speed! - 140 };
+    slew[24] = { ...slew[24]!, gyro: 0.463, wheel_speed: slew[24]!.wheel_speed! - 140 };
+    expect(flagged(run([...nominal(30, 14, -600), ...slew]).detections)).toBe(0);
+  });
+});
+
+describe("detect: what the physics tells apart", () => {
+  it("reads eclipse from the bus voltage: a bus that stops cooling in eclipse is heating", () => {
+    // Eclipse entry at point 30: the voltage steps down 0.6 V and the bus cools towards -5 °C.
+    let t = 20;
+    const n = noise(18);
+    const eclipse = (runaway: boolean) =>
+      nominal(60, 19, 0, (i) => {
+        t += (-5 - t) * (1 - Math.exp(-20 / 1200));
+        const heat = runaway && i >= 40 ? 0.035 * 20 * (i - 39) : 0;
+        return { voltage: round((i < 30 ? 28.9 : 28.2 - 0.01 * (i - 30)) + n(0.03), 2), temperature: round(t + heat + n(0.25), 1) };
+      });
+    expect(flagged(run(eclipse(false)).detections)).toBe(0);
+    t = 20;
+    const { detections } = run(eclipse(true));
+    const first = detections.findIndex((d) => d.isAnomaly);
+    // 0.035 °C/s: slower than a sunlit bus may warm, but in eclipse nothing warms it above 5 °C.
+    expect(first).toBeGreaterThanOrEqual(40);
+    expect((first - 40 + 1) * 20).toBeLessThanOrEqual(120);
+    expect(detections[first]!.type).toBe("THERMAL_HIGH");
+    const m = noise(20);
+    expect(run([...nominal(10, 20), ...nominal(10, 21, 200, () => ({ voltage: round(28.2 + m(0.03), 2) }))]).state!.sky).toBe("eclipse");
+  });
+
+  it("judges only falls of the bus voltage by rate: a bus charging back is not a jump", () => {
+    const m = noise(22);
+    const low = run(nominal(10, 22, 0, () => ({ voltage: round(26.4 + m(0.03), 2) }))).state;
+    expect(detect(at(200, { voltage: 28.6 }), low).detection.isAnomaly).toBe(false);
+    expect(detect(at(200, { voltage: 24.2 }), low).detection.findings.some((f) => f.check === "rate")).toBe(true);
+  });
+
+  it("flags a temperature sensor's offset jump once, then tracks the new level", () => {
+    const jump = nominal(20, 23, 600, (i) => ({ temperature: round(32 + 0.1 * (i % 3), 1) }));
+    const { detections } = run([...nominal(30, 24), ...jump]);
+    expect(detections[30]!.findings.map((f) => f.check)).toContain("rate");
+    expect(flagged(detections.slice(31))).toBe(0);
+  });
+
+  it("learns a wheel's own momentum build-up and flags a faster climb", () => {
+    // +0.4 rpm/s of build-up is nominal for this satellite once learned; a +2 rpm/s climb is not.
+    const climb = (extra: number) => nominal(360, 25, 0, (i) => ({ wheel_speed: Math.round(2600 + 8 * i + (i >= 300 ? extra * 20 * (i - 299) : 0)) }));
+    expect(flagged(run(climb(0)).detections)).toBe(0);
+    const { detections } = run(climb(2));
+    const first = detections.findIndex((d) => d.isAnomaly);
+    expect(first).toBeGreaterThanOrEqual(300);
+    expect(first - 300).toBeLessThanOrEqual(6);
+    expect(detections[first]!.findings[0]).toMatchObject({ field: "wheel_speed", check: "drift", type: "DRIFT" });
+  });
+});
+
+describe("detect: the state", () => {
+  it("stays under 2 KiB of JSON whatever the readings", () => {
+    const reading = fc.record({
+      voltage: fc.double({ min: 0, max: 50, noNaN: true }),
+      temperature: fc.double({ min: -100, max: 150, noNaN: true }),
+      gyro: fc.double({ min: -1000, max: 1000, noNaN: true }),
+      current: fc.option(fc.double({ min: 0, max: 1000, noNaN: true }), { nil: undefined }),
+      wheel_speed: fc.option(fc.double({ min: 0, max: 100_000, noNaN: true }), { nil: undefined }),
+      dt: fc.integer({ min: -60_000, max: 3_600_000 }),
+    });
+    fc.assert(
+      fc.property(fc.array(reading, { minLength: 1, maxLength: 300 }), (list) => {
+        let state: DetectorState | undefined;
+        let time = 0;
+        for (const { dt, current, wheel_speed, ...r } of list) {
+          time += dt;
+          state = detect({ ...r, ...(current !== undefined && { current }), ...(wheel_speed !== undefined && { wheel_speed }), time }, state).state;
+        }
+        expect(JSON.stringify(state).length).toBeLessThanOrEqual(2048);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("survives JSON: a stored state judges the next reading exactly as the live one", () => {
+    const readings = nominal(50, 15);
+    const { state } = run(readings);
+    const next = at(1000, { current: 2.5 });
+    expect(detect(next, JSON.parse(JSON.stringify(state)) as DetectorState)).toEqual(detect(next, state));
+    // Even the fresh state (time -Infinity becomes null in JSON).
+    expect(detect(base, JSON.parse(JSON.stringify(freshState())) as DetectorState)).toEqual(detect(base, undefined));
+  });
+
+  it("never changes the state it is given (the caller's copy stays the satellite's last state)", () => {
+    const freeze = <T>(x: T): T => {
+      if (x && typeof x === "object") for (const v of Object.values(x)) freeze(v);
+      return Object.freeze(x);
+    };
+    const { state } = run(nominal(30, 26));
+    const before = JSON.stringify(state);
+    expect(() => detect(at(700, { voltage: 24, temperature: 30 }), freeze(state!))).not.toThrow();
+    expect(JSON.stringify(state)).toBe(before);
+  });
+
+  it("starts fresh from a state another version wrote, or a malformed one", () => {
+    const fresh = detect(at(0, { voltage: 22 }), undefined);
+    for (const old of [{ v: 0, history: [base] }, { v: 2, time: 0, recent: [], fields: {}, seen: 3 }, [base], null, "x"]) {
+      expect(detect(at(0, { voltage: 22 }), old as unknown as DetectorState)).toEqual(fresh);
+    }
+  });
+
+  it("judges a late or duplicate reading on its bands only and keeps the state", () => {
+    const { state } = run(nominal(10, 16));
+    const late = detect(at(20, { current: 4, voltage: 24 }), state);
+    expect(late.state).toEqual(state);
+    expect(late.detection.findings.map((f) => f.check)).toEqual(["limit"]);
+  });
+
+  it("restarts the trackers after a gap of more than 30 min (the physics moved unobserved)", () => {
+    const { state } = run(nominal(30, 17));
+    const after = detect(at(600 + 3 * 3600, { temperature: 34, current: 2.9, voltage: 27.2 }), state);
+    expect(after.detection.isAnomaly).toBe(false);
   });
 });

@@ -2,9 +2,9 @@ import { describe, expect, it } from "vitest";
 import { detect } from "../../../lib/domain/detector";
 import { checkTransition, decide, severityLevel } from "../../../lib/domain/phase-policy";
 
-const critical = detect({ voltage: 1, temperature: 20, gyro: 0, time: 0 }, []);
-const medium = detect({ voltage: 22, temperature: 20, gyro: 0, time: 0 }, []);
-const nominal = detect({ voltage: 28, temperature: 20, gyro: 0, time: 0 }, []);
+const critical = detect({ voltage: 1, temperature: 20, gyro: 0, time: 0 }, undefined).detection;
+const medium = detect({ voltage: 22, temperature: 20, gyro: 0, time: 0 }, undefined).detection;
+const nominal = detect({ voltage: 28, temperature: 20, gyro: 0, time: 0 }, undefined).detection;
 
 describe("phase transitions", () => {
   it("allows planned transitions and refuses others with the reason", () => {

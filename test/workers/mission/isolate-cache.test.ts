@@ -5,6 +5,7 @@
  * UpDownCounter of changes whose sum is the current size).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { freshState } from "../../../lib/domain/detector";
 import { historyCache, phaseCache } from "../../../lib/mission/mission-client";
 import { IsolateCache, type StoreType } from "../../../lib/mission/isolate-cache";
 import { metricReader } from "../../../lib/telemetry/meter-provider";
@@ -151,7 +152,7 @@ describe("the isolate's caches in GET /api/v1/memory/stats", () => {
     // Hits and misses count over the isolate's life: this test looks at what it adds.
     const before = { phase: phaseCache.stats(), history: historyCache.stats() };
     phaseCache.set("phase", "NOMINAL_OPS");
-    historyCache.set("sat-1", []);
+    historyCache.set("sat-1", freshState());
     expect(phaseCache.get("phase")).toBe("NOMINAL_OPS");
     expect(historyCache.get("sat-2")).toBeUndefined();
     vi.setSystemTime(Date.now() + phaseCache.stats().ttl_ms - 1);

@@ -1,0 +1,175 @@
+/**
+ * The physical limits the detector judges against, for a 28 V bus LEO smallsat (the simulator's
+ * spacecraft, scripts/sim/model.mjs). Every number is a property of the spacecraft's design, not of
+ * a seed; they were set from that physics and checked on the training seeds only (see README).
+ */
+import type { AnomalyType, Field } from "./detector-types";
+
+/** Nominal band, and the distance outside it at which a reading counts as fully anomalous. */
+export interface Band {
+  low: number;
+  high: number;
+  /** Distance beyond the band where the score reaches 1. */
+  span: number;
+  /** Largest plausible change between two readings, units per second (judged over ≥ 1 s). */
+  maxRatePerSecond: number;
+  /** Only falls are judged by the rate check (a rise is a recovery; the band judges it). */
+  fallsOnly?: boolean;
+}
+
+/**
+ * - voltage: the battery's end-of-charge clamp is ≤ 29.2 V and its deepest eclipse discharge with
+ *   the heater on ~26.2 V: the band is 25..29.8 V (0.6 V above the clamp is a regulator or sensor
+ *   fault). A fall faster than 0.05 V/s (1 V
+ *   between 20 s samples) is a collapse, not a discharge (≤ 0.012 V/s at eclipse entry); a fast
+ *   rise is the bus coming back (a collapse recovering, a sensor bias clearing), judged by the band.
+ * - temperature: -10..50 °C operating range; 0.5 °C/s between samples is beyond any heat balance.
+ * - gyro: |rate| ≤ 1.5 deg/s (slews peak at 1 deg/s); the attitude control's acceleration limit is
+ *   0.025 deg/s² (a slew ramps up in two 20 s steps), so a faster change is a glitch or a spike.
+ * - current: 0..4.5 A (base + payload + heater ≤ 4.6 A at the top of the load budget); load
+ *   switching changes it by ≤ 2 A at once.
+ * - wheel_speed: 0..5500 rpm (dumps start at 4500); slews exchange ≤ 175 rpm per 20 s sample
+ *   (≤ 9 rpm/s), so 15 rpm/s is beyond the wheel's torque.
+ */
+export const BANDS: Record<Field, Band> = {
+  voltage: { low: 25, high: 29.8, span: 8, maxRatePerSecond: 0.05, fallsOnly: true },
+  temperature: { low: -10, high: 50, span: 40, maxRatePerSecond: 0.5 },
+  gyro: { low: -1.5, high: 1.5, span: 8, maxRatePerSecond: 0.028 },
+  current: { low: 0, high: 4.5, span: 6, maxRatePerSecond: 2 },
+  wheel_speed: { low: 0, high: 5500, span: 3000, maxRatePerSecond: 15 },
+};
+
+/**
+ * Whether the bus is in sunlight, read from the power system: at or near its end-of-charge
+ * plateau (≥ 28.65 V: sunlit levels are ≥ 28.72 V, eclipse starts ≤ 28.6 V), or charging back
+ * (≥ 0.1 V above the lowest of the last 4 readings: eclipse exit; in eclipse it only falls);
+ * eclipse once it falls ≥ 0.25 V below the highest of them (the 0.6 V step at eclipse entry; a
+ * payload switching on drops it ≤ 0.18 V). "unknown" until either is seen: judged as sunlit.
+ */
+export type Sky = "sunlit" | "eclipse" | "unknown";
+export const SUNLIT_MIN_V = 28.65;
+export const CHARGING_RISE_V = 0.1;
+export const ECLIPSE_FALL_V = 0.25;
+
+/**
+ * A per-field tracker of the value the physics allows (detector-trend.ts): it follows the readings
+ * smoothed over `smoothSeconds`, but never faster than `riseMax`/`fallMax` (units per second, as a
+ * function of the tracked value), so a change faster than the spacecraft can produce leaves it
+ * behind by more than `threshold` and is flagged. `step` (optional): a jump of at least this much
+ * between two readings is a load switch, and the tracker starts again from the new value.
+ */
+export interface TrackerSpec {
+  smoothSeconds: number;
+  riseMax: (tracked: number, sky: Sky) => number;
+  fallMax: (tracked: number, sky: Sky) => number;
+  threshold: number;
+  /** Distance beyond the threshold where the score reaches 1. */
+  span: number;
+  step?: number;
+  /**
+   * Learn the field's own steady rate (e.g. a wheel's momentum build-up) with this time constant,
+   * from readings whose rate is at most `ignoreAbove` (a dump is not the steady rate); the limits
+   * then apply around it.
+   */
+  slope?: { seconds: number; ignoreAbove: number };
+  /** Share of the rate limits by which the allowed envelope widens while the tracker is frozen. */
+  widen: number;
+  /** A tracker frozen longer than this (longer than the faults it looks for) starts again. */
+  maxFreezeSeconds: number;
+  /** The type of a reading above / below what the tracker allows; undefined: that side is not judged. */
+  above: AnomalyType | undefined;
+  below: AnomalyType | undefined;
+  /**
+   * Track `value - factor * other` instead of the value: the wheel absorbs the body's momentum in a
+   * slew (350 rpm per deg/s of body rate), so a slew is not a wheel anomaly.
+   */
+  compensate?: { field: Field; factor: number };
+  /** What the rate limits stand for, for the finding's reason. */
+  physics: string;
+}
+
+/** Heat balance: the warmest equilibrium (sunlit with the payload on; the heater runs only in eclipse) and the coldest (eclipse). */
+const WARMEST_C = 42;
+const WARMEST_ECLIPSE_C = 5;
+const COLDEST_C = -8;
+/** The shortest thermal time constant of the bus (15 min). */
+const THERMAL_TAU_S = 900;
+const COOLING_TAU_S = 600;
+/** End-of-charge clamp (upper bound) and the fastest charge time constant (6 min). */
+const END_OF_CHARGE_V = 29.3;
+const CHARGE_TAU_S = 360;
+/** Fastest fall of a sunlit bus: a payload's 0.18 V IR drop with the 6 min charge time constant. */
+const SUNLIT_FALL_V_S = 0.002;
+/** Momentum dumps bring the wheel back to this speed. */
+const DUMP_TARGET_RPM = 2500;
+
+export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
+  voltage: {
+    smoothSeconds: 20,
+    riseMax: (v) => Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S),
+    // In sunlight the bus sits on its end-of-charge plateau (a payload's IR drop relaxes over
+    // minutes); only in eclipse does it discharge, fastest at entry.
+    fallMax: (_v, sky) => (sky === "sunlit" ? SUNLIT_FALL_V_S : 0.012),
+    threshold: 1.2,
+    span: 4,
+    widen: 0.5,
+    maxFreezeSeconds: 15 * 60,
+    // Above the tracker the band's 29.8 V judges: a battery charging back is never a fault here.
+    above: undefined,
+    below: "POWER_UNDERVOLTAGE",
+    physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.012 V/s in eclipse, 0.002 V/s in sunlight",
+  },
+  temperature: {
+    smoothSeconds: 30,
+    // In eclipse the warmest equilibrium is the heater's 5 °C: the bus cannot warm above it.
+    riseMax: (t, sky) => Math.max(0.001, ((sky === "eclipse" ? WARMEST_ECLIPSE_C : WARMEST_C) - t) / THERMAL_TAU_S),
+    // Cooling is judged more loosely (radiators shed heat faster than heaters add it; no fault
+    // we look for cools the bus): 10 min time constant plus 0.005 °C/s.
+    fallMax: (t) => 0.005 + Math.max(0, (t - COLDEST_C) / COOLING_TAU_S),
+    threshold: 2.5,
+    span: 20,
+    // A jump beyond any heater or runaway (≤ 0.12 °C/s, 2.4 °C a sample) is a sensor offset
+    // changing, flagged by the rate check once; the tracker starts again from the new level.
+    step: 5,
+    widen: 0.25,
+    maxFreezeSeconds: 60 * 60,
+    above: "THERMAL_HIGH",
+    // Below the tracker only the band judges: no fault we look for cools faster than eclipse does.
+    below: undefined,
+    physics: "the heat balance warms it at most towards 42 °C in sunlight (payload on), 5 °C in eclipse (heater on), with a 15 min time constant",
+  },
+  current: {
+    smoothSeconds: 400,
+    riseMax: () => 0.0001,
+    fallMax: () => 0.0001,
+    threshold: 0.15,
+    span: 2,
+    widen: 1,
+    maxFreezeSeconds: 45 * 60,
+    step: 0.25,
+    above: "DRIFT",
+    below: "DRIFT",
+    physics: "loads switch in steps of at least 0.4 A (the heater) and draw a flat current in between",
+  },
+  wheel_speed: {
+    smoothSeconds: 20,
+    // Dumps drive it towards 2500 rpm at 3 rpm/s; otherwise the orbital momentum cycle moves it
+    // at most 0.25 rpm/s around the satellite's own build-up rate (learned).
+    riseMax: (w) => (w < DUMP_TARGET_RPM ? 3.5 : 0.25),
+    fallMax: (w) => (w > DUMP_TARGET_RPM ? 3.5 : 0.25),
+    slope: { seconds: 2 * 3600, ignoreAbove: 1 },
+    threshold: 150,
+    // A change of 400 rpm in one sample is beyond the wheel's torque: a sensor offset, restart.
+    step: 400,
+    span: 2000,
+    widen: 1,
+    maxFreezeSeconds: 45 * 60,
+    above: "DRIFT",
+    below: "DRIFT",
+    physics: "after the slew momentum, it moves at its learned build-up rate ± 0.25 rpm/s, or 3.5 rpm/s towards 2500 rpm in a dump",
+    compensate: { field: "gyro", factor: 350 },
+  },
+};
+
+/** A gap longer than this between two readings restarts the trackers (the state moved unobserved). */
+export const MAX_GAP_SECONDS = 30 * 60;

@@ -1,0 +1,81 @@
+/**
+ * The detector's per-satellite memory: small, bounded, plain JSON, versioned. `detect()` takes one
+ * and returns the next; storage keeps it as one row per satellite.
+ *
+ * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 8 numbers
+ * and one flag, plus the sky and two counters: under 70 numbers, under 2 KiB as JSON whatever the
+ * input (checked by a fuzz test).
+ */
+import { FIELDS, type Field, type Reading } from "./detector-types";
+
+/** The version of {@link DetectorState}; a state of any other version is replaced by a fresh one. */
+export const DETECTOR_STATE_VERSION = 1;
+/** Readings kept for the stuck-sensor check (it needs the last 4 besides the current one). */
+export const RECENT_LENGTH = 4;
+
+/** One field's memory. */
+export interface FieldState {
+  /** The last value of this field judged nominal, and its time: the rate check's reference. */
+  good?: number;
+  goodTime?: number;
+  /** The value last given to the tracker (after compensation), for its step check. */
+  input?: number;
+  /** The tracked value the physics allows (see detector-trend.ts). */
+  track?: number;
+  /** The tracker's learned nominal rate (units per second), for fields that have one (wheel). */
+  slope?: number;
+  /** Readings the learned rate rests on (capped). */
+  learned?: number;
+  /** Time the tracker froze (its field flagged), so a stuck alarm can be bounded. */
+  frozenSince?: number;
+  /** The side the frozen tracker's readings are on (1 above, -1 below). */
+  side?: 1 | -1;
+  /** The field was flagged as stuck at the previous reading (its next change is a release). */
+  stuck?: boolean;
+}
+
+export interface DetectorState {
+  v: typeof DETECTOR_STATE_VERSION;
+  /** Time of the newest reading judged (epoch ms). */
+  time: number;
+  /** The newest readings, oldest first, at most {@link RECENT_LENGTH}. */
+  recent: Reading[];
+  fields: Partial<Record<Field, FieldState>>;
+  /** Sunlight or eclipse as the bus voltage last showed it (see detector-bands.ts Sky). */
+  sky?: "sunlit" | "eclipse" | "unknown";
+  /** Readings judged with this state (capped), for the verdict's confidence. */
+  seen: number;
+}
+
+/** The state before a satellite's first reading. */
+export function freshState(): DetectorState {
+  return { v: DETECTOR_STATE_VERSION, time: Number.NEGATIVE_INFINITY, recent: [], fields: {}, seen: 0 };
+}
+
+/**
+ * The state to judge with: `state` when it is one this version wrote, else a fresh one (first
+ * reading, a state from an older detector, or anything malformed).
+ * @example usableState(undefined).seen // 0
+ */
+export function usableState(state: unknown): DetectorState {
+  if (typeof state !== "object" || state === null) return freshState();
+  const s = state as Partial<DetectorState>;
+  const ok =
+    s.v === DETECTOR_STATE_VERSION &&
+    (typeof s.time === "number" || s.time === null) &&
+    Array.isArray(s.recent) &&
+    s.recent.length <= RECENT_LENGTH &&
+    typeof s.fields === "object" &&
+    s.fields !== null &&
+    typeof s.seen === "number";
+  if (!ok) return freshState();
+  // JSON turns -Infinity into null: a stored fresh state comes back with time null.
+  return { ...(s as DetectorState), time: typeof s.time === "number" ? s.time : Number.NEGATIVE_INFINITY };
+}
+
+/** The known fields of a stored field map (drops anything else a state may carry). */
+export function knownFields(fields: DetectorState["fields"]): DetectorState["fields"] {
+  const out: DetectorState["fields"] = {};
+  for (const f of FIELDS) if (fields[f]) out[f] = { ...fields[f] };
+  return out;
+}
