@@ -87,7 +87,14 @@ export class FleetView {
    * cannot be reached they come back as `unreachable` (judged, not recorded, no object named).
    */
   async admit(env: Env, ids: readonly string[]): Promise<{ refused: AdmitAnswer["refused"]; unreachable: string[] }> {
-    const unknown = [...new Set(ids)].filter((id) => !this.#registered.has(id));
+    let unknown = [...new Set(ids)].filter((id) => !this.#registered.has(id));
+    if (unknown.length === 0) return { refused: [], unreachable: [] };
+    // A new isolate learns the whole registry with its first sync, so it asks `admit` only for
+    // satellites that are new to the fleet, not for every satellite it meets.
+    if (this.#syncedAt === Number.NEGATIVE_INFINITY) {
+      await this.sync(env).catch(() => undefined);
+      unknown = unknown.filter((id) => !this.#registered.has(id));
+    }
     if (unknown.length === 0) return { refused: [], unreachable: [] };
     try {
       const policy = registrationPolicy(env);
