@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pinnedCommand } from './pin.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const POST_SCRIPT = join(HERE, 'post.lua');
@@ -35,12 +36,16 @@ export function haveWrk() {
   return new Promise((resolve) => execFile('wrk', ['--version'], (err, stdout, stderr) => resolve(/wrk/.test(String(stdout) + String(stderr)))));
 }
 
-/** Runs wrk for `seconds` against `url` (POST script), `connections` connections, 1 thread. */
-export function runWrk(url, { seconds, connections = 16, threads = 1 }) {
+/**
+ * Runs wrk for `seconds` against `url` (POST script), `connections` connections, 1 thread; on
+ * `cpus` (a taskset CPU list, see ./pin.mjs) when given.
+ */
+export function runWrk(url, { seconds, connections = 16, threads = 1, cpus = null }) {
+  const [command, args] = pinnedCommand('wrk', [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', POST_SCRIPT, url], cpus);
   return new Promise((resolve, reject) => {
     execFile(
-      'wrk',
-      [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', POST_SCRIPT, url],
+      command,
+      args,
       { timeout: (seconds + 20) * 1000, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024 },
       (error, stdout, stderr) => {
         if (error && !stdout) return reject(new Error(`wrk failed: ${error.message} ${stderr}`));

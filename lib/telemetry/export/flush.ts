@@ -17,8 +17,6 @@
  *
  * The flush never throws and never rejects.
  */
-import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import type { MetricReader } from "@opentelemetry/sdk-metrics";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { sleep, systemClock, withTimeout, type Clock } from "../../support/async";
@@ -26,6 +24,8 @@ import { isolateId } from "../../support/isolate";
 import { metricReader } from "../meter-provider";
 import { shardCount, shardName, shardOf, toMetricPoints, type MetricPoint, type PointBatch } from "./points";
 import { spanBuffer, type BufferingSpanProcessor } from "../tracer-provider";
+import { instruments } from "../instruments";
+import { createOtlpSpanSender } from "./otlp-spans";
 
 /** Sends one batch to one aggregator shard; resolves when the shard accepted it. */
 export type SendPoints = (env: Env, shard: number, batch: PointBatch) => Promise<void>;
@@ -50,7 +50,7 @@ export interface TelemetryFlusherOptions {
   timeoutMillis?: number;
   /** Transport to the aggregator. Default: RPC `ingest()` on `env.METRICS_AGGREGATOR`. */
   sendPoints?: SendPoints;
-  /** Transport for spans. Default: OTLPTraceExporter to `${OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`. */
+  /** Transport for spans. Default: gzipped OTLP/HTTP to `${OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces` ({@link otlpExportSpans}). */
   exportSpans?: ExportSpans;
   /**
    * Time and timers: the wait for the next interval, the send and span-export timeouts, the wait
@@ -99,27 +99,14 @@ export const rpcSendPoints: SendPoints = async (env, shard, batch) => {
   await stub.ingest(batch.id, batch.points, shard);
 };
 
-let traceExporter: { key: string; exporter: OTLPTraceExporter } | undefined;
+const sendSpans = createOtlpSpanSender();
 
-/** The default span transport: the SDK's OTLP/HTTP trace exporter, bearer-authenticated. */
-export const otlpExportSpans: ExportSpans = async (env, spans) => {
-  const url = `${trimSlash(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "")}/v1/traces`;
-  const token = env.OTEL_EXPORTER_OTLP_TOKEN ?? "";
-  const key = `${url} ${token}`;
-  if (traceExporter?.key !== key) {
-    traceExporter = {
-      key,
-      exporter: new OTLPTraceExporter({
-        url,
-        headers: token ? { Authorization: `Bearer ${token}` } : {},
-        timeoutMillis: 4000,
-      }),
-    };
-  }
-  const exporter = traceExporter.exporter;
-  const result = await new Promise<ExportResult>((resolve) => exporter.export(spans, resolve));
-  return result.code === ExportResultCode.SUCCESS;
-};
+/**
+ * The default span transport: one gzipped OTLP/HTTP request per export (./otlp-spans.ts),
+ * bearer-authenticated, encoded once at flush time, never on the response path.
+ */
+export const otlpExportSpans: ExportSpans = (env, spans) =>
+  sendSpans({ endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "", token: env.OTEL_EXPORTER_OTLP_TOKEN ?? "" }, spans);
 
 /**
  * Coalescing, retaining flusher of one isolate. Use the module's `flushTelemetry(env)`; build
@@ -305,9 +292,16 @@ export class TelemetryFlusher {
   }
 
   async #sendSpans(env: Env): Promise<void> {
+    // Drops are counted with one integer each (O(1), in the buffer); here, once per export, they
+    // become one counter add and at most one warning — never a line or a metric per span.
     const dropped = this.#spans.droppedSpans - this.#droppedSpansReported;
     if (dropped > 0) {
       this.#droppedSpansReported += dropped;
+      try {
+        instruments.spansDropped.add(dropped);
+      } catch {
+        // Recording never fails the export.
+      }
       console.warn(`telemetry: span buffer full, ${dropped} span(s) dropped since the last export`);
     }
     const spans = this.#spans.drain();
