@@ -137,12 +137,15 @@ export interface WithSpanOptions {
 export function withSpan<T>(name: string, attributes: Record<string, AttributeValue | undefined>, fn: (span: Span) => T, options: WithSpanOptions = {}): T {
   let span: Span;
   let active: OtelContext;
+  let unsampled: Span | undefined;
+  try {
+    if (options.parent === undefined && options.tracer === undefined) unsampled = unsampledActiveSpan(context.active());
+  } catch {
+    unsampled = undefined;
+  }
+  if (unsampled) return fn(unsampled);
   try {
     const parent = options.parent ?? context.active();
-    if (options.parent === undefined && options.tracer === undefined) {
-      const unsampled = unsampledActiveSpan(parent);
-      if (unsampled) return fn(unsampled);
-    }
     const tracer = options.tracer ?? (parent.getValue(TRACER_KEY) as Tracer | undefined) ?? serviceTracer;
     span = tracer.startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: defined(attributes) }, parent);
     active = trace.setSpan(parent, span);

@@ -10,7 +10,7 @@ export interface CapturedRequest {
 
 /**
  * Replaces global fetch for URLs under `prefix` (the runtime's other fetches pass through):
- * records each request's URL, headers and JSON body, and answers with `respond()` (default 200),
+ * records each request's URL, headers and JSON body (gunzipped when the request is gzipped), and answers with `respond()` (default 200),
  * or rejects like a refused connection when `respond` returns "refuse".
  */
 export function captureCollector(prefix: string, respond: () => number | "refuse" = () => 200) {
@@ -19,9 +19,13 @@ export function captureCollector(prefix: string, respond: () => number | "refuse
   const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
     const request = new Request(input as RequestInfo, init as RequestInit);
     if (!request.url.startsWith(prefix)) return original(input as RequestInfo, init as RequestInit);
-    const text = await request.text();
     const headers: Record<string, string> = {};
     request.headers.forEach((v, k) => (headers[k] = v));
+    // Span exports are gzipped (Content-Encoding: gzip): recorded as the collector decodes them.
+    const text =
+      headers["content-encoding"] === "gzip" && request.body
+        ? await new Response(request.body.pipeThrough(new DecompressionStream("gzip"))).text()
+        : await request.text();
     let body: unknown = text;
     try {
       body = JSON.parse(text);
