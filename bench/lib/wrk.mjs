@@ -37,6 +37,28 @@ export function haveWrk() {
 }
 
 /**
+ * The bench's own setup of its load generator: when wrk is missing and this runs as root with
+ * apt-get (our machines, CI), installs Debian's `wrk` package (bounded: 5 min). Resolves
+ * `{ wrk: boolean, how }`; without wrk the bench falls back to its Node client, pinned away from
+ * the measured workerd (./pin.mjs).
+ */
+export async function ensureWrk(log = () => {}) {
+  if (await haveWrk()) return { wrk: true, how: 'found on PATH' };
+  if (process.getuid?.() !== 0) return { wrk: false, how: 'wrk not found and not root: apt-get install -y wrk' };
+  const run = (args) =>
+    new Promise((resolve) =>
+      execFile('apt-get', args, { timeout: 300_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 16 * 1024 * 1024 }, (error) => resolve(!error)),
+    );
+  log('wrk not found: installing Debian package wrk (apt-get)');
+  if (!(await run(['install', '-y', '-qq', '--no-install-recommends', 'wrk']))) {
+    await run(['update', '-qq']);
+    await run(['install', '-y', '-qq', '--no-install-recommends', 'wrk']);
+  }
+  const ok = await haveWrk();
+  return { wrk: ok, how: ok ? 'installed with apt-get (Debian package wrk)' : 'apt-get install wrk failed' };
+}
+
+/**
  * Runs wrk for `seconds` against `url` (POST script), `connections` connections, 1 thread; on
  * `cpus` (a taskset CPU list, see ./pin.mjs) when given.
  */
