@@ -2,8 +2,9 @@
  * The span transport: ended spans → one OTLP/HTTP request to `${endpoint}/v1/traces`, encoded
  * once per flush with the SDK's own OTLP serializer (@opentelemetry/otlp-transformer) and
  * gzipped with the runtime's `CompressionStream` (the collector's OTLP receiver accepts
- * `Content-Encoding: gzip`). Measured on 3,200 spans of the ingest path (8 a request): OTLP/JSON
- * 5,279 B a request, gzipped 333 B (6.3 %); OTLP/protobuf 1,995 B, gzipped 306 B.
+ * `Content-Encoding: gzip`). Measured on 3,200 spans of the ingest path (8 a request, Node 22's
+ * V8, zlib): OTLP/JSON 5,279 B a request, gzipped 333 B, 33 µs to encode + 32 µs to gzip;
+ * OTLP/protobuf 1,995 B, gzipped 306 B, 30 + 14 µs. Protobuf is the default: smaller and cheaper.
  *
  * The SDK's fetch transport (exporter-trace-otlp-http in a Worker) cannot compress, hence this
  * small transport of our own; it keeps the exporter's contract: resolve `true` on 2xx, `false`
@@ -17,7 +18,7 @@ export type OtlpSpanProtocol = "http/json" | "http/protobuf";
 
 /** Options of {@link createOtlpSpanSender}. */
 export interface OtlpSpanSenderOptions {
-  /** Body encoding. Default "http/json" (what the tests and the collector both read as is). */
+  /** Body encoding. Default "http/protobuf" (OTLP/HTTP's default encoding). */
   protocol?: OtlpSpanProtocol;
   /** Gzip the body (`Content-Encoding: gzip`). Default true. */
   gzip?: boolean;
@@ -36,7 +37,7 @@ export interface OtlpSpanTarget {
 const CONTENT_TYPE: Record<OtlpSpanProtocol, string> = { "http/json": "application/json", "http/protobuf": "application/x-protobuf" };
 
 /** The OTLP request body of `spans`, uncompressed. */
-export function encodeSpans(spans: ReadableSpan[], protocol: OtlpSpanProtocol = "http/json"): Uint8Array {
+export function encodeSpans(spans: ReadableSpan[], protocol: OtlpSpanProtocol = "http/protobuf"): Uint8Array {
   const body = (protocol === "http/protobuf" ? ProtobufTraceSerializer : JsonTraceSerializer).serializeRequest(spans);
   if (!body) throw new Error("OTLP span serialization produced nothing");
   return body;
@@ -53,11 +54,11 @@ export async function gzipBytes(bytes: Uint8Array): Promise<Uint8Array> {
  * (2xx), `false` on any other answer or a network error. Never rejects.
  *
  * @example
- * const send = createOtlpSpanSender({ protocol: "http/json", gzip: true });
+ * const send = createOtlpSpanSender({ protocol: "http/protobuf", gzip: true });
  * const ok = await send({ endpoint: "http://127.0.0.1:4318", token: "t0ken" }, spanBuffer.drain());
  */
 export function createOtlpSpanSender(options: OtlpSpanSenderOptions = {}): (target: OtlpSpanTarget, spans: ReadableSpan[]) => Promise<boolean> {
-  const protocol = options.protocol ?? "http/json";
+  const protocol = options.protocol ?? "http/protobuf";
   const gzip = options.gzip ?? true;
   const timeoutMillis = options.timeoutMillis ?? 4000;
   return async function sendSpans(target, spans) {

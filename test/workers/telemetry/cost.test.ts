@@ -20,6 +20,7 @@ import { log, logRequest } from "../../../lib/telemetry/logger";
 import { metricReader, OnDemandMetricReader } from "../../../lib/telemetry/meter-provider";
 import { withSpan } from "../../../lib/telemetry/spans";
 import { BufferingSpanProcessor, spanBuffer } from "../../../lib/telemetry/tracer-provider";
+import { decodeOtlpTraces, otlpAttributes } from "./support";
 
 const testEnv = env as unknown as Env;
 
@@ -79,6 +80,7 @@ describe("OTLP span transport", () => {
   it("posts one gzipped OTLP/JSON body with its content type, encoding and bearer token", async () => {
     const seen: Array<{ url: string; headers: Headers; body: Uint8Array }> = [];
     const send = createOtlpSpanSender({
+      protocol: "http/json",
       fetch: async (input, init) => {
         const request = new Request(input as RequestInfo, init);
         seen.push({ url: request.url, headers: request.headers, body: new Uint8Array(await request.arrayBuffer()) });
@@ -93,21 +95,29 @@ describe("OTLP span transport", () => {
     expect(seen[0]!.headers.get("content-type")).toBe("application/json");
     expect(seen[0]!.headers.get("authorization")).toBe("Bearer t0ken");
     const json = await new Response(new Blob([seen[0]!.body]).stream().pipeThrough(new DecompressionStream("gzip"))).text();
-    expect(json).toBe(new TextDecoder().decode(encodeSpans(spans)));
+    expect(json).toBe(new TextDecoder().decode(encodeSpans(spans, "http/json")));
     const names = JSON.parse(json).resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans.map((s: any) => s.name)));
     expect(names).toHaveLength(40);
     // Repetitive OTLP/JSON compresses several times (these spans' random ids compress least; the
     // ingest path's real spans shrink to ~6 %, measured by the bench's counting proxy).
-    expect(seen[0]!.body.byteLength).toBeLessThan(encodeSpans(spans).byteLength / 5);
+    expect(seen[0]!.body.byteLength).toBeLessThan(encodeSpans(spans, "http/json").byteLength / 5);
   });
 
-  it("encodes OTLP/protobuf on request, smaller than JSON, and gzip round-trips", async () => {
+  it("sends OTLP/protobuf by default: the same spans as the JSON encoding, smaller, and gzip round-trips", async () => {
     const spans = spansOf(20);
-    const proto = encodeSpans(spans, "http/protobuf");
+    const proto = encodeSpans(spans);
+    const json = JSON.parse(new TextDecoder().decode(encodeSpans(spans, "http/json")));
     expect(proto.byteLength).toBeLessThan(encodeSpans(spans, "http/json").byteLength);
     const zipped = await gzipBytes(proto);
     const back = new Uint8Array(await new Response(new Blob([zipped]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
     expect(back).toEqual(proto);
+    const pick = (body: any) =>
+      body.resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans.map((s: any) => ({ name: s.name, traceId: s.traceId, spanId: s.spanId, attributes: otlpAttributes(s.attributes) }))));
+    expect(pick(decodeOtlpTraces(proto))).toEqual(pick(json));
+    let contentType: string | null = null;
+    const send = createOtlpSpanSender({ fetch: async (_input, init) => ((contentType = new Headers(init?.headers).get("content-type")), new Response("", { status: 200 })) });
+    expect(await send({ endpoint: "http://c.test" }, spans)).toBe(true);
+    expect(contentType).toBe("application/x-protobuf");
   });
 
   it("answers false, never throws, on a refused export or a network error", async () => {
