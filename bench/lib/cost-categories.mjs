@@ -38,10 +38,11 @@ const EXPORT = new Set(['span buffer + OTLP encoding', 'metric export (collect, 
 
 /** Function-level rules first (module + function name), then module rules; first match wins. */
 const FUNCTION_RULES = [
-  [/lib\/(telemetry|http)\/[\w/-]*\.ts$/, /^(withContentLength|sizedResponse|contentLengthMiddleware)$/, 'Content-Length rewrite'],
+  // The response rebuilt to set Content-Length (before issue 15), and what replaced it: the size
+  // taken from the body c.json serialized (json-size.ts).
+  [/lib\/(telemetry|http)\/[\w/-]*\.ts$/, /^withContentLength$/, 'Content-Length rewrite'],
   [/lib\/telemetry\/request-telemetry\.ts$/, /^(startServerSpan|endServerSpan|cfColo|spanName|serverSpanAttributes)$/, 'span creation + attributes'],
-  [/lib\/telemetry\/request-telemetry\.ts$/, /^(recordMetrics|requestBodySize|contentLength|recordRequestMetrics)$/, 'metric recording (incl. attribute hashing)'],
-  [/lib\/telemetry\/request-telemetry\.ts$/, /^(writeRequestLine|requestLine)$/, 'JSON log line'],
+  [/lib\/telemetry\/request-telemetry\.ts$/, /^(recordMetrics|requestBodySize|contentLength)$/, 'metric recording (incl. attribute hashing)'],
   [/lib\/telemetry\/export\/flush\.ts$/, /^(flush|get senderId)$/, 'flush scheduling'],
   [/lib\/telemetry\/export\/flush\.ts$/, /^(#sendSpans|otlpExportSpans)$/, 'span buffer + OTLP encoding'],
   [/lib\/support\/async\.ts$/, /^(sleep|withTimeout|setTimeout|clearTimeout|now)$/, 'flush scheduling'],
@@ -51,23 +52,23 @@ const FUNCTION_RULES = [
 ];
 const MODULE_RULES = [
   [/lib\/telemetry\/logger\.ts$/, 'JSON log line'],
-  [/lib\/telemetry\/request-line\.ts$/, 'JSON log line'],
+  [/lib\/telemetry\/json-size\.ts$/, 'Content-Length rewrite'],
   [/lib\/telemetry\/request-telemetry\.ts$/, 'telemetry middleware (other)'],
-  [/lib\/telemetry\/http-metrics\.ts$/, 'metric recording (incl. attribute hashing)'],
   [/@opentelemetry\/context-async-hooks\//, 'AsyncLocalStorage context'],
   [/@opentelemetry\/api\/build\/(src|esm|esnext)\/(context|api\/context)/, 'AsyncLocalStorage context'],
   [/@opentelemetry\/(otlp-transformer|otlp-exporter-base|exporter-trace-otlp-http)\//, 'span buffer + OTLP encoding'],
-  [/lib\/telemetry\/export\/(otlp-spans|span-)[\w-]*\.ts$/, 'span buffer + OTLP encoding'],
+  [/lib\/telemetry\/export\/otlp-spans\.ts$/, 'span buffer + OTLP encoding'],
   [/lib\/telemetry\/export\/(flush|points)\.ts$/, 'metric export (collect, RPC)'],
   [/lib\/objects\/metrics-aggregator\.ts$/, 'aggregator object (merge, OTLP push)'],
   [/@opentelemetry\/exporter-metrics-otlp-http\//, 'aggregator object (merge, OTLP push)'],
   [/@opentelemetry\/(sdk-trace|sdk-trace-base)\//, 'span creation + attributes'],
   [/@opentelemetry\/api\/build\/(src|esm|esnext)\/trace/, 'span creation + attributes'],
   [/@opentelemetry\/core\/build\/(src|esm|esnext)\/(trace|common\/time|common\/attributes)/, 'span creation + attributes'],
-  [/lib\/telemetry\/(spans|tracer-provider|object-spans|span-buffer)\.ts$/, 'span creation + attributes'],
+  [/lib\/telemetry\/span-buffer\.ts$/, 'span buffer + OTLP encoding'],
+  [/lib\/telemetry\/(spans|tracer-provider|object-spans)\.ts$/, 'span creation + attributes'],
   [/@opentelemetry\/sdk-metrics\//, 'metric recording (incl. attribute hashing)'],
   [/@opentelemetry\/api\/build\/(src|esm|esnext)\/metrics/, 'metric recording (incl. attribute hashing)'],
-  [/lib\/telemetry\/(instruments|gauge-samples|bound-instruments)\.ts$|lib\/mission\/known-series\.ts$/, 'metric recording (incl. attribute hashing)'],
+  [/lib\/telemetry\/(instruments|gauge-samples|bound-attributes)\.ts$|lib\/mission\/known-series\.ts$/, 'metric recording (incl. attribute hashing)'],
 ];
 
 /** Category of one profile frame, or undefined (not telemetry, or native). */
