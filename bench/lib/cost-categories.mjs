@@ -53,7 +53,7 @@ const FUNCTION_RULES = [
 const MODULE_RULES = [
   [/lib\/telemetry\/logger\.ts$/, 'JSON log line'],
   [/lib\/telemetry\/json-size\.ts$/, 'Content-Length rewrite'],
-  [/lib\/telemetry\/request-telemetry\.ts$/, 'telemetry middleware (other)'],
+  [/lib\/telemetry\/(request-telemetry|labels)\.ts$/, 'telemetry middleware (other)'],
   [/@opentelemetry\/context-async-hooks\//, 'AsyncLocalStorage context'],
   [/@opentelemetry\/api\/build\/(src|esm|esnext)\/(context|api\/context)/, 'AsyncLocalStorage context'],
   [/@opentelemetry\/(otlp-transformer|otlp-exporter-base|exporter-trace-otlp-http)\//, 'span buffer + OTLP encoding'],
