@@ -8,6 +8,8 @@
  *   npm run bench -- --out FILE         write the JSON elsewhere
  *   npm run bench -- --variants a,b     only these variants (bare is always kept: it is the baseline)
  *   npm run bench -- --no-extra         without the extra configuration ours-sampled-0.1
+ *   npm run bench -- --no-pin           do not pin workerd and the load generator to separate cores
+ *   npm run bench -- --no-profile       skip part 0 (the cost profile by category)
  *
  * Variants (bench/variants/*.ts, each built with `wrangler deploy --dry-run` and run directly on
  * workerd through Miniflare, one workerd process each, no wrangler dev proxy):
@@ -20,8 +22,15 @@
  * (otelcol-astraguard with otel-collector.yaml + bearer auth) → real Prometheus (remote write)
  * and real Jaeger, started on free ports by tools/stack/ (as `npm start` starts them).
  *
- * Parts: (1) overhead: wrk (separate process), POST /api/v1/telemetry, warmed up, rounds
- * interleaved in rotating order; (2) export economy at a constant 500 req/s (bench/rate-client.mjs,
+ * Setup: wrk is installed from Debian when missing (bench/lib/wrk.mjs); each variant's workerd is
+ * pinned to cpu 0 and every load generator (wrk, bench/rate-client.mjs) to the other core(s) with
+ * taskset (bench/lib/pin.mjs), so the client never takes the measured core. Bare and ours must
+ * answer byte-identical responses, headers included (checked first; the run fails otherwise).
+ *
+ * Parts: (0) cost profile: bare, ours, ours-sampled-0.1 under wrk, CPU per request split by
+ * telemetry category (bench/lib/profile.mjs); (1) overhead: wrk (separate process), POST
+ * /api/v1/telemetry, warmed up, rounds interleaved in rotating order, ratios paired per round
+ * (min–max printed next to each); (2) export economy at a constant 500 req/s (bench/rate-client.mjs,
  * separate process); (3) freshness: response → count visible in Prometheus; (4) collector down vs
  * up; (5) aggregation-point capacity and scale on paper (bench/lib/scale.mjs).
  *
@@ -40,8 +49,10 @@ import { scaleOnPaper } from './lib/scale.mjs';
 import { cpuSeconds, loadStackHelpers } from './lib/stack.mjs';
 import { sleep } from '../tools/stack/index.ts';
 import { formatReport } from './lib/table.mjs';
-import { haveWrk, runWrk } from './lib/wrk.mjs';
+import { ensureWrk, POST_BODY, runWrk } from './lib/wrk.mjs';
 import { startVariant } from './lib/workers.mjs';
+import { pinnedCommand, pinPlan, pinProcess } from './lib/pin.mjs';
+import { profileRunning } from './lib/profile.mjs';
 
 const execFileAsync = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -66,12 +77,14 @@ const QUICK = flag('--quick');
 const OUT = resolve(option('--out') ?? join(ROOT, 'bench/results', QUICK ? 'quick.json' : 'latest.json'));
 const wanted = option('--variants')?.split(',').map((s) => s.trim()).filter(Boolean);
 const VARIANTS = ALL_VARIANTS.filter((v) => !wanted || v === 'bare' || wanted.includes(v));
+const PIN = pinPlan({ enabled: !flag('--no-pin') });
+const PROFILE = !flag('--no-profile');
 const EXTRAS = flag('--no-extra') ? [] : EXTRA.filter((x) => VARIANTS.includes(x.build) && (!wanted || wanted.includes(x.name) || wanted.includes(x.build)));
 
 /** Durations and counts per part; quick mode keeps every part but only seconds of each. */
 const P = QUICK
-  ? { warmupSeconds: 1, rounds: 2, roundSeconds: 2, connections: 16, rate: 500, rateSeconds: 3, tailMillis: 3500, idleMillis: 2000, probes: 4, freshnessLoad: 100, downReps: 1, downSeconds: 2, capacityMillis: 1500, deadlineMinutes: 10 }
-  : { warmupSeconds: 5, rounds: 5, roundSeconds: 6, connections: 16, rate: 500, rateSeconds: 30, tailMillis: 4000, idleMillis: 6000, probes: 30, freshnessLoad: 200, downReps: 2, downSeconds: 8, capacityMillis: 5000, deadlineMinutes: 30 };
+  ? { warmupSeconds: 1, rounds: 2, roundSeconds: 2, connections: 16, rate: 500, rateSeconds: 3, tailMillis: 3500, idleMillis: 2000, probes: 4, freshnessLoad: 100, downReps: 1, downSeconds: 2, capacityMillis: 1500, profileSeconds: 2, deadlineMinutes: 12 }
+  : { warmupSeconds: 5, rounds: 5, roundSeconds: 6, connections: 16, rate: 500, rateSeconds: 30, tailMillis: 4000, idleMillis: 6000, probes: 30, freshnessLoad: 200, downReps: 2, downSeconds: 8, capacityMillis: 5000, profileSeconds: 6, deadlineMinutes: 35 };
 const DEADLINE = Date.now() + P.deadlineMinutes * 60_000;
 
 const t0 = Date.now();
@@ -121,7 +134,8 @@ const CLIENT = join(ROOT, 'bench/rate-client.mjs');
 function rateClient(url, mode, seconds, extra) {
   let child;
   const promise = new Promise((resolvePromise, reject) => {
-    child = execFile(process.execPath, [CLIENT, url, String(mode), String(seconds), String(extra)], { timeout: (seconds + 30) * 1000, killSignal: 'SIGKILL' }, (error, stdout) => {
+    const [command, args] = pinnedCommand(process.execPath, [CLIENT, url, String(mode), String(seconds), String(extra)], PIN.client);
+    child = execFile(command, args, { timeout: (seconds + 30) * 1000, killSignal: 'SIGKILL' }, (error, stdout) => {
       const line = String(stdout ?? '').trim().split('\n').at(-1);
       if (line) {
         try {
@@ -141,7 +155,7 @@ let useWrk = true;
 /** Closed-loop load for `seconds`: wrk when installed, else the Node closed-loop client. */
 async function closedLoad(worker, seconds) {
   const url = `${worker.url}/api/v1/telemetry`;
-  if (useWrk) return { ...(await runWrk(url, { seconds, connections: P.connections })), generator: 'wrk' };
+  if (useWrk) return { ...(await runWrk(url, { seconds, connections: P.connections, cpus: PIN.client })), generator: 'wrk' };
   const r = await rateClient(url, 'closed', seconds, P.connections);
   return { rps: r.rps, requests: r.ok + r.non2xx, p50: r.p50, p99: r.p99, non2xx: r.non2xx, socketErrors: r.errors, generator: 'node-closed-loop' };
 }
@@ -203,12 +217,71 @@ async function partOverhead(workers) {
   }
   const bare = summary.bare?.rps;
   const bareCpu = summary.bare?.cpuMicrosPerRequest;
+  const bareRuns = runs.bare ?? [];
   for (const s of Object.values(summary)) {
     s.ratioToBare = bare ? s.rps / bare : null;
     // Throughput ratio implied by CPU per request (robust to a shared, loaded machine).
     s.cpuRatioToBare = bareCpu && s.cpuMicrosPerRequest ? bareCpu / s.cpuMicrosPerRequest : null;
+    // The run's noise: the same ratios paired round by round (each round runs every variant back
+    // to back), min–max over the rounds.
+    const paired = s.runs.map((r, i) => ({ rps: bareRuns[i] ? r.rps / bareRuns[i].rps : NaN, cpu: bareRuns[i] ? bareRuns[i].workerdCpuMicrosPerRequest / r.workerdCpuMicrosPerRequest : NaN }));
+    const range = (xs) => (xs.filter(Number.isFinite).length ? [Math.min(...xs.filter(Number.isFinite)), Math.max(...xs.filter(Number.isFinite))] : [null, null]);
+    [s.ratioMin, s.ratioMax] = range(paired.map((x) => x.rps));
+    [s.cpuRatioMin, s.cpuRatioMax] = range(paired.map((x) => x.cpu));
+    s.cpuMin = Math.min(...s.runs.map((r) => r.workerdCpuMicrosPerRequest));
+    s.cpuMax = Math.max(...s.runs.map((r) => r.workerdCpuMicrosPerRequest));
   }
-  return { connections: P.connections, roundSeconds: P.roundSeconds, rounds: P.rounds, warmupSeconds: P.warmupSeconds, generator: useWrk ? 'wrk -t1' : 'node closed loop', variants: summary };
+  return { connections: P.connections, roundSeconds: P.roundSeconds, rounds: P.rounds, warmupSeconds: P.warmupSeconds, generator: useWrk ? 'wrk -t1' : 'node closed loop', pinning: PIN.reason, variants: summary };
+}
+
+/**
+ * Bare and ours must answer the same bytes, so the ratio measures telemetry only: one request
+ * each with a fixed X-Request-Id and a fixed timestamp; status, every header and the body must be
+ * identical except the anomaly id (a random UUID by design, masked).
+ */
+async function checkFairBare(workers) {
+  const bare = workers.find((w) => w.name === 'bare');
+  const ours = workers.find((w) => w.name === 'ours');
+  if (!bare || !ours) return null;
+  const body = JSON.stringify({ ...JSON.parse(POST_BODY), timestamp: '2026-12-01T00:00:00.000Z', satellite_id: 'bench-fairness' });
+  const answer = async (w) => {
+    const r = await fetch(`${w.url}/api/v1/telemetry`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'bench-fairness-1' }, body, signal: AbortSignal.timeout(10_000) });
+    const text = (await r.text()).replace(/"id":"(an|tp)_[0-9a-f]{32}"/, '"id":"$1_<random>"');
+    return { status: r.status, headers: [...r.headers].filter(([k]) => k !== 'date').map(([k, v]) => `${k}: ${v}`), text };
+  };
+  const [a, b] = [await answer(bare), await answer(ours)];
+  const differences = [];
+  if (a.status !== b.status) differences.push(`status ${a.status} vs ${b.status}`);
+  for (const h of new Set([...a.headers, ...b.headers])) if (a.headers.includes(h) !== b.headers.includes(h)) differences.push(`header ${h} only in ${a.headers.includes(h) ? 'bare' : 'ours'}`);
+  if (a.text !== b.text) differences.push('body differs');
+  return { identical: differences.length === 0, differences, headers: a.headers, bodyBytes: new TextEncoder().encode(a.text).length, masked: ['anomaly id (random UUID)', 'Date header'] };
+}
+
+/**
+ * Part 0: the cost split by category for bare, ours and ours-sampled-0.1. Each runs in its own
+ * workerd with the inspector on (not the measured instances of parts 1–4), exporting to its own
+ * counting proxy in front of the real collector.
+ */
+async function partProfile(stack, builds, configs) {
+  const wanted = configs.filter((c) => ['bare', 'ours', 'ours-sampled-0.1'].includes(c.name));
+  say(`(0) cost profile: ${wanted.map((c) => c.name).join(', ')}; ${P.profileSeconds}s without and ${P.profileSeconds}s with V8's sampling profiler each`);
+  const out = {};
+  for (const c of wanted) {
+    checkDeadline('profile');
+    const proxy = await startCountingProxy(stack.collector.urls.otlpHttp);
+    const inspectorPort = 9300 + Math.floor(Math.random() * 500);
+    const bindings = { OTEL_EXPORTER_OTLP_ENDPOINT: proxy.url, OTEL_EXPORTER_OTLP_TOKEN: stack.token, ...(c.build !== 'ours' && { OTEL_TRACES_SAMPLER_ARG: '0' }), ...c.bindings };
+    const w = await startVariant(ROOT, builds[c.build], { bindings, name: `${c.name}-profile`, inspectorPort });
+    try {
+      await pinProcess(w.pid, PIN.worker);
+      out[c.name] = await profileRunning(w, { build: builds[c.build], inspectorPort, seconds: P.profileSeconds, wrk: { connections: P.connections, cpus: PIN.client } });
+      say(`    ${c.name.padEnd(16)} ${out[c.name].cpuMicrosPerRequest.toFixed(0)} µs/req CPU, telemetry categories ${out[c.name].telemetryMicrosPerRequest.toFixed(0)} µs/req`);
+    } finally {
+      await w.dispose();
+      await proxy.close();
+    }
+  }
+  return { seconds: P.profileSeconds, method: 'share of busy V8 samples per category × unprofiled workerd CPU per request (/proc)', variants: out };
 }
 
 async function snapshotCounters(stack, w) {
@@ -247,8 +320,10 @@ async function partEconomy(stack, workers, overhead) {
     await sleep(1500); // let the previous variant's tail exports finish
     const before = await snapshotCounters(stack, w);
     const rate = rateOf(w.name);
+    const workerCpu0 = await cpuSeconds(w.pid);
     const client = await rateClient(`${w.url}/api/v1/telemetry`, rate, P.rateSeconds, 256);
     await sleep(P.tailMillis); // the last coalesced flush and the aggregator's next push
+    const workerCpu = (await cpuSeconds(w.pid)) - workerCpu0;
     const after = await snapshotCounters(stack, w);
     const requests = client.ok + client.non2xx;
     const metrics = countDelta(before.proxy, after.proxy, '/v1/metrics');
@@ -261,6 +336,9 @@ async function partEconomy(stack, workers, overhead) {
       client,
       requests,
       windowSeconds,
+      // The isolate's CPU per request at this constant rate (flushes of the window included), to
+      // compare with part 1's saturated rounds: overload must not raise the cost of a request.
+      workerdCpuMicrosPerRequest: requests > 0 ? (workerCpu * 1e6) / requests : NaN,
       isolateToAggregator: { ...rpc, perRequest: rpc.sends / requests, jsonBytesPerRequest: rpc.jsonBytes / requests },
       metricsPushes: { ...metrics, perRequest: metrics.requests / requests, bytesPerRequest: metrics.bytes / requests, gzipBytesPerRequest: metrics.gzipBytes / requests, bytesPerPush: metrics.requests ? metrics.bytes / metrics.requests : null },
       spanExports: { ...traces, perRequest: traces.requests / requests, bytesPerRequest: traces.bytes / requests, gzipBytesPerRequest: traces.gzipBytes / requests, bytesPerExport: traces.requests ? traces.bytes / traces.requests : null },
@@ -415,15 +493,19 @@ async function main() {
   const result = { schema: 'astraguard-bench/1', quick: QUICK, startedAt: new Date().toISOString(), params: P, variants: VARIANTS };
   result.machine = await machine();
   say(`machine: ${result.machine.cpus} × ${result.machine.cpuModel}, ${result.machine.memTotalGiB} GiB, load ${result.machine.loadavgAtStart.join(' ')}; commit ${result.machine.commit} (+${result.machine.dirtyFiles} uncommitted files in the work tree)`);
-  useWrk = await haveWrk();
-  if (!useWrk) say('wrk not found (apt-get install -y wrk): using the Node closed-loop client for closed-loop load');
+  const wrkSetup = await ensureWrk(say);
+  useWrk = wrkSetup.wrk;
+  result.machine.wrkSetup = wrkSetup.how;
+  result.machine.pinning = PIN;
+  if (!useWrk) say(`wrk not available (${wrkSetup.how}): using the Node closed-loop client, pinned with taskset when possible`);
+  say(`pinning: ${PIN.reason}`);
 
   say('starting the real collector, Prometheus and Jaeger (tools/stack/)');
   const helpers = await loadStackHelpers();
   const token = `bench-${Math.random().toString(16).slice(2)}`;
   const stackHandle = await helpers.startStack({ token, scrapeInterval: '5s' });
   cleanups.push(() => helpers.stopAll());
-  const stack = { ...stackHandle, helpers };
+  const stack = { ...stackHandle, helpers, token };
 
   say(`building ${VARIANTS.length} variants with wrangler`);
   const builds = {};
@@ -446,12 +528,19 @@ async function main() {
     const w = await startVariant(ROOT, builds[build], { bindings, name: v });
     cleanups.push(() => w.dispose());
     w.proxy = proxy;
+    w.pinned = await pinProcess(w.pid, PIN.worker);
     const status = await post(w);
     if (status !== 200) throw new Error(`${v}: POST /api/v1/telemetry answered ${status}; logs: ${w.logs.last.join(' | ')}`);
     workers.push(w);
     say(`    ${v} on workerd at ${w.url} → proxy ${proxy.url} → collector ${stack.collector.urls.otlpHttp}`);
   }
 
+  result.fairness = await checkFairBare(workers);
+  if (result.fairness) {
+    say(`fair bare: ${result.fairness.identical ? `bare and ours answer identical bytes (${result.fairness.headers.length} headers, ${result.fairness.bodyBytes} B body; masked: ${result.fairness.masked.join(', ')})` : `DIFFERENT: ${result.fairness.differences.join('; ')}`}`);
+    if (!result.fairness.identical) throw new Error(`bare and ours answer different responses: ${result.fairness.differences.join('; ')}`);
+  }
+  if (PROFILE) result.profile = await partProfile(stack, builds, configs);
   result.overhead = await partOverhead(workers);
   result.economy = await partEconomy(stack, workers, result.overhead);
   const ours = workers.find((w) => w.name === 'ours');

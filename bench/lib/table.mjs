@@ -1,4 +1,15 @@
-/** The bench report as Markdown tables (printed at the end of a run; pasted into the README). */
+#!/usr/bin/env node
+/**
+ * The bench report as Markdown tables (printed at the end of a run; pasted into the README).
+ * Regenerate them from a saved run:
+ *
+ *   node bench/lib/table.mjs                       from bench/results/latest.json
+ *   node bench/lib/table.mjs bench/results/quick.json
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { profileTable } from './profile.mjs';
 
 const f = (x, d = 0) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
 const si = (x) => {
@@ -8,20 +19,37 @@ const si = (x) => {
   if (x >= 1e3) return `${(x / 1e3).toFixed(1)} k`;
   return x.toFixed(x < 10 ? 2 : 0);
 };
+/** `ratio (min–max)`, the range being the run's round-by-round noise. */
+const ranged = (x, lo, hi, d = 2) => (!Number.isFinite(x) ? '–' : Number.isFinite(lo) && Number.isFinite(hi) ? `${f(x, d)} (${f(lo, d)}–${f(hi, d)})` : f(x, d));
 const table = (head, rows) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 
 export function formatReport(r) {
   const out = [];
   const m = r.machine;
-  out.push(`Machine: ${m.cpus} × ${m.cpuModel}, ${m.memTotalGiB} GiB RAM; load average ${m.loadavgAtStart?.join(' ')} at start, ${m.loadavgAtEnd?.join(' ') ?? '–'} at end; Node ${m.node}; ${m.wrk ?? 'no wrk'}; commit ${m.commit} (+${m.dirtyFiles} uncommitted files)${r.quick ? ' — QUICK MODE, figures are not meaningful' : ''}`);
+  out.push(`Machine: ${m.cpus} × ${m.cpuModel}, ${m.memTotalGiB} GiB RAM; load average ${m.loadavgAtStart?.join(' ')} at start, ${m.loadavgAtEnd?.join(' ') ?? '–'} at end; Node ${m.node}; ${m.wrk ?? 'no wrk'}; pinning: ${m.pinning?.reason ?? 'none'}; commit ${m.commit} (+${m.dirtyFiles} uncommitted files)${r.quick ? ' — QUICK MODE, figures are not meaningful' : ''}`);
+  if (r.fairness) out.push('', `Fair bare: ${r.fairness.identical ? `bare and ours answered identical responses (status, ${r.fairness.headers.length} headers, ${r.fairness.bodyBytes} B body; masked: ${r.fairness.masked.join(', ')})` : `DIFFERENT (${r.fairness.differences.join('; ')})`}.`);
+  if (r.profile) {
+    out.push('', `### 0. Cost profile — workerd CPU µs per request by category (${r.profile.seconds} s unprofiled + ${r.profile.seconds} s under V8's sampling profiler; µs = share of busy samples × unprofiled CPU/req)`);
+    out.push(profileTable(r.profile.variants));
+  }
 
   if (r.overhead) {
     const o = r.overhead;
     out.push('', `### 1. Overhead — POST /api/v1/telemetry, ${o.generator}, ${o.connections} connections, median of ${o.rounds} interleaved ${o.roundSeconds} s rounds`);
     out.push(
       table(
-        ['variant', 'req/s (min–max)', 'req/s vs bare', 'workerd CPU µs/req', 'CPU: bare/variant', 'p50 ms', 'p99 ms', 'non-2xx', 'spans dropped/req'],
-        Object.entries(o.variants).map(([name, v]) => [name + (name === 'otel-cf-workers' ? ' (traces only)' : ''), `${f(v.rps)} (${f(v.rpsMin)}–${f(v.rpsMax)})`, f(v.ratioToBare, 2), f(v.cpuMicrosPerRequest), f(v.cpuRatioToBare, 2), f(v.p50, 2), f(v.p99, 2), String(v.non2xx), v.spansDroppedPerRequest === undefined ? 'n/a' : f(v.spansDroppedPerRequest, 2)]),
+        ['variant', 'req/s (min–max)', 'req/s vs bare (paired per round: min–max)', 'workerd CPU µs/req (min–max)', 'CPU: bare/variant (min–max)', 'p50 ms', 'p99 ms', 'non-2xx', 'spans dropped/req'],
+        Object.entries(o.variants).map(([name, v]) => [
+          name + (name === 'otel-cf-workers' ? ' (traces only)' : ''),
+          `${f(v.rps)} (${f(v.rpsMin)}–${f(v.rpsMax)})`,
+          ranged(v.ratioToBare, v.ratioMin, v.ratioMax),
+          Number.isFinite(v.cpuMin) ? `${f(v.cpuMicrosPerRequest)} (${f(v.cpuMin)}–${f(v.cpuMax)})` : f(v.cpuMicrosPerRequest),
+          ranged(v.cpuRatioToBare, v.cpuRatioMin, v.cpuRatioMax),
+          f(v.p50, 2),
+          f(v.p99, 2),
+          String(v.non2xx),
+          v.spansDroppedPerRequest === undefined ? 'n/a' : f(v.spansDroppedPerRequest, 2),
+        ]),
       ),
     );
   }
@@ -30,11 +58,12 @@ export function formatReport(r) {
     out.push('', `### 2. Export economy — constant ${e.rate} req/s for ${e.seconds} s (a variant that could not sustain ${e.rate} req/s in part 1: 70 % of its own capacity, see "req/s")`);
     out.push(
       table(
-        ['variant', 'req/s offered (achieved)', 'requests', 'exports/s', 'exports/req (all)', 'isolate→aggregator RPC/req', 'OTLP metric pushes/req', 'span exports/req', 'metric bytes/req (OTLP + RPC)', 'trace bytes/req (gzipped)', 'spans/req', 'spans dropped in the isolate', 'collector CPU ms/req (over idle)'],
+        ['variant', 'req/s offered (achieved)', 'requests', 'workerd CPU µs/req at this rate (saturated: part 1)', 'exports/s', 'exports/req (all)', 'isolate→aggregator RPC/req', 'OTLP metric pushes/req', 'span exports/req', 'metric bytes/req (OTLP + RPC)', 'trace bytes/req on the wire (that body gzipped)', 'spans/req', 'spans dropped in the isolate', 'collector CPU ms/req (over idle)'],
         Object.entries(e.variants).map(([name, v]) => [
           name + (name === 'otel-cf-workers' ? ' (traces only)' : ''),
           `${v.rate ?? e.rate} (${f(v.client.achievedRate)})`,
           String(v.requests),
+          `${f(v.workerdCpuMicrosPerRequest)} (${f(r.overhead?.variants?.[name]?.cpuMicrosPerRequest)})`,
           f(v.exportsPerSecond, 2),
           f(v.exportsPerRequest, 4),
           f(v.isolateToAggregator.perRequest, 4),
@@ -86,4 +115,10 @@ export function formatReport(r) {
     if (s.firstBottleneck) out.push('', `First bottleneck: ${s.firstBottleneck.part}, at about ${si(s.firstBottleneck.atRps)} req/s (aggregator limit ${si(s.limitRps.aggregatorSpreadRps)} req/s spread / ${si(s.limitRps.aggregatorDenseRps)} dense; one collector core ${si(s.limitRps.collectorOneCoreRps)} req/s).`);
   }
   return out.join('\n');
+}
+
+// CLI: print the report of a saved run (default bench/results/latest.json).
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const file = resolve(process.argv[2] ?? fileURLToPath(new URL('../results/latest.json', import.meta.url)));
+  process.stdout.write(formatReport(JSON.parse(await readFile(file, 'utf8'))) + '\n');
 }

@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pinnedCommand } from './pin.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const POST_SCRIPT = join(HERE, 'post.lua');
@@ -35,12 +36,38 @@ export function haveWrk() {
   return new Promise((resolve) => execFile('wrk', ['--version'], (err, stdout, stderr) => resolve(/wrk/.test(String(stdout) + String(stderr)))));
 }
 
-/** Runs wrk for `seconds` against `url` (POST script), `connections` connections, 1 thread. */
-export function runWrk(url, { seconds, connections = 16, threads = 1 }) {
+/**
+ * The bench's own setup of its load generator: when wrk is missing and this runs as root with
+ * apt-get (our machines, CI), installs Debian's `wrk` package (bounded: 5 min). Resolves
+ * `{ wrk: boolean, how }`; without wrk the bench falls back to its Node client, pinned away from
+ * the measured workerd (./pin.mjs).
+ */
+export async function ensureWrk(log = () => {}) {
+  if (await haveWrk()) return { wrk: true, how: 'found on PATH' };
+  if (process.getuid?.() !== 0) return { wrk: false, how: 'wrk not found and not root: apt-get install -y wrk' };
+  const run = (args) =>
+    new Promise((resolve) =>
+      execFile('apt-get', args, { timeout: 300_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 16 * 1024 * 1024 }, (error) => resolve(!error)),
+    );
+  log('wrk not found: installing Debian package wrk (apt-get)');
+  if (!(await run(['install', '-y', '-qq', '--no-install-recommends', 'wrk']))) {
+    await run(['update', '-qq']);
+    await run(['install', '-y', '-qq', '--no-install-recommends', 'wrk']);
+  }
+  const ok = await haveWrk();
+  return { wrk: ok, how: ok ? 'installed with apt-get (Debian package wrk)' : 'apt-get install wrk failed' };
+}
+
+/**
+ * Runs wrk for `seconds` against `url` (POST script), `connections` connections, 1 thread; on
+ * `cpus` (a taskset CPU list, see ./pin.mjs) when given.
+ */
+export function runWrk(url, { seconds, connections = 16, threads = 1, cpus = null }) {
+  const [command, args] = pinnedCommand('wrk', [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', POST_SCRIPT, url], cpus);
   return new Promise((resolve, reject) => {
     execFile(
-      'wrk',
-      [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', POST_SCRIPT, url],
+      command,
+      args,
       { timeout: (seconds + 20) * 1000, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024 },
       (error, stdout, stderr) => {
         if (error && !stdout) return reject(new Error(`wrk failed: ${error.message} ${stderr}`));

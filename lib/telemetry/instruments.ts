@@ -1,5 +1,5 @@
 /**
- * The 22 astra_* instruments of the dashboards, and one operational counter, created once per isolate. Names are what Prometheus shows after the
+ * The 22 astra_* instruments of the dashboards, and two operational counters, created once per isolate. Names are what Prometheus shows after the
  * collector's translation: a unit is appended only when the
  * name does not already end in it, so "s"/"By" leave these names as they are.
  *
@@ -71,6 +71,8 @@ export const instruments = {
   memoryEngineSize: meter.createUpDownCounter("astra_memory_engine_size_bytes", { description: "Isolate cache size by store", unit: "By" }),
 
   // Operations (not on the dashboards)
+  /** Ended spans the isolate's bounded buffer refused (buffer full), added once per export. */
+  spansDropped: meter.createCounter("astra_telemetry_spans_dropped_total", { description: "Ended spans dropped by the isolate's full span buffer (not exported)" }),
   logLevelChanges: meter.createCounter("astra_log_level_changes_total", { description: "Run-time log level changes through the admin API, by the level set (\"LOG_LEVEL\" when cleared)" }),
 };
 

@@ -125,6 +125,52 @@ function write(level: LogLevel, msg: string, fields: LogFields, span: Span | und
   }
 }
 
+/** The fields of the per-request line, in the order they are written. */
+export interface RequestLineFields {
+  method: string;
+  route: string;
+  /** Only for requests no route matched. */
+  path?: string;
+  status: number;
+  duration_ms: number;
+  request_id?: string;
+  user_agent?: string;
+  error_type?: string;
+  error_message?: string;
+}
+
+const jsonString = (value: string): string => JSON.stringify(clean(value));
+const jsonNumber = (value: number): string => (Number.isFinite(value) ? String(value) : JSON.stringify(String(value)));
+
+/**
+ * Writes the per-request line (`msg: "request"`): the same JSON text {@link log} writes for these
+ * fields, built as one string from fixed keys — no intermediate object, no per-key redaction
+ * test (none of these keys is credential-like), one JSON.stringify per string value. Unless
+ * `level` is below the level in force (then one comparison). Never throws.
+ *
+ * @example
+ * logRequest("info", { method: "POST", route: "/api/v1/telemetry", status: 200, duration_ms: 1.2, request_id: "r-1" }, span);
+ * // {"time":"…","level":"info","msg":"request","method":"POST","route":"/api/v1/telemetry","status":200,"duration_ms":1.2,"request_id":"r-1","trace_id":"…","span_id":"…"}
+ */
+export function logRequest(level: LogLevel, f: RequestLineFields, span?: Span): void {
+  if (RANK[level] < threshold) return;
+  try {
+    let line = `{"time":"${new Date().toISOString()}","level":"${level}","msg":"request","method":${jsonString(f.method)},"route":${jsonString(f.route)}`;
+    if (f.path !== undefined) line += `,"path":${jsonString(f.path)}`;
+    line += `,"status":${jsonNumber(f.status)},"duration_ms":${jsonNumber(f.duration_ms)}`;
+    const requestId = f.request_id ?? activeRequestId();
+    if (requestId !== undefined) line += `,"request_id":${jsonString(requestId)}`;
+    if (f.user_agent !== undefined) line += `,"user_agent":${jsonString(f.user_agent)}`;
+    if (f.error_type !== undefined) line += `,"error_type":${jsonString(f.error_type)}`;
+    if (f.error_message !== undefined) line += `,"error_message":${jsonString(f.error_message)}`;
+    const spanContext = (span ?? trace.getSpan(context.active()))?.spanContext();
+    if (spanContext && isSpanContextValid(spanContext)) line += `,"trace_id":"${spanContext.traceId}","span_id":"${spanContext.spanId}"`;
+    SINKS[level](`${line}}`);
+  } catch {
+    // A log line is never worth failing a request for.
+  }
+}
+
 /**
  * An error as log fields: its type (an API error's code, else the class name) and a short
  * message (never the stack: it can quote input).

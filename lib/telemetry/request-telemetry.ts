@@ -10,7 +10,7 @@
  * Labels come from closed sets only (./labels.ts): `endpoint` is the matched route pattern,
  * "unmatched" when none matched; `error_type` comes from the status code.
  */
-import { context, SpanKind, SpanStatusCode, trace, type Context as OtelContext, type Span, type Tracer } from "@opentelemetry/api";
+import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context as OtelContext, type Span, type Tracer } from "@opentelemetry/api";
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
@@ -25,9 +25,11 @@ import {
 import { ATTR_CLOUD_PROVIDER, ATTR_CLOUD_REGION } from "@opentelemetry/semantic-conventions/incubating";
 import type { Context, MiddlewareHandler } from "hono";
 import { safely } from "../support/safely";
+import { endpointAttributes, errorAttributes, NO_ATTRIBUTES, requestAttributes } from "./bound-attributes";
 import { instruments } from "./instruments";
+import { measureJson, utf8Length } from "./json-size";
 import { endpointOf, errorType, errorTypeOf } from "./labels";
-import { configureLogLevel, errorFields, log, withRequestId, type LogLevel } from "./logger";
+import { configureLogLevel, errorFields, logRequest, withRequestId, type LogLevel } from "./logger";
 import { defined, extractTraceContext, httpMethod } from "./spans";
 import { tracer as serviceTracer } from "./tracer-provider";
 
@@ -45,13 +47,19 @@ export interface RequestTelemetryOptions {
 
 /** User agents longer than this are cut (they are client-controlled). */
 const MAX_USER_AGENT = 256;
-/** The largest body buffered to set Content-Length; bigger ones keep streaming. */
-const MAX_BUFFERED_RESPONSE_BYTES = 1024 * 1024;
 
-/** `request.cf` where the runtime sets it (not in every test harness). */
+/**
+ * The Cloudflare colo (`cloud.region`), read from `request.cf` once per isolate: an isolate
+ * never moves between data centers, and `request.cf` is built on access (it was the costliest
+ * line of the server span's attributes). Undefined where the runtime sets no `cf`.
+ */
+let colo: { value: string | undefined } | undefined;
 function cfColo(c: Context): string | undefined {
+  if (colo) return colo.value;
   const cf = (c.req.raw as Request & { cf?: { colo?: unknown } }).cf;
-  return typeof cf?.colo === "string" && cf.colo ? cf.colo : undefined;
+  if (!cf) return undefined; // not known yet (a test harness without cf): ask again next time
+  colo = { value: typeof cf.colo === "string" && cf.colo ? cf.colo : undefined };
+  return colo.value;
 }
 
 const levelOf = (status: number): LogLevel => (status >= 500 ? "error" : status >= 400 ? "warn" : "info");
@@ -76,54 +84,41 @@ function requestBodySize(c: Context): number | Promise<number> {
   if (declared !== undefined) return declared;
   const cache = c.req.bodyCache as { arrayBuffer?: Promise<ArrayBuffer>; text?: Promise<string> };
   if (cache.arrayBuffer) return cache.arrayBuffer.then((b) => b.byteLength).catch(() => 0);
-  if (cache.text) return cache.text.then((t) => new TextEncoder().encode(t).byteLength).catch(() => 0);
+  if (cache.text) return cache.text.then((t) => utf8Length(t)).catch(() => 0);
   return 0;
 }
 
-/**
- * Gives a JSON response built in memory (c.json) its Content-Length: one read of a body that is
- * already a string, instead of teeing the stream to measure it; clients get the length too.
- */
-async function withContentLength(c: Context): Promise<void> {
-  try {
-    const res = c.res;
-    if (!res.body || res.headers.has("content-length") || !/json/i.test(res.headers.get("content-type") ?? "")) return;
-    const body = await res.arrayBuffer();
-    const sized = new Response(body, res);
-    if (body.byteLength <= MAX_BUFFERED_RESPONSE_BYTES) sized.headers.set("content-length", String(body.byteLength));
-    c.res = sized;
-  } catch {
-    // Measuring must never break the response: the size is then measured from a clone below.
-  }
+/** The server span's attributes at its start (built only for a span that records). */
+function serverSpanAttributes(c: Context, method: string, original: string | undefined, route: string): Attributes {
+  const url = new URL(c.req.url);
+  return defined({
+    [ATTR_HTTP_REQUEST_METHOD]: method,
+    [ATTR_HTTP_REQUEST_METHOD_ORIGINAL]: original,
+    [ATTR_HTTP_ROUTE]: route || undefined,
+    [ATTR_URL_PATH]: url.pathname,
+    [ATTR_URL_SCHEME]: url.protocol.replace(/:$/, ""),
+    [ATTR_SERVER_ADDRESS]: url.hostname,
+    [ATTR_USER_AGENT_ORIGINAL]: c.req.header("User-Agent")?.slice(0, MAX_USER_AGENT),
+    [ATTR_CLOUD_PROVIDER]: "cloudflare",
+    [ATTR_CLOUD_REGION]: cfColo(c),
+    "astra.request.id": (c.get("requestId") as string | undefined) ?? undefined,
+  });
 }
 
-/** Starts the request's SERVER span; undefined if that fails (telemetry never fails the request). */
-function startServerSpan(c: Context, tracer: Tracer, method: string, original: string | undefined): { span: Span; active: OtelContext } | undefined {
+/**
+ * Starts the request's SERVER span; undefined if that fails (telemetry never fails the request).
+ * Attributes are set after the sampling decision, and only on a span that records: an unsampled
+ * request (90 % of them at OTEL_TRACES_SAMPLER_ARG=0.1) builds none. (The sampler is parent-based
+ * ratio sampling, which reads no attributes.)
+ */
+function startServerSpan(c: Context, tracer: Tracer, method: string, original: string | undefined, requestId: string | undefined): { span: Span; active: OtelContext } | undefined {
   try {
-    const url = new URL(c.req.url);
     // The incoming traceparent, else whatever is active (a root context in production).
     const parent = extractTraceContext(c.req.raw.headers, context.active());
     const route = endpointOf(c, "");
-    const span = tracer.startSpan(
-      spanName(method, route),
-      {
-        kind: SpanKind.SERVER,
-        attributes: defined({
-          [ATTR_HTTP_REQUEST_METHOD]: method,
-          [ATTR_HTTP_REQUEST_METHOD_ORIGINAL]: original,
-          [ATTR_HTTP_ROUTE]: route || undefined,
-          [ATTR_URL_PATH]: url.pathname,
-          [ATTR_URL_SCHEME]: url.protocol.replace(/:$/, ""),
-          [ATTR_SERVER_ADDRESS]: url.hostname,
-          [ATTR_USER_AGENT_ORIGINAL]: c.req.header("User-Agent")?.slice(0, MAX_USER_AGENT),
-          [ATTR_CLOUD_PROVIDER]: "cloudflare",
-          [ATTR_CLOUD_REGION]: cfColo(c),
-          "astra.request.id": (c.get("requestId") as string | undefined) ?? undefined,
-        }),
-      },
-      parent,
-    );
-    return { span, active: withRequestId(trace.setSpan(parent, span), c.get("requestId") as string | undefined) };
+    const span = tracer.startSpan(spanName(method, route), { kind: SpanKind.SERVER }, parent);
+    if (span.isRecording()) span.setAttributes(serverSpanAttributes(c, method, original, route));
+    return { span, active: withRequestId(trace.setSpan(parent, span), requestId) };
   } catch {
     return undefined;
   }
@@ -132,15 +127,17 @@ function startServerSpan(c: Context, tracer: Tracer, method: string, original: s
 /** Ends the span with the final route and status; 5xx are errors, 4xx stay UNSET (semantic conventions). */
 function endServerSpan(span: Span, method: string, route: string, status: number, err: unknown): void {
   safely(() => {
-    if (route) {
-      span.updateName(spanName(method, route));
-      span.setAttribute(ATTR_HTTP_ROUTE, route);
-    }
-    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-    if (status >= 500) {
-      if (err !== undefined) span.recordException(err instanceof Error ? err : String(err));
-      span.setAttribute(ATTR_ERROR_TYPE, err !== undefined ? errorType(err) : String(status));
-      span.setStatus({ code: SpanStatusCode.ERROR });
+    if (span.isRecording()) {
+      if (route) {
+        span.updateName(spanName(method, route));
+        span.setAttribute(ATTR_HTTP_ROUTE, route);
+      }
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+      if (status >= 500) {
+        if (err !== undefined) span.recordException(err instanceof Error ? err : String(err));
+        span.setAttribute(ATTR_ERROR_TYPE, err !== undefined ? errorType(err) : String(status));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
     }
     span.end();
   });
@@ -149,25 +146,29 @@ function endServerSpan(span: Span, method: string, route: string, status: number
 /**
  * Records astra_http_requests_total {method, endpoint, status}, astra_http_request_duration_seconds,
  * astra_http_request_size_bytes and astra_http_response_size_bytes {endpoint}, and
- * astra_errors_total {error_type, endpoint} for responses ≥ 400. Resolves when sizes that need a
- * body read (a request body without Content-Length, a streamed response) are recorded.
+ * astra_errors_total {error_type, endpoint} for responses ≥ 400, with attribute sets made once
+ * per route (./bound-attributes.ts). Resolves when sizes that need a body read (a request body
+ * without Content-Length, a response not built by `c.json`) are recorded.
  */
-function recordMetrics(c: Context, endpoint: string, status: number, seconds: number): Promise<void> {
-  let pending: Promise<unknown>[] = [];
+function recordMetrics(c: Context, endpoint: string, status: number, seconds: number, jsonBytes: number | undefined): Promise<void> {
+  let pending: Promise<unknown>[] | undefined;
   safely(() => {
-    instruments.httpRequests.add(1, { method: c.req.method, endpoint, status: String(status) });
-    instruments.httpRequestDuration.record(seconds, { endpoint });
+    const byEndpoint = endpointAttributes(endpoint);
+    instruments.httpRequests.add(1, requestAttributes(c.req.method, endpoint, status));
+    instruments.httpRequestDuration.record(seconds, byEndpoint);
     const requestSize = requestBodySize(c);
-    if (typeof requestSize === "number") instruments.httpRequestSize.record(requestSize, { endpoint });
-    else pending.push(requestSize.then((n) => instruments.httpRequestSize.record(n, { endpoint })));
+    if (typeof requestSize === "number") instruments.httpRequestSize.record(requestSize, byEndpoint);
+    else (pending ??= []).push(requestSize.then((n) => instruments.httpRequestSize.record(n, byEndpoint)));
     const type = errorTypeOf(status);
-    if (type) instruments.errors.add(1, { error_type: type, endpoint });
-    const length = contentLength(c.res.headers);
-    if (length !== undefined || !c.res.body) instruments.httpResponseSize.record(length ?? 0, { endpoint });
-    // A streamed body (none in this API today): measured from a clone, off the response path.
-    else pending = [...pending, c.res.clone().arrayBuffer().then((b) => instruments.httpResponseSize.record(b.byteLength, { endpoint }))];
+    if (type) instruments.errors.add(1, errorAttributes(type, endpoint));
+    const res = c.res;
+    // The body c.json built (the runtime sends its Content-Length itself); else a declared length.
+    const length = jsonBytes !== undefined && /json/i.test(res.headers.get("content-type") ?? "") ? jsonBytes : contentLength(res.headers);
+    if (length !== undefined || !res.body) instruments.httpResponseSize.record(length ?? 0, byEndpoint);
+    // Any other body (none in this API today): measured from a clone, off the response path.
+    else (pending ??= []).push(res.clone().arrayBuffer().then((b) => instruments.httpResponseSize.record(b.byteLength, byEndpoint)));
   });
-  return Promise.all(pending.map((p) => p.catch(() => undefined))).then(() => undefined);
+  return pending ? Promise.all(pending.map((p) => p.catch(() => undefined))).then(() => undefined) : Promise.resolve();
 }
 
 /**
@@ -177,7 +178,8 @@ function recordMetrics(c: Context, endpoint: string, status: number, seconds: nu
  * `server.address`, `user_agent.original` ≤ 256 chars, `cloud.provider`, `cloud.region` = colo;
  * 5xx → ERROR with `error.type`), the service-health metrics, in-flight requests
  * (astra_active_connections), one JSON log line with `trace_id`/`span_id`, then the flush in
- * `waitUntil`. JSON responses get their Content-Length. Recording never throws.
+ * `waitUntil`. The response is never rebuilt (the runtime sets Content-Length; the size metric
+ * comes from the body `c.json` serialized). Recording never throws.
  *
  * @example
  * const app = new Hono<AppEnv>();
@@ -192,14 +194,15 @@ export function requestTelemetry(options: RequestTelemetryOptions): MiddlewareHa
 
   return async function requestTelemetry(c, next) {
     const started = performance.now();
-    safely(() => instruments.activeConnections.add(1));
+    safely(() => instruments.activeConnections.add(1, NO_ATTRIBUTES));
     configureLogLevel((c.env as Partial<Env> | undefined)?.LOG_LEVEL);
+    const requestId = c.get("requestId") as string | undefined;
     const { method, original } = httpMethod(c.req.method);
-    const server = startServerSpan(c, tracer, method, original);
+    const server = startServerSpan(c, tracer, method, original, requestId);
+    const jsonBytes = measureJson(c);
     let thrown: unknown;
     try {
-      await context.with(server?.active ?? withRequestId(context.active(), c.get("requestId") as string | undefined), next);
-      await withContentLength(c);
+      await context.with(server?.active ?? withRequestId(context.active(), requestId), next);
     } catch (err) {
       thrown = err ?? new Error("thrown without a value");
       throw err;
@@ -210,19 +213,18 @@ export function requestTelemetry(options: RequestTelemetryOptions): MiddlewareHa
       const err: unknown = thrown ?? c.error;
       const seconds = Math.max(0, (performance.now() - started) / 1000);
       if (server) endServerSpan(server.span, method, route, status, err);
-      const recorded = recordMetrics(c, route || unmatched, status, seconds);
-      safely(() => instruments.activeConnections.add(-1));
+      const recorded = recordMetrics(c, route || unmatched, status, seconds, thrown === undefined ? jsonBytes() : undefined);
+      safely(() => instruments.activeConnections.add(-1, NO_ATTRIBUTES));
       if (logRequests)
-        log(
+        logRequest(
           levelOf(status),
-          "request",
           {
             method: c.req.method.slice(0, 16),
             route: route || "unmatched",
             path: route ? undefined : new URL(c.req.url).pathname.slice(0, 128),
             status,
             duration_ms: Math.round(seconds * 1e6) / 1000,
-            request_id: (c.get("requestId") as string | undefined) ?? undefined,
+            request_id: requestId,
             user_agent: c.req.header("User-Agent"),
             ...(err !== undefined && errorFields(err)),
           },

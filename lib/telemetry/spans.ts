@@ -8,11 +8,13 @@ import {
   context,
   createContextKey,
   INVALID_SPAN_CONTEXT,
+  isSpanContextValid,
   propagation,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
   trace,
+  TraceFlags,
   type Attributes,
   type AttributeValue,
   type Context as OtelContext,
@@ -56,8 +58,23 @@ const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT"
 /** Drops undefined values, so callers can spread optional attributes. @internal */
 export function defined(attributes: Record<string, AttributeValue | undefined>): Attributes {
   const out: Attributes = {};
-  for (const [k, v] of Object.entries(attributes)) if (v !== undefined) out[k] = v;
+  for (const k in attributes) {
+    const v = attributes[k];
+    if (v !== undefined) out[k] = v;
+  }
   return out;
+}
+
+/**
+ * The active span when it is valid and NOT sampled: every child of it would be a non-recording
+ * span (parent-based sampling, which both tracers of this service use), so `withSpan` skips
+ * making one. Undefined otherwise.
+ */
+function unsampledActiveSpan(parent: OtelContext): Span | undefined {
+  const span = trace.getSpan(parent);
+  if (!span) return undefined;
+  const sc = span.spanContext();
+  return (sc.traceFlags & TraceFlags.SAMPLED) === 0 && isSpanContextValid(sc) ? span : undefined;
 }
 
 
@@ -99,6 +116,11 @@ export interface WithSpanOptions {
  * `fn` returns or its promise settles. A throw or rejection is recorded on the span (exception,
  * ERROR status, `error.type`) and passed on unchanged. Sync `fn` stays sync.
  *
+ * Under an unsampled span (a request sampled out by OTEL_TRACES_SAMPLER_ARG), with the default
+ * parent and tracer, no span is made at all: `fn` runs with the unsampled span, in the active
+ * context as it is (no span object, no ids, no context switch), since parent-based sampling
+ * would make the child non-recording anyway. Log lines inside keep the request's trace id.
+ *
  * For steps of the domain path: `anomaly_detection`, `model_inference`, `database_query`,
  * `cache_operation`, `circuit_breaker`, `retry_attempt`.
  *
@@ -115,6 +137,13 @@ export interface WithSpanOptions {
 export function withSpan<T>(name: string, attributes: Record<string, AttributeValue | undefined>, fn: (span: Span) => T, options: WithSpanOptions = {}): T {
   let span: Span;
   let active: OtelContext;
+  let unsampled: Span | undefined;
+  try {
+    if (options.parent === undefined && options.tracer === undefined) unsampled = unsampledActiveSpan(context.active());
+  } catch {
+    unsampled = undefined;
+  }
+  if (unsampled) return fn(unsampled);
   try {
     const parent = options.parent ?? context.active();
     const tracer = options.tracer ?? (parent.getValue(TRACER_KEY) as Tracer | undefined) ?? serviceTracer;

@@ -1,87 +1,17 @@
 /**
  * The isolate's tracing plumbing: a BasicTracerProvider whose only processor keeps ended spans in
- * a bounded buffer. Nothing is exported from here: the one flush path (./flush.ts) drains the
+ * a bounded buffer (./span-buffer.ts). Nothing is exported from here: the one flush path (./flush.ts) drains the
  * buffer and sends the spans with the OTLP trace exporter, in a request's `waitUntil`.
  *
  * The spans themselves (server span, domain spans, W3C propagation) live in ./spans.ts, ./request-telemetry.ts and ./object-spans.ts.
  */
 import type { Context } from "@opentelemetry/api";
-import {
-  BasicTracerProvider,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  type ReadableSpan,
-  type Span,
-  type SpanProcessor,
-} from "@opentelemetry/sdk-trace-base";
+import { BasicTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } from "@opentelemetry/sdk-trace-base";
 import { env as workerEnv } from "cloudflare:workers";
 import { SERVICE_NAME, serviceResource } from "./meter-provider";
+import { BufferingSpanProcessor } from "./span-buffer";
 
-/** Options of {@link BufferingSpanProcessor}. */
-export interface BufferingSpanProcessorOptions {
-  /** Ended spans kept at most; older ones are dropped (and counted) beyond it. Default 8192 (~1 s of 8-span requests at 1000 req/s). */
-  maxBufferedSpans?: number;
-}
-
-/**
- * Keeps ended, sampled spans until the flush takes them. Bounded: when full, the oldest span is
- * dropped and counted in `droppedSpans`. Never throws.
- *
- * @example
- * const buffer = new BufferingSpanProcessor({ maxBufferedSpans: 100 });
- * const provider = new BasicTracerProvider({ spanProcessors: [buffer] });
- * // ... spans end ...
- * const spans = buffer.drain();
- */
-export class BufferingSpanProcessor implements SpanProcessor {
-  readonly maxBufferedSpans: number;
-  droppedSpans = 0;
-  #spans: ReadableSpan[] = [];
-
-  constructor(options: BufferingSpanProcessorOptions = {}) {
-    this.maxBufferedSpans = Math.max(1, options.maxBufferedSpans ?? 8192);
-  }
-
-  get size(): number {
-    return this.#spans.length;
-  }
-
-  onStart(_span: Span, _parentContext: Context): void {}
-
-  onEnd(span: ReadableSpan): void {
-    if (!span.spanContext || (span.spanContext().traceFlags & 1) === 0) return;
-    this.#spans.push(span);
-    if (this.#spans.length > this.maxBufferedSpans) {
-      this.#spans.splice(0, this.#spans.length - this.maxBufferedSpans);
-      this.droppedSpans++;
-    }
-  }
-
-  /** Takes every buffered span (the buffer is empty afterwards). */
-  drain(): ReadableSpan[] {
-    const spans = this.#spans;
-    this.#spans = [];
-    return spans;
-  }
-
-  /** Puts spans whose export failed back in front, within the bound (the oldest are dropped). */
-  requeue(spans: ReadableSpan[]): void {
-    const room = this.maxBufferedSpans - this.#spans.length;
-    if (room <= 0) {
-      this.droppedSpans += spans.length;
-      return;
-    }
-    const kept = spans.slice(Math.max(0, spans.length - room));
-    this.droppedSpans += spans.length - kept.length;
-    this.#spans = [...kept, ...this.#spans];
-  }
-
-  async forceFlush(): Promise<void> {}
-
-  async shutdown(): Promise<void> {
-    this.#spans = [];
-  }
-}
+export { BufferingSpanProcessor, type BufferingSpanProcessorOptions } from "./span-buffer";
 
 function moduleEnv(): Partial<Env> | undefined {
   try {

@@ -1,7 +1,8 @@
 /**
  * The bench harness cannot rot: `node bench/run.mjs --quick` runs end to end (builds the four
  * variants with wrangler, runs them on workerd, starts the real collector, Prometheus and Jaeger,
- * runs every part for a few seconds) and writes a well-formed result. No figure is asserted: on a
+ * checks that bare and ours answer identical bytes, profiles the cost by category, runs every
+ * part for a few seconds) and writes a well-formed result. No figure is asserted: on a
  * shared CI machine they mean nothing; only the shape and that every part produced numbers.
  */
 import { execFile } from 'node:child_process';
@@ -40,11 +41,28 @@ test(
     expect(r.machine.cpus).toBeGreaterThan(0);
     expect(r.variants).toEqual(['bare', 'ours', 'hono-otel', 'otel-cf-workers']);
 
-    // (1) every variant measured more than once, with numbers
+    // Fair bare: identical responses, headers included (the run fails before measuring otherwise)
+    expect(r.fairness.identical).toBe(true);
+    expect(r.fairness.headers.length).toBeGreaterThan(5);
+    // (0) the cost profile: every category priced for bare, ours and ours at 10 % sampling
+    expect(stdout).toContain('### 0. Cost profile');
+    for (const name of ['bare', 'ours', 'ours-sampled-0.1']) {
+      const p = r.profile.variants[name];
+      expect(p.busySamples).toBeGreaterThan(0);
+      expect(Object.keys(p.microsPerRequest)).toEqual(expect.arrayContaining(['span creation + attributes', 'span buffer + OTLP encoding', 'metric recording (incl. attribute hashing)', 'JSON log line', 'AsyncLocalStorage context', 'Content-Length rewrite', 'flush scheduling', 'app and runtime (not telemetry)']));
+      expect(Object.values(p.microsPerRequest).every(finite)).toBe(true);
+      // The categories split the whole CPU per request, no more.
+      const sum = Object.values(p.microsPerRequest as Record<string, number>).reduce((a, b) => a + b, 0);
+      expect(Math.abs(sum - p.cpuMicrosPerRequest)).toBeLessThan(p.cpuMicrosPerRequest * 0.01);
+    }
+    // bare makes no telemetry of its own: no encoding, no log line, no flush
+    expect(r.profile.variants.bare.microsPerRequest['JSON log line']).toBe(0);
+    // (1) every variant measured more than once, with numbers and the run's noise next to each ratio
     for (const name of r.variants) {
       const v = r.overhead.variants[name];
       expect(v.runs.length).toBeGreaterThan(1);
       expect(finite(v.rps) && finite(v.p50) && finite(v.p99) && finite(v.ratioToBare)).toBe(true);
+      expect(finite(v.ratioMin) && finite(v.ratioMax) && finite(v.cpuRatioMin) && finite(v.cpuRatioMax)).toBe(true);
     }
     // (2) export economy for the telemetry variants, metrics and traces apart
     for (const name of ['ours', 'hono-otel', 'otel-cf-workers']) {
@@ -53,6 +71,8 @@ test(
       expect(finite(e.exportsPerRequest)).toBe(true);
       expect(finite(e.metricsPushes.bytesPerRequest) && finite(e.spanExports.bytesPerRequest)).toBe(true);
     }
+    // CPU per request at the constant rate, next to part 1's saturated figure
+    expect(finite(r.economy.variants.ours.workerdCpuMicrosPerRequest)).toBe(true);
     // (3) freshness probes ran
     expect(r.freshness.probes).toBeGreaterThan(0);
     // (4) collector down vs up, per variant

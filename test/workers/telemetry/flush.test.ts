@@ -364,4 +364,33 @@ describe("TelemetryFlusher spans", () => {
     expect(exported).toEqual([1, 2]);
     expect(spans.droppedSpans).toBe(0);
   });
+
+  it("does not export early while span exports fail (collector down): a full buffer waits for the interval", async () => {
+    const reader = new OnDemandMetricReader();
+    new MeterProvider({ readers: [reader] });
+    const spans = new BufferingSpanProcessor({ maxBufferedSpans: 8 });
+    const tracer = new BasicTracerProvider({ spanProcessors: [spans] }).getTracer("test");
+    const time = manualClock();
+    let accept = false;
+    const attempts: number[] = [];
+    const flusher = new TelemetryFlusher({ reader, spans, minIntervalMillis: 1000, sendPoints: async () => {}, exportSpans: async (_env, s) => (attempts.push(s.length), accept), clock: time.clock });
+    for (let i = 0; i < 8; i++) tracer.startSpan(`s${i}`).end();
+    await flusher.flush(testEnv); // the first export fails: the spans go back, the buffer stays full
+    expect(attempts).toEqual([8]);
+    const pending = flusher.flush(testEnv);
+    const next = tracked(pending);
+    await time.advance(999);
+    expect(next.settled).toBe(false); // a full buffer, yet it waits: the last export failed
+    expect(attempts).toHaveLength(1);
+    accept = true;
+    await time.advance(1);
+    await pending;
+    expect(attempts).toEqual([8, 8]); // the interval's export carries them, and succeeds
+    tracer.startSpan("after").end();
+    for (let i = 0; i < 2; i++) tracer.startSpan(`busy${i}`).end();
+    const started = time.now();
+    await flusher.flush(testEnv); // exports accepted again: a quarter-full buffer exports at once
+    expect(time.now() - started).toBe(0);
+    expect(attempts).toEqual([8, 8, 3]);
+  });
 });

@@ -87,9 +87,10 @@ describe("the isolate's reader", () => {
     expect(JSON.parse(JSON.stringify(point))).toEqual(point);
   });
 
-  it("the 22 dashboard instruments exist, plus the one operational counter", () => {
-    expect(Object.keys(instruments)).toHaveLength(23);
+  it("the 22 dashboard instruments exist, plus the two operational counters", () => {
+    expect(Object.keys(instruments)).toHaveLength(24);
     expect(Object.keys(instruments)).toContain("logLevelChanges");
+    expect(Object.keys(instruments)).toContain("spansDropped");
   });
 });
 

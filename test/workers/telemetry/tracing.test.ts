@@ -1,7 +1,8 @@
 /**
  * Tracing in the Workers runtime: the spans the real app exports (captured at the collector URL
- * as the OTLP/JSON the exporter sends), their names, attributes and parenting, W3C trace context
- * in and out, sampling, the JSON log lines joined to them, and the API with the collector down.
+ * as the gzipped OTLP/protobuf the transport sends, decoded into the OTLP/JSON shape), their
+ * names, attributes and parenting, W3C trace context in and out, sampling, the JSON log lines
+ * joined to them, and the API with the collector down.
  */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { Hono } from "hono";
@@ -34,7 +35,7 @@ interface ExportedSpan {
   resource: Record<string, string>;
 }
 
-/** Every span in the captured OTLP/JSON trace exports. */
+/** Every span in the captured trace exports (decoded into the OTLP/JSON shape, ./support.ts). */
 function exportedSpans(requests: CapturedRequest[]): ExportedSpan[] {
   return requests
     .filter((r) => r.url === `${ENDPOINT}/v1/traces`)
@@ -58,7 +59,7 @@ function exportedSpans(requests: CapturedRequest[]): ExportedSpan[] {
     );
 }
 
-/** Bytes of the OTLP/JSON trace exports captured (as sent: the exporter posts compact JSON). */
+/** Bytes of the captured trace exports as compact OTLP/JSON (the wire carries gzipped protobuf, far smaller: see cost.test.ts). */
 const traceBytes = (requests: CapturedRequest[]) =>
   requests.filter((r) => r.url === `${ENDPOINT}/v1/traces`).reduce((n, r) => n + new TextEncoder().encode(JSON.stringify(r.body)).length, 0);
 
@@ -443,7 +444,7 @@ describe("cost", () => {
     await measure("GET /health", 3, () => send("GET", "/health"));
     // Coalesced, as under load: concurrent requests share one export (one resource and scope header).
     await measure("POST /api/v1/telemetry (1 point) concurrent", 20, () => send("POST", "/api/v1/telemetry", { body: point("m-1") }), true);
-    console.info(`tracing cost per request:\n${rows.map((r) => `  ${r.request}: ${r.spans} spans (${r.lookups} context lookups), ${r.bytes} B OTLP/JSON`).join("\n")}`);
+    console.info(`tracing cost per request:\n${rows.map((r) => `  ${r.request}: ${r.spans} spans (${r.lookups} context lookups), ${r.bytes} B as OTLP/JSON`).join("\n")}`);
     const [single, ten, hundred, phase, health, concurrent] = rows;
     // server, anomaly_detection, 2 cache_operation, model_inference, then per satellite object in the
     // request: circuit_breaker, database_query, SatelliteState.record (batches here span 4 satellites).
