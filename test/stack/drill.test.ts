@@ -97,9 +97,9 @@ describe('npm run drill against the real stack', () => {
     expect(await r('retry')).toBeGreaterThan(0);
     expect(await r('failure')).toBeGreaterThan(0);
     const endpoints = (await promQuery(stack.prometheus.url, 'sum by (endpoint) (astra_retry_attempts_total)')).map((s) => s.metric.endpoint);
-    expect(endpoints).toEqual(expect.arrayContaining(['mission.getPhase', 'mission.context']));
+    expect(endpoints).toEqual(expect.arrayContaining(['mission.getPhase', 'mission.sync']));
     // Writes are never retried: no endpoint label outside the idempotent set.
-    for (const e of endpoints) expect(['mission.context', 'mission.getPhase', 'mission.history', 'mission.stats', 'mission.latest', 'mission.ping']).toContain(e);
+    for (const e of endpoints) expect(['mission.sync', 'mission.getPhase', 'mission.history', 'mission.stats', 'mission.latest', 'mission.ping', 'mission.locate', 'mission.fleet', 'satellite.context', 'satellite.history', 'satellite.stats', 'satellite.latest']).toContain(e);
     expect(await value('sum(astra_retry_latency_seconds_count)')).toBeGreaterThan(0);
   });
 

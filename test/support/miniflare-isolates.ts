@@ -121,11 +121,13 @@ export async function startIsolates(options: IsolatesOptions): Promise<Isolates>
               MISSION_STATE: { className: "MissionState", useSQLite: true },
               METRICS_AGGREGATOR: { className: "MetricsAggregator", useSQLite: true },
               CHAOS_CONTROL: { className: "ChaosControl", useSQLite: true },
+              SATELLITE_STATE: { className: "SatelliteState", useSQLite: true },
             }
           : {
               MISSION_STATE: { className: "MissionState", scriptName: owner, useSQLite: true },
               METRICS_AGGREGATOR: { className: "MetricsAggregator", scriptName: owner, useSQLite: true },
               CHAOS_CONTROL: { className: "ChaosControl", scriptName: owner, useSQLite: true },
+              SATELLITE_STATE: { className: "SatelliteState", scriptName: owner, useSQLite: true },
             },
     })),
     }),
@@ -188,6 +190,7 @@ export async function startWorker(collectorUrl: string, secrets: Record<string, 
         MISSION_STATE: { className: 'MissionState', useSQLite: true },
         METRICS_AGGREGATOR: { className: 'MetricsAggregator', useSQLite: true },
         CHAOS_CONTROL: { className: 'ChaosControl', useSQLite: true },
+        SATELLITE_STATE: { className: 'SatelliteState', useSQLite: true },
       },
     }),
   );
