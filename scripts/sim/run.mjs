@@ -9,7 +9,7 @@ import { latencyStats, scoreRun } from "./score.mjs";
 
 const REQUEST_TIMEOUT_MS = 15_000;
 const ANOMALY_ID = /^an_[0-9a-f]{32}(?:_[A-Za-z0-9._-]{1,64})?$/;
-const POINT_ID = /^(an|tp)_[0-9a-f]{32}$/;
+const POINT_ID = /^(an|tp)_[0-9a-f]{32}(?:_[A-Za-z0-9._-]{1,64})?$/;
 /** Consecutive failed ingest requests after which the run gives up (server gone). */
 const MAX_CONSECUTIVE_FAILURES = 10;
 
