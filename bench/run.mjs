@@ -246,7 +246,7 @@ async function checkFairBare(workers) {
   const body = JSON.stringify({ ...JSON.parse(POST_BODY), timestamp: '2026-12-01T00:00:00.000Z', satellite_id: 'bench-fairness' });
   const answer = async (w) => {
     const r = await fetch(`${w.url}/api/v1/telemetry`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'bench-fairness-1' }, body, signal: AbortSignal.timeout(10_000) });
-    const text = (await r.text()).replace(/"id":"(an|tp)_[0-9a-f]{32}"/, '"id":"$1_<random>"');
+    const text = (await r.text()).replace(/"id":"(an|tp)_[0-9a-f]{32}_/, '"id":"$1_<random>_');
     return { status: r.status, headers: [...r.headers].filter(([k]) => k !== 'date').map(([k, v]) => `${k}: ${v}`), text };
   };
   const [a, b] = [await answer(bare), await answer(ours)];
