@@ -1,19 +1,21 @@
 /**
- * MetricsLeaf: the first tier of metric aggregation. Each isolate sends all its delta points to
- * ONE leaf (`metrics-leaf-N`, N = hash(isolate id) % METRICS_AGGREGATOR_LEAVES); the leaf merges
+ * MetricsLeaf: the first tier of metric aggregation. Each export of an isolate sends all its
+ * delta points to ONE leaf (`metrics-leaf-N`, N < METRICS_AGGREGATOR_LEAVES; the isolate moves to
+ * the next leaf at each export, starting from its own hash, so leaves share the load evenly);
+ * the leaf merges
  * them into pending deltas per stream and, once per `forwardIntervalMillis`, forwards to each
  * owner shard (MetricsAggregator) what it gathered for that shard. So a leaf takes
  * isolates/leaves batches per second, and an owner shard takes at most
  * leaves × 1000/forwardIntervalMillis forwards per second — whatever the number of isolates.
  *
  *   isolates ──ingest(batchId)──▶ MetricsLeaf ×K ──forward(leaf, seq)──▶ MetricsAggregator ×S ──OTLP──▶ collector
- *             (one leaf per isolate)   SQLite: pending deltas,            cumulative streams
+ *             (one leaf per export)    SQLite: pending deltas,            cumulative streams
  *                                      per-isolate sequence, outbox       (one writer per series)
  *
  * Exactly once, end to end, with O(isolates + leaves) bookkeeping instead of a row per batch:
- * - An isolate sends its batches to its leaf one at a time, oldest first, and re-sends a failed
+ * - An isolate sends its batches to a leaf one at a time, oldest first, and re-sends a failed
  *   one with the same id (../telemetry/export/flush.ts), so a batch whose sequence is not above
- *   the isolate's last accepted one is a re-send: acknowledged, not merged.
+ *   the isolate's last one accepted HERE is a re-send: acknowledged, not merged.
  * - A forward is cut in one transaction (pending → outbox, with the next sequence) and re-sent,
  *   unchanged, until the owner acknowledges it; the owner accepts each (leaf, sequence) once.
  *   Meanwhile new batches merge into pending, so a leaf's state stays bounded by its streams

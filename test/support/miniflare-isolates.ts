@@ -87,6 +87,10 @@ export interface Isolates {
   evictAggregator(shard?: number): Promise<void>;
   /** RPC to a MetricsAggregator shard (`metrics-shard-N`), from Node. */
   aggregator(shard?: number): Promise<any>;
+  /** Evicts a MetricsLeaf's instance (its SQLite storage stays): in-flight RPCs fail. */
+  evictLeaf(leaf?: number): Promise<void>;
+  /** RPC to a MetricsLeaf (`metrics-leaf-N`), from Node. */
+  leaf(leaf?: number): Promise<any>;
   dispose(): Promise<void>;
 }
 
@@ -121,11 +125,13 @@ export async function startIsolates(options: IsolatesOptions): Promise<Isolates>
               MISSION_STATE: { className: "MissionState", useSQLite: true },
               METRICS_AGGREGATOR: { className: "MetricsAggregator", useSQLite: true },
               CHAOS_CONTROL: { className: "ChaosControl", useSQLite: true },
+              METRICS_LEAF: { className: "MetricsLeaf", useSQLite: true },
             }
           : {
               MISSION_STATE: { className: "MissionState", scriptName: owner, useSQLite: true },
               METRICS_AGGREGATOR: { className: "MetricsAggregator", scriptName: owner, useSQLite: true },
               CHAOS_CONTROL: { className: "ChaosControl", scriptName: owner, useSQLite: true },
+              METRICS_LEAF: { className: "MetricsLeaf", scriptName: owner, useSQLite: true },
             },
     })),
     }),
@@ -138,6 +144,11 @@ export async function startIsolates(options: IsolatesOptions): Promise<Isolates>
     logs: () => recent.join("\n"),
     logCounts: () => ({ ...counts }),
     evictAggregator: (shard = 0) => mf.unsafeEvictDurableObject(owner, "MetricsAggregator", { name: `metrics-shard-${shard}` }),
+    evictLeaf: (leaf = 0) => mf.unsafeEvictDurableObject(owner, "MetricsLeaf", { name: `metrics-leaf-${leaf}` }),
+    leaf: async (leaf = 0) => {
+      const ns = await mf.getDurableObjectNamespace("METRICS_LEAF", owner);
+      return ns.get(ns.idFromName(`metrics-leaf-${leaf}`));
+    },
     fetch: (i, path, init) => fetchers[i % fetchers.length]!.fetch(`http://astraguard.test${path}`, init as never) as unknown as Promise<Response>,
     aggregator: async (shard = 0) => {
       const ns = await mf.getDurableObjectNamespace("METRICS_AGGREGATOR", owner);
@@ -188,6 +199,7 @@ export async function startWorker(collectorUrl: string, secrets: Record<string, 
         MISSION_STATE: { className: 'MissionState', useSQLite: true },
         METRICS_AGGREGATOR: { className: 'MetricsAggregator', useSQLite: true },
         CHAOS_CONTROL: { className: 'ChaosControl', useSQLite: true },
+        METRICS_LEAF: { className: 'MetricsLeaf', useSQLite: true },
       },
     }),
   );

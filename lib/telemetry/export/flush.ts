@@ -188,6 +188,7 @@ export class TelemetryFlusher {
   readonly #clock: Clock;
 
   #sequence = 0;
+  #leafTurn = 0;
   #retained: RetainedBatch[] = [];
   /** The export that has collected (or is collecting) and is sending. */
   #inFlight: Promise<void> | undefined;
@@ -283,14 +284,16 @@ export class TelemetryFlusher {
   }
 
   /**
-   * One batch per destination: with leaves, the whole collection to this isolate's leaf (always
-   * the same one, so its batches arrive in sequence order); without, one per owner shard.
+   * One batch per destination: with leaves, the whole collection to one leaf, the next leaf at
+   * each export (starting from the isolate's own hash), so every leaf takes an equal share of
+   * the batches whatever the number of isolates, and an unreachable leaf holds back only the
+   * batches meant for it; without leaves, one batch per owner shard.
    */
   #enqueue(env: Env, points: MetricPoint[]): void {
     const now = this.#clock.now();
     const leaves = leavesOf(env);
     const batches = new Map<string, { to: Destination; points: MetricPoint[] }>();
-    if (leaves > 0) batches.set("leaf", { to: { tier: "leaf", index: leafOf(this.senderId, leaves) }, points });
+    if (leaves > 0) batches.set("leaf", { to: { tier: "leaf", index: (leafOf(this.senderId, leaves) + this.#leafTurn++) % leaves }, points });
     else {
       const shards = shardCount(env.METRICS_AGGREGATOR_SHARDS);
       for (const p of points) {

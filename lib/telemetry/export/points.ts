@@ -146,8 +146,8 @@ export function leafCount(raw: string | undefined): number {
 }
 
 /**
- * The leaf an isolate sends all its points to: fixed per isolate, so one isolate's batches
- * reach one leaf in order (which is what makes the leaf's per-isolate sequence check exact).
+ * The leaf an isolate starts its rotation from (the flusher moves to the next leaf at each
+ * export; each leaf still gets one isolate's batches in sequence order, one at a time).
  *
  * @example
  * leafOf(isolateId(), leafCount(env.METRICS_AGGREGATOR_LEAVES)); // 0..leaves-1
