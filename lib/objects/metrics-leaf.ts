@@ -6,7 +6,7 @@
  * them into pending deltas per stream and, once per `forwardIntervalMillis`, forwards to each
  * owner shard (MetricsAggregator) what it gathered for that shard. So a leaf takes
  * isolates/leaves batches per second, and an owner shard takes at most
- * leaves × 1000/forwardIntervalMillis forwards per second — whatever the number of isolates.
+ * leaves × 1000/forwardIntervalMillis (5 × leaves) forwards per second — whatever the number of isolates.
  *
  *   isolates ──ingest(batchId)──▶ MetricsLeaf ×K ──forward(leaf, seq)──▶ MetricsAggregator ×S ──OTLP──▶ collector
  *             (one leaf per export)    SQLite: pending deltas,            cumulative streams
@@ -32,7 +32,7 @@ import type { BatchIngestResult } from "./metrics-aggregator";
 /** Timing and bounds of a leaf (fixed per deployment). */
 export const leafConfig = {
   /** Delay from the first pending point to the forward that carries it. */
-  forwardIntervalMillis: 250,
+  forwardIntervalMillis: 200,
   /** Longest wait between retries of a failed forward. */
   maxRetryMillis: 10_000,
   /** Pending streams kept at most (the owner's own bound is 20,000); beyond it points are dropped and counted. */
