@@ -14,8 +14,7 @@ import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 
 const spec = JSON.parse(process.env.ASTRAGUARD_WORKER_SPEC ?? "{}");
 const objects = { MISSION_STATE: "MissionState", METRICS_AGGREGATOR: "MetricsAggregator", CHAOS_CONTROL: "ChaosControl", METRICS_LEAF: "MetricsLeaf" };
-const mf = new Miniflare(
-  convertV4MiniflareOptions({
+const options = convertV4MiniflareOptions({
     host: "127.0.0.1",
     port: spec.port,
     modules: true,
@@ -25,11 +24,11 @@ const mf = new Miniflare(
     compatibilityFlags: spec.compatibilityFlags,
     bindings: spec.bindings,
     durableObjects: Object.fromEntries(Object.entries(objects).map(([binding, className]) => [binding, { className, useSQLite: true }])),
-    durableObjectsPersist: spec.persistDir,
     // The Worker logs a line per request: not needed here (the test reads Prometheus).
     handleStructuredLogs: () => undefined,
-  }),
-);
+});
+// Miniflare 5 keeps every resource's storage (Durable Objects' SQLite too) under one root.
+const mf = new Miniflare({ ...options, resourcePersistencePath: spec.persistDir });
 const url = (await mf.ready).toString().replace(/\/$/, "");
 process.stdout.write(`READY ${url}\n`);
 const stop = async () => {
