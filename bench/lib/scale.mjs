@@ -135,7 +135,10 @@ export function tierOnPaper(result, { leafHeadroom = 0.5, forwardsPerSecondPerLe
     const leaf = { batchesPerSecond: leafRate, load: leafRate / leafCap };
     const owner = { forwardsPerSecond: ownerRate, load: ownerRate / ownerCap };
     // With this K: the leaves give out at K × leafCap isolates; the owner does not grow with isolates.
-    const tierWall = leaves > maxLeavesPerOwner ? `over: ${leaves} leaves send one owner ${Math.round(ownerRate)} forwards/s (capacity ${Math.round(ownerCap)})` : `leaves at ${Math.round(leaves * leafCap)} isolates (raise K up to ${maxLeavesPerOwner} per owner shard)`;
+    const tierWall =
+      leaves > maxLeavesPerOwner
+        ? `the owner shard: ${leaves} leaves send it ${Math.round(ownerRate)} forwards/s (capacity ${Math.round(ownerCap)}): add shards or lengthen the forward interval`
+        : `these ${leaves} leaves at ${Math.round(leaves * leafCap)} isolates (add leaves); then the owner shard at ${maxLeavesPerOwner} leaves ≈ ${Math.round(maxLeavesPerOwner * leafCap)} isolates`;
     return { isolates, rps: isolates * rpsPerIsolate, direct, directWall: `shard at ${Math.round(shardCap)} isolates`, leaves, leaf, owner, tierWall };
   });
   return {
