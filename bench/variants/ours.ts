@@ -17,43 +17,50 @@ import { benchEntry } from "./lib/bench-entry";
 // MetricsAggregator below takes precedence over the one re-exported here.
 export * from "../../functions/index";
 
+/** What one object received by RPC: batches, points, and the JSON size of the points. */
+interface Received {
+  batches: number;
+  points: number;
+  jsonBytes: number;
+}
+
+/** Counts one received batch (RPC uses structured clone, so JSON length estimates the bytes on that hop). */
+function noteReceived(received: Received, batchId: string, points: MetricPoint[]): void {
+  received.batches++;
+  received.points += Array.isArray(points) ? points.length : 0;
+  received.jsonBytes += JSON.stringify(points ?? []).length + String(batchId).length;
+}
+
 /**
- * The deployed aggregator, counting what reaches it by RPC: batches, points, and the JSON size of
- * the points (RPC uses structured clone, so JSON length estimates the bytes on that hop). Counted
- * on the receiving side because isolates AND Durable Objects flush (whoever schedules a coalesced
- * flush supplies the env), so no wrapper around one caller's env sees every send.
+ * The deployed aggregator, counting what reaches it by RPC. Counted on the receiving side because
+ * isolates AND Durable Objects flush (whoever schedules a coalesced flush supplies the env), so no
+ * wrapper around one caller's env sees every send.
  */
 export class MetricsAggregator extends DeployedAggregator {
-  #received = { batches: 0, points: 0, jsonBytes: 0 };
+  readonly #received: Received = { batches: 0, points: 0, jsonBytes: 0 };
 
   override async ingest(...args: Parameters<DeployedAggregator["ingest"]>): ReturnType<DeployedAggregator["ingest"]> {
-    const [batchId, points] = args;
-    this.#received.batches++;
-    this.#received.points += Array.isArray(points) ? points.length : 0;
-    this.#received.jsonBytes += JSON.stringify(points ?? []).length + String(batchId).length;
+    noteReceived(this.#received, args[0], args[1]);
     return super.ingest(...args);
   }
 
   /** What this shard received since its object started. */
-  async benchReceived(): Promise<{ batches: number; points: number; jsonBytes: number }> {
+  async benchReceived(): Promise<Received> {
     return { ...this.#received };
   }
 }
 
-/** The deployed leaf, counting the isolate batches that reach it by RPC (as the aggregator above). */
+/** The deployed leaf, counting the isolate batches that reach it by RPC (with leaves, isolates send only here). */
 export class MetricsLeaf extends DeployedLeaf {
-  #received = { batches: 0, points: 0, jsonBytes: 0 };
+  readonly #received: Received = { batches: 0, points: 0, jsonBytes: 0 };
 
   override async ingest(...args: Parameters<DeployedLeaf["ingest"]>): ReturnType<DeployedLeaf["ingest"]> {
-    const [batchId, points] = args;
-    this.#received.batches++;
-    this.#received.points += Array.isArray(points) ? points.length : 0;
-    this.#received.jsonBytes += JSON.stringify(points ?? []).length + String(batchId).length;
+    noteReceived(this.#received, args[0], args[1]);
     return super.ingest(...args);
   }
 
   /** What this leaf received since its object started. */
-  async benchReceived(): Promise<{ batches: number; points: number; jsonBytes: number }> {
+  async benchReceived(): Promise<Received> {
     return { ...this.#received };
   }
 }

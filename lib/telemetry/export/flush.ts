@@ -1,5 +1,6 @@
 /**
- * The one flush path of an isolate: metrics to the MetricsAggregator Durable Object(s) by RPC,
+ * The one flush path of an isolate: metrics by RPC to a MetricsLeaf (one batch per export, the
+ * next leaf each time; with METRICS_AGGREGATOR_LEAVES = 0 one batch per MetricsAggregator shard),
  * ended spans to the collector's OTLP/HTTP receiver. functions/telemetry.ts builds the isolate's
  * flusher with guarded transports; every request hands its flush to `waitUntil`
  * (`requestTelemetry({ flush: flushTelemetry })`).
@@ -10,8 +11,9 @@
  * export in flight. Every caller's promise therefore covers an export that contains its data.
  *
  * Retention: a batch whose send fails is kept and re-sent, with the SAME batch id, on the next
- * export; the aggregator remembers batch ids, so a batch that did arrive although the send looked
- * failed (e.g. a timeout) is not counted twice. Retained batches are bounded by count, bytes and
+ * export, and batches to one destination go one at a time, oldest first; a leaf accepts only
+ * sequences above the isolate's last one (a shard remembers batch ids), so a batch that did
+ * arrive although the send looked failed (e.g. a timeout) is not counted twice. Retained batches are bounded by count, bytes and
  * age; beyond a bound the oldest batch is dropped and counted (`stats.droppedBatches`,
  * `stats.droppedPoints`). Retained batches are never merged: a batch id always names the same points.
  *
