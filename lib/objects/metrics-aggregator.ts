@@ -45,8 +45,8 @@ export const AGGREGATOR_INSTANCE_ID = SERVICE_NAME;
 /** Timing and bounds of the aggregator (fixed per deployment). */
 export const aggregatorConfig = {
   /**
-   * Delay from the first change to the push that carries it (and, under load, between pushes).
-   * 500 ms, so that with the leaf tier's 200 ms in front the freshness stays under 2 s.
+   * Shortest time between pushes, and the delay of a change that arrives within it (one that
+   * arrives later than this after the last push is pushed at once).
    */
   pushIntervalMillis: 500,
   /**
@@ -152,6 +152,8 @@ interface StreamRow {
 export class MetricsAggregator extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   #exporter: { key: string; exporter: OTLPMetricExporter } | undefined;
+  /** When this instance last started a push (memory only: a fresh instance waits the full interval). */
+  #lastPushStartMs: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -205,7 +207,7 @@ export class MetricsAggregator extends DurableObject<Env> {
       this.#bumpMeta("batches_accepted");
       return { accepted: true, merged };
     });
-    if (result.merged) await this.#ensureAlarm(now + aggregatorConfig.pushIntervalMillis);
+    if (result.merged) await this.#ensureAlarm(this.#nextPushAt(now));
     return result;
   }
 
@@ -244,7 +246,7 @@ export class MetricsAggregator extends DurableObject<Env> {
       this.#bumpMeta("forwards_accepted");
       return { accepted: true, merged };
     });
-    if (result.merged) await this.#ensureAlarm(now + aggregatorConfig.pushIntervalMillis);
+    if (result.merged) await this.#ensureAlarm(this.#nextPushAt(now));
     return result;
   }
 
@@ -318,6 +320,17 @@ export class MetricsAggregator extends DurableObject<Env> {
     }
   }
 
+  /**
+   * When a change should be pushed: at once when this instance has not pushed for a whole
+   * `pushIntervalMillis` (a quiet shard adds no delay to freshness), else one interval after the
+   * last push started (so pushes stay ≤ 1 per interval under load). A fresh instance waits the
+   * interval, as before.
+   */
+  #nextPushAt(now: number): number {
+    const last = this.#lastPushStartMs;
+    return last === undefined ? now + aggregatorConfig.pushIntervalMillis : Math.max(now, last + aggregatorConfig.pushIntervalMillis);
+  }
+
   async #ensureAlarm(at: number): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
@@ -364,6 +377,7 @@ export class MetricsAggregator extends DurableObject<Env> {
 
   /** One push, tagged: export off, nothing this shard owns (nothing sent), accepted, or failed. */
   async #push(): Promise<"off" | "nothing_owned" | "ok" | "failed"> {
+    this.#lastPushStartMs = Date.now();
     const endpoint = this.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim().replace(/\/+$/, "");
     if (!endpoint) return "off";
     const version = this.#meta("version");

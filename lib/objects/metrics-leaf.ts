@@ -31,7 +31,7 @@ import type { BatchIngestResult } from "./metrics-aggregator";
 
 /** Timing and bounds of a leaf (fixed per deployment). */
 export const leafConfig = {
-  /** Delay from the first pending point to the forward that carries it. */
+  /** Shortest time between forwards (to each shard), and the most a pending point waits. */
   forwardIntervalMillis: 200,
   /** Longest wait between retries of a failed forward. */
   maxRetryMillis: 10_000,
@@ -77,6 +77,8 @@ interface OutboxRow {
  */
 export class MetricsLeaf extends DurableObject<Env> {
   readonly #sql: SqlStorage;
+  /** When this instance last started forwarding (memory only: a fresh instance waits the full interval). */
+  #lastForwardMs: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -132,7 +134,7 @@ export class MetricsLeaf extends DurableObject<Env> {
       this.#bumpMeta("batches_accepted");
       return { accepted: true, merged };
     });
-    await this.#ensureAlarm(now + leafConfig.forwardIntervalMillis);
+    await this.#ensureAlarm(this.#nextForwardAt(now));
     return result;
   }
 
@@ -173,6 +175,16 @@ export class MetricsLeaf extends DurableObject<Env> {
     return true;
   }
 
+  /**
+   * When pending points should be forwarded: at once when this instance has not forwarded for a
+   * whole interval (a quiet leaf adds no delay), else one interval after the last forward (≤ 1
+   * forward per interval per shard under load). A fresh instance waits the interval.
+   */
+  #nextForwardAt(now: number): number {
+    const last = this.#lastForwardMs;
+    return last === undefined ? now + leafConfig.forwardIntervalMillis : Math.max(now, last + leafConfig.forwardIntervalMillis);
+  }
+
   async #ensureAlarm(at: number): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
@@ -184,6 +196,7 @@ export class MetricsLeaf extends DurableObject<Env> {
    * pending or unacknowledged (backing off after failures); otherwise the next ingest arms it.
    */
   override async alarm(): Promise<void> {
+    this.#lastForwardMs = Date.now();
     let failed = false;
     try {
       this.#cut();

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { buildBundle, wranglerSettings, type Bundle } from "../support/miniflare-isolates";
 import { httpEdge, MIX, rawSeries, resetAdjustedTotal, send, Tally } from "../support/metrics-tally";
-import { freePort, REPO_ROOT, sleep, startStack, stopAll, waitFor, type Stack } from "../support/stack";
+import { freePort, promQuery, REPO_ROOT, sleep, startStack, stopAll, waitFor, type Stack } from "../support/stack";
 
 const TOKEN = `kill-${randomBytes(8).toString("hex")}`;
 const CONCURRENCY = 8;
@@ -92,17 +92,29 @@ async function counted(): Promise<{ total: number; resets: number }> {
   }, { total: 0, resets: 0 });
 }
 
-/** Waits until Prometheus's total stops moving (unchanged for 4 s, bounded 60 s). */
-async function settledCount(): Promise<{ total: number; resets: number }> {
+/**
+ * Waits until everything sent before `sinceMs` that survived is in Prometheus: until a shard's
+ * heartbeat (the time of its push) is at least 3 s after `sinceMs` — a push that carries every
+ * forward of that time (the leaf forwards within 200 ms, the owner pushes 0.5 s after a change,
+ * or at its 15-s keepalive) — and the total has not moved for 2 s. Bounded: 60 s.
+ */
+async function settledCount(sinceMs: number): Promise<{ total: number; resets: number }> {
+  const deadline = Date.now() + 60_000;
+  await waitFor(
+    async () => {
+      const rows = await promQuery(stack.prometheus.url, "max(astra_telemetry_push_timestamp_seconds)");
+      return rows.length > 0 && Number(rows[0]!.value[1]) * 1000 >= sinceMs + 3_000;
+    },
+    { timeoutMillis: 45_000, intervalMillis: 500, description: "a push 3 s after the probe" },
+  );
   let last = await counted();
   let stableSince = Date.now();
-  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     await sleep(500);
     const now = await counted();
     if (now.total !== last.total) stableSince = Date.now();
     last = now;
-    if (Date.now() - stableSince >= 4_000) break;
+    if (Date.now() - stableSince >= 2_000) break;
   }
   return last;
 }
@@ -162,7 +174,7 @@ describe("an isolate killed abruptly mid-load", () => {
       // and owner, then wait until Prometheus has everything that survived.
       await startWorkerProcess(port);
       await send(httpEdge(url), tally, offset++, "good");
-      const after = await settledCount();
+      const after = await settledCount(Date.now());
       const lost = tally.requests - after.total - lostSoFar;
       lostSoFar += lost;
       reports.push({ kill: kill.name, killed_after_millis: kill.afterMillis, answered, cut_in_flight: cut, rate_per_second: Math.round(rate), lost, bound_window_millis: windowMillis, bound_requests: bound, counter_resets: after.resets });

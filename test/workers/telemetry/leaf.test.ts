@@ -110,6 +110,24 @@ describe("MetricsLeaf", () => {
     expect(await owner().read("astra_active_connections", "updowncounter", {})).toMatchObject({ value: 0 });
   });
 
+  it("forwards at once when it has been quiet for an interval, else one interval after the last forward", async () => {
+    const leaf = freshLeaf();
+    await leaf.ingest("iso-a-0", [counterPoint("astra_quiet_total", 1)]);
+    const forwardedAt = Date.now();
+    await runDurableObjectAlarm(leaf);
+    // Busy: the next forward waits out the interval from the last one.
+    await leaf.ingest("iso-a-1", [counterPoint("astra_quiet_total", 1)]);
+    const busy = await runInDurableObject(leaf, (_i, state) => state.storage.getAlarm());
+    expect(busy).toBeGreaterThanOrEqual(forwardedAt + leafConfig.forwardIntervalMillis);
+    await runDurableObjectAlarm(leaf);
+    // Quiet for more than an interval (however slow this machine is, the wait is at least that):
+    // the point is forwarded without waiting (its alarm is due now, or has already run).
+    await new Promise((resolve) => setTimeout(resolve, leafConfig.forwardIntervalMillis + 50));
+    await leaf.ingest("iso-a-2", [counterPoint("astra_quiet_total", 1)]);
+    const quiet = await runInDurableObject(leaf, (_i, state) => state.storage.getAlarm());
+    expect(quiet === null || quiet <= Date.now()).toBe(true);
+  });
+
   it("splits a forward by owner shard", async () => {
     const leaf = freshLeaf();
     const names = Array.from({ length: 8 }, (_, i) => `astra_split_${i}_total`);
