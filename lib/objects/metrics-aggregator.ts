@@ -6,10 +6,11 @@
  * `service.instance.id`, Prometheus sees exactly one series per label set.
  *
  *   isolates ──RPC ingest(batchId, points)──▶ MetricsAggregator (shard = hash(name) % N)
- *                                               │ SQLite: streams, batch ids (TTL)
- *                                               └─alarm ~0.5 s─▶ OTLP/HTTP cumulative ─▶ collector
+ *   (or MetricsLeaf ──RPC forward(leaf, seq)──▶)  │ SQLite: streams, batch ids (TTL), leaf sequences
+ *                                               └─alarm ≤ 0.5 s─▶ OTLP/HTTP cumulative ─▶ collector
  *
- * - `ingest` is idempotent per batch id: a batch re-sent after a failed-looking send is ignored.
+ * - `ingest` is idempotent per batch id: a batch re-sent after a failed-looking send is ignored;
+ *   `forward` (from the leaf tier, ./metrics-leaf.ts) once per (leaf, sequence).
  * - Counters add, histograms add bucket-wise, gauges keep the value with the latest time.
  * - UpDownCounters (in-flight requests, cache sizes) are kept per isolate and summed over the
  *   isolates heard from in the last `senderLiveMillis`: an isolate that dies mid-request or with a
@@ -17,8 +18,9 @@
  * - Every push carries ALL streams of the shard, stamped with a time strictly after the previous
  *   push (Prometheus rejects duplicate or out-of-order samples), and a fixed per-stream start time.
  * - A failed push is simply retried on the next alarm: the state is cumulative.
- * - Continuity, like a scrape target: a change is pushed `pushIntervalMillis` after it arrives,
- *   and while nothing changes the whole state is re-pushed every `keepaliveMillis`, with no idle
+ * - Continuity, like a scrape target: a change is pushed at once after a quiet
+ *   `pushIntervalMillis`, else that long after the last push, and while nothing changes the
+ *   whole state is re-pushed every `keepaliveMillis`, with no idle
  *   stop, for as long as the shard holds a stream it owns. Counters keep their totals and gauges
  *   their newest value, so no series goes stale in Prometheus on a quiet night.
  * - Every push also carries the shard's heartbeat, astra_telemetry_push_timestamp_seconds
