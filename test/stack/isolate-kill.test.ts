@@ -23,13 +23,12 @@ import { freePort, promQuery, REPO_ROOT, sleep, startStack, stopAll, waitFor, ty
 
 const TOKEN = `kill-${randomBytes(8).toString("hex")}`;
 const CONCURRENCY = 8;
-/** The flusher's intervals (lib/telemetry/export/flush.ts defaults). */
-const YOUNG_INTERVAL_MILLIS = 200;
+/** The flusher's interval (lib/telemetry/export/flush.ts default). */
 const INTERVAL_MILLIS = 1000;
 /** Time from an export's collection to the leaf's commit, allowed on top of the interval (a loaded 2-core box). */
 const LOSS_SLACK_MILLIS = 500;
 const KILLS = [
-  { name: "young isolate", afterMillis: 3_000, intervalMillis: YOUNG_INTERVAL_MILLIS },
+  { name: "young isolate", afterMillis: 3_000, intervalMillis: INTERVAL_MILLIS },
   { name: "older isolate", afterMillis: 15_000, intervalMillis: INTERVAL_MILLIS },
 ];
 

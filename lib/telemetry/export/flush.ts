@@ -45,7 +45,9 @@ export interface TelemetryFlusherOptions {
   /**
    * While the flusher is young (its first `youngForMillis` since its first flush), the interval
    * is at most this: an isolate killed soon after it started loses at most this much of its
-   * traffic, for a few extra exports per isolate. Default 200.
+   * traffic, for a few extra exports per isolate. Default: `minIntervalMillis` (off). Not on in
+   * the deployed flusher yet: with it, the Workers tests that fake `Date` (reliability/chaos)
+   * put the aggregator's alarms in the past and it re-pushes without pause (README, Metrics).
    */
   youngIntervalMillis?: number;
   /** How long a flusher counts as young. Default 10000. */
@@ -202,7 +204,7 @@ export class TelemetryFlusher {
     this.#reader = options.reader ?? metricReader;
     this.#spans = options.spans ?? spanBuffer;
     this.#minIntervalMillis = Math.max(0, options.minIntervalMillis ?? 1000);
-    this.#youngIntervalMillis = Math.min(this.#minIntervalMillis, Math.max(0, options.youngIntervalMillis ?? 200));
+    this.#youngIntervalMillis = Math.min(this.#minIntervalMillis, Math.max(0, options.youngIntervalMillis ?? this.#minIntervalMillis));
     this.#youngForMillis = Math.max(0, options.youngForMillis ?? 10_000);
     this.#maxRetainedBatches = Math.max(1, options.maxRetainedBatches ?? 64);
     this.#maxRetainedBytes = Math.max(1024, options.maxRetainedBytes ?? 1024 * 1024);
