@@ -44,8 +44,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildVariant } from './lib/build.mjs';
+import { measureAggregation } from './lib/capacity.mjs';
 import { countDelta, startCountingProxy } from './lib/proxy.mjs';
-import { scaleOnPaper } from './lib/scale.mjs';
+import { scaleOnPaper, tierOnPaper } from './lib/scale.mjs';
 import { cpuSeconds, loadStackHelpers } from './lib/stack.mjs';
 import { sleep } from '../tools/stack/index.ts';
 import { formatReport } from './lib/table.mjs';
@@ -80,6 +81,8 @@ const VARIANTS = ALL_VARIANTS.filter((v) => !wanted || v === 'bare' || wanted.in
 const PIN = pinPlan({ enabled: !flag('--no-pin') });
 const PROFILE = !flag('--no-profile');
 const EXTRAS = flag('--no-extra') ? [] : EXTRA.filter((x) => VARIANTS.includes(x.build) && (!wanted || wanted.includes(x.name) || wanted.includes(x.build)));
+/** `--leaves N`: ours (and its extras) send through N MetricsLeaf objects (METRICS_AGGREGATOR_LEAVES); default: wrangler.toml's. */
+const LEAF_BINDINGS = option('--leaves') ? { METRICS_AGGREGATOR_LEAVES: option('--leaves') } : {};
 
 /** Durations and counts per part; quick mode keeps every part but only seconds of each. */
 const P = QUICK
@@ -368,6 +371,7 @@ async function partEconomy(stack, workers, overhead) {
           }
         : null,
       aggregatorPushes: after.stats ? after.stats.aggregators.reduce((n, a) => n + a.pushes, 0) - before.stats.aggregators.reduce((n, a) => n + a.pushes, 0) : null,
+      aggregatorStreams: after.stats ? after.stats.aggregators.reduce((n, a) => n + a.streams, 0) : null,
     };
     out[w.name] = r;
     say(`    ${w.name.padEnd(16)} ${requests} req (offered ${rate}/s, achieved ${client.achievedRate.toFixed(0)}/s, skipped ${client.skipped}, errors ${client.errors})  exports/req ${r.exportsPerRequest.toFixed(4)} (rpc ${rpc.sends}, metrics ${metrics.requests}, spans ${traces.requests})  bytes/req metrics ${(metrics.bytes / requests).toFixed(0)} + rpc ${(rpc.jsonBytes / requests).toFixed(0)}, traces ${(traces.bytes / requests).toFixed(0)}`);
@@ -454,23 +458,6 @@ async function partCollectorDown(stack, workers) {
   return { seconds: P.downSeconds, reps: P.downReps, how: 'collector process stopped (SIGTERM); the per-variant proxy then resets each export connection', variants: out };
 }
 
-async function partCapacity(build, pointsPerBatch) {
-  say(`(5) aggregation point: synthetic flush batches (${pointsPerBatch} points) into one MetricsAggregator shard, export off, ${P.capacityMillis} ms`);
-  const w = await startVariant(ROOT, build, { bindings: { OTEL_EXPORTER_OTLP_ENDPOINT: '' } });
-  try {
-    const results = [];
-    for (const concurrency of [1, 8]) {
-      const r = await fetch(`${w.url}/__bench/ingest-capacity?ms=${P.capacityMillis}&points=${pointsPerBatch}&concurrency=${concurrency}`, { signal: AbortSignal.timeout(P.capacityMillis + 30_000) });
-      const j = await r.json();
-      results.push(j);
-      say(`    concurrency ${concurrency}: ${j.batchesPerSecond.toFixed(0)} batches/s (${j.accepted} accepted, ${j.failed} failed)`);
-    }
-    return { pointsPerBatch, runs: results, batchesPerSecond: Math.max(...results.map((x) => x.batchesPerSecond)) };
-  } finally {
-    await w.dispose();
-  }
-}
-
 // ------------------------------------------------------------------------------------------
 // Main
 // ------------------------------------------------------------------------------------------
@@ -517,7 +504,7 @@ async function main() {
   result.builds = Object.fromEntries(Object.entries(builds).map(([k, b]) => [k, { bytes: b.bytes, millis: b.millis }]));
 
   const workers = [];
-  const configs = [...VARIANTS.map((v) => ({ name: v, build: v, bindings: {} })), ...EXTRAS];
+  const configs = [...VARIANTS.map((v) => ({ name: v, build: v, bindings: v === 'ours' ? LEAF_BINDINGS : {} })), ...EXTRAS.map((x) => ({ ...x, bindings: { ...x.bindings, ...LEAF_BINDINGS } }))];
   result.configs = configs.map((c) => ({ name: c.name, build: c.build, bindings: c.bindings }));
   for (const { name: v, build, bindings: extraBindings } of configs) {
     const proxy = await startCountingProxy(stack.collector.urls.otlpHttp);
@@ -549,8 +536,11 @@ async function main() {
   if (ours) {
     const e = result.economy.variants.ours;
     const pointsPerBatch = Math.max(1, Math.round(e.isolateToAggregator.points / Math.max(1, e.isolateToAggregator.sends)));
-    result.aggregatorCapacity = await partCapacity(builds.ours, pointsPerBatch);
+    // A leaf forwards every stream it heard of in the interval: at most all the shard's streams.
+    const streams = e.aggregatorStreams ?? 0;
+    result.aggregatorCapacity = await measureAggregation({ root: ROOT, build: builds.ours, millis: P.capacityMillis, pointsPerBatch, pointsPerForward: Math.max(pointsPerBatch, streams || 150), say });
     result.scale = scaleOnPaper(result);
+    result.tier = tierOnPaper(result);
     if (result.economy.variants['ours-sampled-0.1']) result.scaleSampled = scaleOnPaper(result, { variant: 'ours-sampled-0.1' });
   }
   result.workerLogs = Object.fromEntries(workers.map((w) => [w.name, { lines: w.logs.lines, lastWarnings: w.logs.last }]));

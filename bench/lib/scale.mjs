@@ -102,3 +102,51 @@ export function scaleOnPaper(result, { spreadRpsPerIsolate = 20, variant = 'ours
     firstBottleneck: candidates[0] ? { part: candidates[0][0], atRps: candidates[0][1] } : null,
   };
 }
+
+export const ISOLATE_COUNTS = [10, 1_000, 10_000];
+
+/**
+ * The aggregation tier on paper, per object, from the capacities the bench measured for each
+ * object alone (`result.aggregatorCapacity`: a shard taking isolate batches directly, a leaf
+ * taking isolate batches, an owner shard taking leaf forwards). The design's rules give the rest:
+ *   - an isolate sends ≤ 1 batch/s (5/s in its first 10 s; ignored: short-lived);
+ *   - without leaves, every isolate sends every shard a batch each second: shard rate = isolates;
+ *   - with K leaves, isolates rotate over them: leaf rate = isolates / K; each leaf forwards to
+ *     each shard at most once per `forwardIntervalMillis` (200 ms) and only when it received
+ *     something: owner rate = K × min(5, isolates / K) per shard.
+ * K is chosen as the fewest leaves (≥ 2) that keep each leaf under `leafHeadroom` of its capacity.
+ *
+ * @example
+ * tierOnPaper(result)?.rows[2]; // { isolates: 10000, direct: {...}, leaves: 20, leaf: {...}, owner: {...}, firstWall: '...' }
+ */
+export function tierOnPaper(result, { leafHeadroom = 0.5, forwardsPerSecondPerLeaf = 5, rpsPerIsolate = 20 } = {}) {
+  const c = result.aggregatorCapacity;
+  const shardCap = c?.batchesPerSecond;
+  const leafCap = c?.leaf?.batchesPerSecond;
+  const ownerCap = c?.ownerForwards?.batchesPerSecond;
+  if (!shardCap || !leafCap || !ownerCap) return null;
+  // Most leaves one owner shard can take: each sends it ≤ 5 forwards/s.
+  const maxLeavesPerOwner = Math.floor(ownerCap / forwardsPerSecondPerLeaf);
+  const rows = ISOLATE_COUNTS.map((isolates) => {
+    const leaves = Math.max(2, Math.ceil(isolates / (leafCap * leafHeadroom)));
+    const leafRate = isolates / leaves;
+    const ownerRate = leaves * Math.min(forwardsPerSecondPerLeaf, leafRate);
+    const direct = { batchesPerSecond: isolates, load: isolates / shardCap };
+    const leaf = { batchesPerSecond: leafRate, load: leafRate / leafCap };
+    const owner = { forwardsPerSecond: ownerRate, load: ownerRate / ownerCap };
+    // With this K: the leaves give out at K × leafCap isolates; the owner does not grow with isolates.
+    const tierWall =
+      leaves > maxLeavesPerOwner
+        ? `the owner shard: ${leaves} leaves send it ${Math.round(ownerRate)} forwards/s (capacity ${Math.round(ownerCap)}): add shards or lengthen the forward interval`
+        : `these ${leaves} leaves at ${Math.round(leaves * leafCap)} isolates (add leaves); then the owner shard at ${maxLeavesPerOwner} leaves ≈ ${Math.round(maxLeavesPerOwner * leafCap)} isolates`;
+    return { isolates, rps: isolates * rpsPerIsolate, direct, directWall: `shard at ${Math.round(shardCap)} isolates`, leaves, leaf, owner, tierWall };
+  });
+  return {
+    capacities: { shardBatchesPerSecond: shardCap, leafBatchesPerSecond: leafCap, ownerForwardsPerSecond: ownerCap, pointsPerBatch: c.pointsPerBatch, pointsPerForward: c.ownerForwards.pointsPerBatch },
+    assumptions: { leafHeadroom, forwardsPerSecondPerLeaf, rpsPerIsolate, isolateBatchesPerSecond: 1 },
+    rows,
+    // The tier's own ceiling: the most leaves one owner takes, each near its capacity.
+    tierCeilingIsolates: maxLeavesPerOwner * leafCap,
+    maxLeavesPerOwner,
+  };
+}

@@ -114,6 +114,26 @@ export function formatReport(r) {
     if (s.measured.undroppedFactor > 1.001) out.push('', `Spans: ${f(s.measured.spansPerReq, 1)} recorded per request, of which ${f(s.measured.spansDeliveredPerReq, 1)} arrived in the measurement (the rest were dropped by the isolate's span buffer); the rows count all of them.`);
     if (s.firstBottleneck) out.push('', `First bottleneck: ${s.firstBottleneck.part}, at about ${si(s.firstBottleneck.atRps)} req/s (aggregator limit ${si(s.limitRps.aggregatorSpreadRps)} req/s spread / ${si(s.limitRps.aggregatorDenseRps)} dense; one collector core ${si(s.limitRps.collectorOneCoreRps)} req/s).`);
   }
+  if (r.tier) {
+    const t = r.tier;
+    const c = t.capacities;
+    out.push('', `### 5c. Aggregation objects, each measured alone: shard ${f(c.shardBatchesPerSecond)} isolate batches/s, leaf ${f(c.leafBatchesPerSecond)} isolate batches/s (${c.pointsPerBatch} points), owner ${f(c.ownerForwardsPerSecond)} forwards/s (${c.pointsPerForward} points)`);
+    out.push(
+      table(
+        ['isolates (req/s at ' + t.assumptions.rpsPerIsolate + ' each)', 'no leaves: batches/s into each shard', 'first wall', 'leaves K', 'batches/s per leaf', 'forwards/s per owner shard', 'first wall (tier)'],
+        t.rows.map((row) => [
+          `${si(row.isolates)} (${si(row.rps)})`,
+          `${si(row.direct.batchesPerSecond)} (×${f(row.direct.load, 2)})`,
+          row.directWall,
+          String(row.leaves),
+          `${f(row.leaf.batchesPerSecond)} (×${f(row.leaf.load, 2)})`,
+          `${f(row.owner.forwardsPerSecond)} (×${f(row.owner.load, 2)})`,
+          row.tierWall,
+        ]),
+      ),
+    );
+    out.push('', `The tier's ceiling with one owner shard: ${t.maxLeavesPerOwner} leaves × ${f(c.leafBatchesPerSecond)} batches/s ≈ ${si(t.tierCeilingIsolates)} isolates.`);
+  }
   return out.join('\n');
 }
 

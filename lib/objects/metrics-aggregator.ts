@@ -6,10 +6,11 @@
  * `service.instance.id`, Prometheus sees exactly one series per label set.
  *
  *   isolates ──RPC ingest(batchId, points)──▶ MetricsAggregator (shard = hash(name) % N)
- *                                               │ SQLite: streams, batch ids (TTL)
- *                                               └─alarm ~1 s─▶ OTLP/HTTP cumulative ─▶ collector
+ *   (or MetricsLeaf ──RPC forward(leaf, seq)──▶)  │ SQLite: streams, batch ids (TTL), leaf sequences
+ *                                               └─alarm ≤ 0.5 s─▶ OTLP/HTTP cumulative ─▶ collector
  *
- * - `ingest` is idempotent per batch id: a batch re-sent after a failed-looking send is ignored.
+ * - `ingest` is idempotent per batch id: a batch re-sent after a failed-looking send is ignored;
+ *   `forward` (from the leaf tier, ./metrics-leaf.ts) once per (leaf, sequence).
  * - Counters add, histograms add bucket-wise, gauges keep the value with the latest time.
  * - UpDownCounters (in-flight requests, cache sizes) are kept per isolate and summed over the
  *   isolates heard from in the last `senderLiveMillis`: an isolate that dies mid-request or with a
@@ -17,8 +18,9 @@
  * - Every push carries ALL streams of the shard, stamped with a time strictly after the previous
  *   push (Prometheus rejects duplicate or out-of-order samples), and a fixed per-stream start time.
  * - A failed push is simply retried on the next alarm: the state is cumulative.
- * - Continuity, like a scrape target: a change is pushed `pushIntervalMillis` after it arrives,
- *   and while nothing changes the whole state is re-pushed every `keepaliveMillis`, with no idle
+ * - Continuity, like a scrape target: a change is pushed at once after a quiet
+ *   `pushIntervalMillis`, else that long after the last push, and while nothing changes the
+ *   whole state is re-pushed every `keepaliveMillis`, with no idle
  *   stop, for as long as the shard holds a stream it owns. Counters keep their totals and gauges
  *   their newest value, so no series goes stale in Prometheus on a quiet night.
  * - Every push also carries the shard's heartbeat, astra_telemetry_push_timestamp_seconds
@@ -37,15 +39,18 @@ import { ExportResultCode, millisToHrTime, type ExportResult } from "@openteleme
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { AggregationTemporality, DataPointType, type MetricData, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { SERVICE_NAME, serviceResource } from "../telemetry/meter-provider";
-import { shardCount, shardOf, streamKey, type HistogramValue, type MetricPoint, type PointKind } from "../telemetry/export/points";
+import { addHistograms, isValidPoint, shardCount, shardOf, streamKey, type HistogramValue, type MetricPoint, type PointKind } from "../telemetry/export/points";
 
 /** The fixed `service.instance.id` of every push: one Prometheus `instance` for the whole service. */
 export const AGGREGATOR_INSTANCE_ID = SERVICE_NAME;
 
 /** Timing and bounds of the aggregator (fixed per deployment). */
 export const aggregatorConfig = {
-  /** Delay from the first change to the push that carries it. */
-  pushIntervalMillis: 1000,
+  /**
+   * Shortest time between pushes, and the delay of a change that arrives within it (one that
+   * arrives later than this after the last push is pushed at once).
+   */
+  pushIntervalMillis: 500,
   /**
    * Re-push period while nothing changed, traffic or not: every series keeps a sample younger
    * than this (plus one push) in Prometheus, far inside its 5 min lookback. ≤ 30 s by contract.
@@ -113,6 +118,9 @@ export interface AggregatorStats {
   senders: number;
   batchesAccepted: number;
   batchesDuplicate: number;
+  /** Forwards from leaf aggregators merged, and re-sent ones ignored. */
+  forwardsAccepted: number;
+  forwardsDuplicate: number;
   pointsDropped: number;
   pushes: number;
   pushFailures: number;
@@ -136,32 +144,6 @@ interface StreamRow {
 }
 
 
-function addHistograms(into: HistogramValue, delta: HistogramValue): HistogramValue | undefined {
-  if (
-    into.boundaries.length !== delta.boundaries.length ||
-    into.boundaries.some((b, i) => b !== delta.boundaries[i]) ||
-    delta.bucketCounts.length !== into.bucketCounts.length
-  )
-    return undefined;
-  return {
-    boundaries: into.boundaries,
-    bucketCounts: into.bucketCounts.map((c, i) => c + (delta.bucketCounts[i] ?? 0)),
-    sum: into.sum + delta.sum,
-    count: into.count + delta.count,
-    ...((into.min !== undefined || delta.min !== undefined) && { min: Math.min(into.min ?? Infinity, delta.min ?? Infinity) }),
-    ...((into.max !== undefined || delta.max !== undefined) && { max: Math.max(into.max ?? -Infinity, delta.max ?? -Infinity) }),
-  };
-}
-
-function validPoint(p: MetricPoint): boolean {
-  if (!p || typeof p.name !== "string" || !p.name || typeof p.attributes !== "object" || p.attributes === null) return false;
-  if (p.kind === "histogram") {
-    const h = p.histogram;
-    return !!h && Array.isArray(h.boundaries) && Array.isArray(h.bucketCounts) && h.bucketCounts.length === h.boundaries.length + 1 && Number.isFinite(h.count) && Number.isFinite(h.sum);
-  }
-  return (p.kind === "counter" || p.kind === "updowncounter" || p.kind === "gauge") && typeof p.value === "number" && Number.isFinite(p.value);
-}
-
 /**
  * One shard of cumulative metric state. Isolates call `ingest` by RPC (../telemetry/export/flush.ts).
  *
@@ -172,6 +154,8 @@ function validPoint(p: MetricPoint): boolean {
 export class MetricsAggregator extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   #exporter: { key: string; exporter: OTLPMetricExporter } | undefined;
+  /** When this instance last started a push (memory only: a fresh instance waits the full interval). */
+  #lastPushStartMs: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -186,6 +170,8 @@ export class MetricsAggregator extends DurableObject<Env> {
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS senders (sender TEXT PRIMARY KEY, seen_ms INTEGER NOT NULL)`);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS contributions (
       stream_key TEXT NOT NULL, sender TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (stream_key, sender))`);
+    // Leaves: the last forward sequence accepted from each (one row per leaf, see forward()).
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS forwarders (leaf TEXT PRIMARY KEY, sequence INTEGER NOT NULL, at_ms INTEGER NOT NULL)`);
   }
 
   #meta(key: string): number {
@@ -210,7 +196,7 @@ export class MetricsAggregator extends DurableObject<Env> {
   async ingest(batchId: string, points: MetricPoint[], shard?: number): Promise<BatchIngestResult> {
     const now = Date.now();
     const result = this.ctx.storage.transactionSync((): BatchIngestResult => {
-      if (typeof shard === "number" && Number.isInteger(shard) && shard >= 0) this.#setMeta("shard", shard);
+      this.#noteShard(shard);
       const seen = this.#sql.exec(`SELECT 1 FROM batches WHERE id = ?`, batchId).toArray().length > 0;
       if (seen) {
         this.#bumpMeta("batches_duplicate");
@@ -218,22 +204,71 @@ export class MetricsAggregator extends DurableObject<Env> {
       }
       this.#sql.exec(`INSERT INTO batches (id, at_ms) VALUES (?, ?)`, batchId, now);
       const sender = senderOf(batchId);
-      this.#sql.exec(`INSERT INTO senders (sender, seen_ms) VALUES (?, ?) ON CONFLICT(sender) DO UPDATE SET seen_ms = excluded.seen_ms`, sender, now);
-      let merged = 0;
-      for (const point of Array.isArray(points) ? points : []) {
-        if (!validPoint(point)) {
-          this.#bumpMeta("points_dropped");
-          continue;
-        }
-        if (this.#merge(point, now, sender)) merged++;
-        else this.#bumpMeta("points_dropped");
-      }
+      this.#noteSender(sender, now);
+      const merged = this.#mergeAll(points, now, sender);
       this.#bumpMeta("batches_accepted");
-      if (merged) this.#bumpMeta("version");
       return { accepted: true, merged };
     });
-    if (result.merged) await this.#ensureAlarm(now + aggregatorConfig.pushIntervalMillis);
+    if (result.merged) await this.#ensureAlarm(this.#nextPushAt(now));
     return result;
+  }
+
+  /**
+   * Merges what a leaf aggregator (./metrics-leaf.ts) gathered for this shard since its last
+   * forward, once per (leaf, sequence): a leaf sends its forwards to one shard one at a time, in
+   * sequence order, re-sending a failed one with the same sequence, so a sequence not above the
+   * leaf's last accepted one is a duplicate. That needs one row per leaf, not one per batch.
+   * `senders` are the isolates the leaf heard from, with when (their UpDownCounter
+   * contributions stay live); UpDownCounter points name their isolate in `sender`.
+   *
+   * @example
+   * await owner.forward(leafId, 17, points, 0, [["isolate-a", Date.now()]]);
+   */
+  async forward(from: string, sequence: number, points: MetricPoint[], shard: number, senders: Array<[string, number]>): Promise<BatchIngestResult> {
+    const now = Date.now();
+    if (typeof from !== "string" || !from || !Number.isSafeInteger(sequence) || sequence < 0) return { accepted: false, merged: 0 };
+    const result = this.ctx.storage.transactionSync((): BatchIngestResult => {
+      this.#noteShard(shard);
+      const last = this.#sql.exec<{ sequence: number }>(`SELECT sequence FROM forwarders WHERE leaf = ?`, from).toArray()[0]?.sequence;
+      if (last !== undefined && sequence <= last) {
+        this.#bumpMeta("forwards_duplicate");
+        return { accepted: false, merged: 0 };
+      }
+      this.#sql.exec(
+        `INSERT INTO forwarders (leaf, sequence, at_ms) VALUES (?, ?, ?) ON CONFLICT(leaf) DO UPDATE SET sequence = excluded.sequence, at_ms = excluded.at_ms`,
+        from,
+        sequence,
+        now,
+      );
+      for (const entry of Array.isArray(senders) ? senders : []) {
+        const [sender, seenMs] = Array.isArray(entry) ? entry : [];
+        if (typeof sender === "string" && sender) this.#noteSender(sender, Math.min(now, Number.isFinite(seenMs) ? Number(seenMs) : now));
+      }
+      const merged = this.#mergeAll(points, now, from);
+      this.#bumpMeta("forwards_accepted");
+      return { accepted: true, merged };
+    });
+    if (result.merged) await this.#ensureAlarm(this.#nextPushAt(now));
+    return result;
+  }
+
+  #noteShard(shard: number | undefined): void {
+    if (typeof shard === "number" && Number.isInteger(shard) && shard >= 0) this.#setMeta("shard", shard);
+  }
+
+  #noteSender(sender: string, seenMs: number): void {
+    this.#sql.exec(`INSERT INTO senders (sender, seen_ms) VALUES (?, ?) ON CONFLICT(sender) DO UPDATE SET seen_ms = max(seen_ms, excluded.seen_ms)`, sender, seenMs);
+  }
+
+  /** Merges valid points (UpDownCounters under their own `sender`, else `sender`); counts the rest as dropped. */
+  #mergeAll(points: MetricPoint[], now: number, sender: string): number {
+    let merged = 0;
+    for (const point of Array.isArray(points) ? points : []) {
+      if (isValidPoint(point) && this.#merge(point, now, typeof point.sender === "string" && point.sender ? point.sender : sender)) merged++;
+      else this.#bumpMeta("points_dropped");
+    }
+    if (merged) this.#bumpMeta("version");
+    return merged;
   }
 
   #merge(p: MetricPoint, now: number, sender: string): boolean {
@@ -287,6 +322,17 @@ export class MetricsAggregator extends DurableObject<Env> {
     }
   }
 
+  /**
+   * When a change should be pushed: at once when this instance has not pushed for a whole
+   * `pushIntervalMillis` (a quiet shard adds no delay to freshness), else one interval after the
+   * last push started (so pushes stay ≤ 1 per interval under load). A fresh instance waits the
+   * interval, as before.
+   */
+  #nextPushAt(now: number): number {
+    const last = this.#lastPushStartMs;
+    return last === undefined ? now + aggregatorConfig.pushIntervalMillis : Math.max(now, last + aggregatorConfig.pushIntervalMillis);
+  }
+
   async #ensureAlarm(at: number): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
@@ -333,6 +379,7 @@ export class MetricsAggregator extends DurableObject<Env> {
 
   /** One push, tagged: export off, nothing this shard owns (nothing sent), accepted, or failed. */
   async #push(): Promise<"off" | "nothing_owned" | "ok" | "failed"> {
+    this.#lastPushStartMs = Date.now();
     const endpoint = this.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim().replace(/\/+$/, "");
     if (!endpoint) return "off";
     const version = this.#meta("version");
@@ -458,6 +505,8 @@ export class MetricsAggregator extends DurableObject<Env> {
       senders: this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM senders`).one().n,
       batchesAccepted: this.#meta("batches_accepted"),
       batchesDuplicate: this.#meta("batches_duplicate"),
+      forwardsAccepted: this.#meta("forwards_accepted"),
+      forwardsDuplicate: this.#meta("forwards_duplicate"),
       pointsDropped: this.#meta("points_dropped"),
       pushes: this.#meta("pushes"),
       pushFailures: this.#meta("push_failures"),

@@ -82,6 +82,9 @@ test(
     // (5) scale on paper for 1k/10k/100k req/s, with a named first bottleneck
     expect(r.scale.rows.map((row: { rps: number }) => row.rps)).toEqual([1_000, 10_000, 100_000]);
     expect(typeof r.scale.firstBottleneck.part).toBe('string');
+    // (5c) each aggregation object measured alone, and the per-object rates at 10/1k/10k isolates
+    for (const part of [r.aggregatorCapacity, r.aggregatorCapacity.leaf, r.aggregatorCapacity.ownerForwards]) expect(part.batchesPerSecond).toBeGreaterThan(0);
+    expect(r.tier.rows.map((row: { isolates: number }) => row.isolates)).toEqual([10, 1_000, 10_000]);
   },
   15 * 60_000,
 );

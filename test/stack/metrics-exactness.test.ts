@@ -1,10 +1,12 @@
 /**
- * EXACTNESS: the astra_* metrics of several Worker isolates, through the MetricsAggregator Durable
- * Object(s), the real collector and Prometheus, add up exactly — one series per label set, every
- * increment counted once — even though the collector is down for ~10 s in the middle.
+ * EXACTNESS: the astra_* metrics of several Worker isolates, through the leaf tier (MetricsLeaf),
+ * the owner shards (MetricsAggregator), the real collector and Prometheus, add up exactly — one
+ * series per label set, every increment counted once, no counter reset — even though the
+ * collector is down for ~10 s in the middle and every leaf and owner object is restarted
+ * (evicted, storage kept) again and again under load.
  *
- *   3 isolates (one Miniflare, built bundle) ──RPC──▶ MetricsAggregator ×2 shards ──OTLP──▶
- *   collector (bearer auth) ──remote write──▶ Prometheus ◀── PromQL assertions
+ *   3 isolates (one Miniflare, built bundle) ──RPC──▶ MetricsLeaf ×2 ──RPC forward──▶
+ *   MetricsAggregator ×2 shards ──OTLP──▶ collector (bearer auth) ──remote write──▶ Prometheus
  *
  * What it sends is bounded (count and time); what it expects is tallied from the responses it
  * got (status, is_anomaly, severity, batch results), never from the Worker's own counters.
@@ -18,9 +20,13 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { buildBundle, startIsolates, type Bundle, type Isolates } from "../support/miniflare-isolates";
 import { promQuery, promSeries, REPO_ROOT, sleep, startStack, stopAll, type Stack } from "../support/stack";
+import { compare, dropTarget, feedback, freshness, leafStats, load, MIX, percentile, send, shardStats, sum, Tally } from "../support/metrics-tally";
 
 const ISOLATES = 3;
 const SHARDS = 2;
+const LEAVES = 2;
+/** lib/objects/metrics-leaf.ts leafConfig.forwardIntervalMillis (that module runs only inside workerd). */
+const LEAF_FORWARD_INTERVAL_MILLIS = 200;
 const TOKEN = `exactness-${randomBytes(8).toString("hex")}`;
 const OPERATOR_TOKEN = `operator-${randomBytes(8).toString("hex")}`;
 /** Load: paced requests over the window, the collector down in the middle. */
@@ -29,7 +35,7 @@ const LOAD_RATE_PER_SECOND = 40;
 const LOAD_CONCURRENCY = 16;
 const COLLECTOR_DOWN_AT_MILLIS = 8_000;
 const COLLECTOR_DOWN_MILLIS = 10_000;
-/** When (ms into the load) every aggregator shard is evicted. */
+/** When (ms into the load) every leaf and aggregator shard is evicted. */
 const AGGREGATOR_EVICTIONS_AT_MILLIS = [4_000, 24_000];
 const EVICTION_STORM_MILLIS = 3_000;
 /** Burst: as fast as the isolates answer, up to the rate the issue names (500 req/s). */
@@ -43,8 +49,6 @@ const FRESHNESS_TIMEOUT_MILLIS = 90_000;
 const JOB = "astraguard-edge";
 const INSTANCE = "astraguard-edge";
 
-/** error_type by status for the statuses this mix produces (the closed set of lib/telemetry/labels.ts). */
-const ERROR_TYPE: Record<number, string> = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error", 429: "rate_limited", 500: "internal_error", 503: "unavailable" };
 
 /** Labels each metric may carry (besides job, instance and histograms' le). */
 const CONTRACT_LABELS: Record<string, string[]> = {
@@ -84,252 +88,6 @@ const SKIPPED_QUERIES: Array<{ match: RegExp; reason: string }> = [
 ];
 
 
-// ------------------------------------------------------------------------------------------------
-// The tally: what the responses say Prometheus must show
-// ------------------------------------------------------------------------------------------------
-
-class Tally {
-  readonly counters = new Map<string, number>();
-  readonly histogramCounts = new Map<string, number>();
-  /** Exact histogram sums we can know from outside: request and response body bytes per endpoint. */
-  readonly histogramSums = new Map<string, number>();
-  requests = 0;
-  lastResponseAt = 0;
-  anomalyIds: string[] = [];
-  lastAccuracy: number | undefined;
-
-  static key(name: string, labels: Record<string, string>): string {
-    return `${name}${JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b))))}`;
-  }
-
-  add(map: Map<string, number>, name: string, labels: Record<string, string>, by = 1): void {
-    const k = Tally.key(name, labels);
-    map.set(k, (map.get(k) ?? 0) + by);
-  }
-
-  /** One HTTP exchange: the service-health metrics it must produce. */
-  http(method: string, endpoint: string, status: number, requestBytes: number, responseBytes: number): void {
-    this.requests++;
-    this.add(this.histogramSums, "astra_http_request_size_bytes", { endpoint }, requestBytes);
-    this.add(this.histogramSums, "astra_http_response_size_bytes", { endpoint }, responseBytes);
-    this.lastResponseAt = Date.now();
-    this.add(this.counters, "astra_http_requests_total", { method, endpoint, status: String(status) });
-    for (const h of ["astra_http_request_duration_seconds", "astra_http_request_size_bytes", "astra_http_response_size_bytes"]) this.add(this.histogramCounts, h, { endpoint });
-    if (status >= 400) {
-      const errorType = ERROR_TYPE[status];
-      if (!errorType) throw new Error(`the mix got an unexpected status ${status} for ${method} ${endpoint}`);
-      this.add(this.counters, "astra_errors_total", { error_type: errorType, endpoint });
-    }
-  }
-
-  /** Detection results of an ingest response (one per evaluated point). */
-  detections(results: Array<{ id: string; is_anomaly: boolean; severity_level: string; detector: string | null }>): void {
-    for (const r of results) {
-      this.add(this.histogramCounts, "astra_detection_latency_seconds", {});
-      if (r.is_anomaly) {
-        this.add(this.counters, "astra_anomalies_detected_total", { detector: String(r.detector), severity: r.severity_level });
-        this.anomalyIds.push(r.id);
-      }
-    }
-  }
-}
-
-// ------------------------------------------------------------------------------------------------
-// The mix
-// ------------------------------------------------------------------------------------------------
-
-const SATELLITES = ["sat-1", "sat-2", "sat-3", "sat-4"];
-const nominal = (i: number) => ({ voltage: 28, temperature: 20, gyro: 0.1, current: 2, wheel_speed: 3000, satellite_id: SATELLITES[i % SATELLITES.length] });
-const anomalous = (i: number) => ({ voltage: 2, temperature: 140, gyro: 0.1, satellite_id: SATELLITES[i % SATELLITES.length] });
-
-type Kind = "good" | "anomalous" | "bad_range" | "bad_json" | "batch" | "bad_batch" | "health" | "unmatched";
-/** Deterministic mix: the k-th request's kind. */
-const MIX: Kind[] = ["good", "good", "good", "anomalous", "bad_range", "batch", "good", "health", "bad_json", "unmatched", "good", "bad_batch"];
-
-async function send(edge: Isolates, tally: Tally, k: number, kind: Kind): Promise<void> {
-  const isolate = k % ISOLATES;
-  let sentBody = "";
-  const json = (body: unknown) => ({ method: "POST", headers: { "content-type": "application/json" }, body: (sentBody = JSON.stringify(body)) });
-  let method = "POST";
-  let endpoint = "/api/v1/telemetry";
-  let res: Response;
-  switch (kind) {
-    case "good":
-      res = await edge.fetch(isolate, "/api/v1/telemetry", json(nominal(k)));
-      break;
-    case "anomalous":
-      res = await edge.fetch(isolate, "/api/v1/telemetry", json(anomalous(k)));
-      break;
-    case "bad_range":
-      res = await edge.fetch(isolate, "/api/v1/telemetry", json({ voltage: 99, temperature: 20, gyro: 0 }));
-      break;
-    case "bad_json":
-      sentBody = '{"voltage": 28,';
-      res = await edge.fetch(isolate, "/api/v1/telemetry", { method: "POST", headers: { "content-type": "application/json" }, body: sentBody });
-      break;
-    case "batch":
-      endpoint = "/api/v1/telemetry/batch";
-      res = await edge.fetch(isolate, endpoint, json({ telemetry: [nominal(k), anomalous(k + 1), nominal(k + 2), ...(k % 2 ? [anomalous(k + 3)] : [])] }));
-      break;
-    case "bad_batch":
-      endpoint = "/api/v1/telemetry/batch";
-      res = await edge.fetch(isolate, endpoint, json({ telemetry: [nominal(k), { voltage: -5, temperature: 20, gyro: 0 }] }));
-      break;
-    case "health":
-      method = "GET";
-      endpoint = "/health";
-      res = await edge.fetch(isolate, "/health");
-      break;
-    case "unmatched":
-      method = "GET";
-      endpoint = "unmatched";
-      res = await edge.fetch(isolate, `/api/v1/no-such-thing/${k}`);
-      break;
-  }
-  const text = await res.text();
-  tally.http(method, endpoint, res.status, Buffer.byteLength(sentBody), Buffer.byteLength(text));
-  if (res.status === 200 && (kind === "good" || kind === "anomalous")) tally.detections([JSON.parse(text)]);
-  if (res.status === 200 && kind === "batch") tally.detections(JSON.parse(text).results);
-}
-
-/** Paced load over `millis`: request k starts no earlier than k/rate s; bounded in count and time. */
-async function load(edge: Isolates, tally: Tally, options: { millis: number; rate: number; concurrency: number; offset: number }): Promise<number> {
-  const total = Math.floor((options.millis / 1000) * options.rate);
-  const started = Date.now();
-  const hardStop = started + options.millis * 3;
-  let next = 0;
-  const failures: unknown[] = [];
-  await Promise.all(
-    Array.from({ length: options.concurrency }, async () => {
-      for (;;) {
-        const k = next++;
-        if (k >= total || Date.now() > hardStop) return;
-        const due = started + (k * 1000) / options.rate;
-        if (due > Date.now()) await sleep(due - Date.now());
-        try {
-          await send(edge, tally, options.offset + k, MIX[(options.offset + k) % MIX.length]!);
-        } catch (error) {
-          failures.push(error);
-          if (failures.length > 5) throw error;
-        }
-      }
-    }),
-  );
-  if (failures.length) throw failures[0];
-  return total;
-}
-
-/** Operator feedback on anomalies, sequentially (so the last accuracy is the final one). */
-async function feedback(edge: Isolates, tally: Tally, ids: string[]): Promise<void> {
-  for (const [i, id] of ids.entries()) {
-    const falsePositive = i % 3 === 0;
-    const sentBody = JSON.stringify({ false_positive: falsePositive });
-    const res = await edge.fetch(i % ISOLATES, `/api/v1/anomalies/${id}/feedback`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${OPERATOR_TOKEN}` },
-      body: sentBody,
-    });
-    const text = await res.text();
-    const body = JSON.parse(text) as { status?: string; anomaly?: { detector?: string; severity_level?: string }; detection_accuracy?: number | null };
-    tally.http("POST", "/api/v1/anomalies/:id/feedback", res.status, Buffer.byteLength(sentBody), Buffer.byteLength(text));
-    if (res.status === 200 && body.status === "labelled") {
-      if (falsePositive) tally.add(tally.counters, "astra_false_positives_total", { detector: String(body.anomaly?.detector), severity: String(body.anomaly?.severity_level) });
-      if (typeof body.detection_accuracy === "number") tally.lastAccuracy = body.detection_accuracy;
-    }
-    await sleep(5);
-  }
-}
-
-// ------------------------------------------------------------------------------------------------
-// Reading Prometheus
-// ------------------------------------------------------------------------------------------------
-
-interface Series {
-  labels: Record<string, string>;
-  samples: Array<[number, number]>;
-}
-
-/** Raw samples of every series matching `selector` over the last `window` (a range-vector query). */
-async function rawSeries(url: string, selector: string, window = "30m"): Promise<Series[]> {
-  const params = new URLSearchParams({ query: `${selector}[${window}]` });
-  const response = await fetch(`${url}/api/v1/query?${params}`, { signal: AbortSignal.timeout(15_000) });
-  const body = (await response.json()) as { status: string; error?: string; data?: { resultType: string; result: Array<{ metric: Record<string, string>; values: Array<[number, string]> }> } };
-  if (body.status !== "success" || body.data?.resultType !== "matrix") throw new Error(`range query ${selector}: ${body.error ?? body.data?.resultType}`);
-  return body.data.result.map((r) => ({ labels: r.metric, samples: r.values.map(([t, v]) => [t, Number(v)] as [number, number]) }));
-}
-
-/** A counter's total over its samples, counter resets accounted for (as increase() would). */
-function resetAdjustedTotal(samples: Array<[number, number]>): { total: number; resets: number } {
-  let total = 0;
-  let resets = 0;
-  let previous = 0;
-  for (const [, v] of samples) {
-    if (v < previous) {
-      resets++;
-      total += previous;
-    }
-    previous = v;
-  }
-  return { total: total + previous, resets };
-}
-
-const dropTarget = (labels: Record<string, string>) => {
-  const { __name__, job, instance, ...rest } = labels;
-  return { name: __name__ ?? "", rest };
-};
-
-interface Comparison {
-  expected: number;
-  matched: number;
-  mismatches: string[];
-  resets: number;
-}
-
-/** Compares every expected counter and histogram _count with what Prometheus holds now. */
-async function compare(url: string, tally: Tally): Promise<Comparison> {
-  const all = await rawSeries(url, '{__name__=~"astra_.+"}');
-  const got = new Map<string, { total: number; resets: number }>();
-  for (const s of all) {
-    const { name, rest } = dropTarget(s.labels);
-    got.set(Tally.key(name, rest), resetAdjustedTotal(s.samples));
-  }
-  const mismatches: string[] = [];
-  let matched = 0;
-  let resets = 0;
-  const check = (key: string, want: number) => {
-    const have = got.get(key);
-    if (have && have.total === want) matched++;
-    else mismatches.push(`${key}: want ${want}, have ${have?.total ?? "no series"}`);
-    resets += have?.resets ?? 0;
-  };
-  for (const [k, v] of tally.counters) check(k, v);
-  for (const [k, v] of tally.histogramCounts) {
-    const name = k.slice(0, k.indexOf("{"));
-    check(`${name}_count${k.slice(k.indexOf("{"))}`, v);
-  }
-  for (const [k, v] of tally.histogramSums) {
-    const name = k.slice(0, k.indexOf("{"));
-    check(`${name}_sum${k.slice(k.indexOf("{"))}`, v);
-  }
-  return { expected: tally.counters.size + tally.histogramCounts.size + tally.histogramSums.size, matched, mismatches, resets };
-}
-
-interface ShardStats {
-  streams: number;
-  senders: number;
-  batchesAccepted: number;
-  batchesDuplicate: number;
-  pointsDropped: number;
-  pushes: number;
-  pushFailures: number;
-}
-
-async function shardStats(edge: Isolates): Promise<ShardStats[]> {
-  return Promise.all(Array.from({ length: SHARDS }, async (_, i) => (await edge.aggregator(i)).stats() as Promise<ShardStats>));
-}
-
-const sum = <T>(rows: T[], f: (row: T) => number) => rows.reduce((n, r) => n + f(r), 0);
-
 interface DashboardQuery {
   dashboard: string;
   panel: string;
@@ -359,24 +117,6 @@ async function dashboardQueries(): Promise<{ queries: DashboardQuery[]; source: 
   return { queries, source: dir };
 }
 
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
-};
-
-/** Polls until every expected count is in Prometheus; returns ms from the last response. */
-async function freshness(url: string, tally: Tally): Promise<{ millis: number; comparison: Comparison }> {
-  const deadline = Date.now() + FRESHNESS_TIMEOUT_MILLIS;
-  let comparison: Comparison | undefined;
-  for (;;) {
-    comparison = await compare(url, tally);
-    if (comparison.mismatches.length === 0) return { millis: Date.now() - tally.lastResponseAt, comparison };
-    if (Date.now() > deadline) return { millis: Number.POSITIVE_INFINITY, comparison };
-    await sleep(200);
-  }
-}
-
-// ------------------------------------------------------------------------------------------------
 // The test
 // ------------------------------------------------------------------------------------------------
 
@@ -394,11 +134,12 @@ beforeAll(async () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: stack.collector.urls.otlpHttp,
       OTEL_EXPORTER_OTLP_TOKEN: TOKEN,
       METRICS_AGGREGATOR_SHARDS: String(SHARDS),
+      METRICS_AGGREGATOR_LEAVES: String(LEAVES),
       OPERATOR_TOKEN,
       ADMIN_TOKEN: `admin-${randomBytes(8).toString("hex")}`,
       DEPLOYMENT_ENVIRONMENT: "test",
     },
-    countLogs: { sendFailures: /telemetry: send of batch .* failed/, droppedBatches: /telemetry: dropped metric batch/, pushFailures: /aggregator: push failed/ },
+    countLogs: { sendFailures: /telemetry: send of batch .* failed/, droppedBatches: /telemetry: dropped metric batch/, pushFailures: /aggregator: push failed/, forwardFailures: /metrics leaf: forward .* failed/ },
   });
 }, 20 * 60_000);
 
@@ -408,7 +149,7 @@ afterAll(async () => {
   await stopAll();
 }, 120_000);
 
-describe("metrics exactness across isolates and a collector restart", () => {
+describe("metrics exactness across isolates, leaves, object restarts and a collector restart", () => {
   test("every count in Prometheus equals what was sent; one series per label set; dashboards have data", async () => {
     const tally = new Tally();
 
@@ -421,16 +162,17 @@ describe("metrics exactness across isolates and a collector restart", () => {
       await stack.collector.start();
       return Date.now() - downAt;
     })();
-    // The aggregator objects are evicted twice under load (storage stays; in-flight sends fail and
-    // are re-sent with the same batch id).
+    // Every leaf and owner object is evicted in two storms under load (storage stays; in-flight
+    // sends and forwards fail and are re-sent with the same batch id / forward sequence).
     const loadStarted = Date.now();
     const evictions = (async () => {
       let n = 0;
       for (const at of AGGREGATOR_EVICTIONS_AT_MILLIS) {
         await sleep(at - (Date.now() - loadStarted));
-        // A storm: every shard every ~100 ms for a while, so some sends are cut in flight.
+        // A storm: every leaf and shard every ~100 ms for a while, so some sends are cut in flight.
         const until = Date.now() + EVICTION_STORM_MILLIS;
         while (Date.now() < until) {
+          for (let leaf = 0; leaf < LEAVES; leaf++) if (await edge.evictLeaf(leaf).then(() => true, () => false)) n++;
           for (let shard = 0; shard < SHARDS; shard++) {
             // "not currently running" (nothing to evict since the last time) is expected.
             if (await edge.evictAggregator(shard).then(() => true, () => false)) n++;
@@ -444,11 +186,12 @@ describe("metrics exactness across isolates and a collector restart", () => {
     const downMillis = await outage;
     const evicted = await evictions;
     // 2. Operator feedback on some anomalies (false positives, accuracy).
-    await feedback(edge, tally, tally.anomalyIds.slice(0, 12));
+    await feedback(edge, tally, tally.anomalyIds.slice(0, 12), OPERATOR_TOKEN);
     const loadMillis = Date.now() - loadStarted;
 
     // 3. A burst at the target rate, to measure exports per request where it matters.
-    const statsBefore = await shardStats(edge);
+    const statsBefore = await shardStats(edge, SHARDS);
+    const leavesBefore = await leafStats(edge, LEAVES);
     const burstRequestsBefore = tally.requests;
     const burstStarted = Date.now();
     await load(edge, tally, { millis: BURST_MILLIS, rate: BURST_RATE_PER_SECOND, concurrency: BURST_CONCURRENCY, offset: 50_000 });
@@ -456,16 +199,19 @@ describe("metrics exactness across isolates and a collector restart", () => {
     const burstRequests = tally.requests - burstRequestsBefore;
     // Sends of the burst: wait until the isolates' last flushes have landed (bounded).
     await sleep(2_500);
-    const statsAfter = await shardStats(edge);
-    const burstSends = sum(statsAfter, (s) => s.batchesAccepted + s.batchesDuplicate) - sum(statsBefore, (s) => s.batchesAccepted + s.batchesDuplicate);
+    const statsAfter = await shardStats(edge, SHARDS);
+    const leavesAfter = await leafStats(edge, LEAVES);
+    // Isolate exports: one batch to one leaf each.
+    const burstSends = sum(leavesAfter, (s) => s.batchesAccepted + s.batchesDuplicate) - sum(leavesBefore, (s) => s.batchesAccepted + s.batchesDuplicate);
+    const burstForwards = sum(statsAfter, (s) => s.forwardsAccepted + s.forwardsDuplicate) - sum(statsBefore, (s) => s.forwardsAccepted + s.forwardsDuplicate);
     const burstPushes = sum(statsAfter, (s) => s.pushes + s.pushFailures) - sum(statsBefore, (s) => s.pushes + s.pushFailures);
 
     // 4. Freshness of the main run, then a few small probe rounds.
-    const fresh = [await freshness(stack.prometheus.url, tally)];
+    const fresh = [await freshness(stack.prometheus.url, tally, FRESHNESS_TIMEOUT_MILLIS)];
     expect(fresh[0]!.comparison.mismatches, `after the main run:\n${fresh[0]!.comparison.mismatches.slice(0, 30).join("\n")}\ncollector log:\n${stack.collector.logs().slice(-2000)}\nworker log:\n${edge.logs().slice(-3000)}`).toEqual([]);
     for (let round = 0; round < PROBE_ROUNDS; round++) {
       await Promise.all(Array.from({ length: PROBE_REQUESTS }, (_, i) => send(edge, tally, 100_000 + round * PROBE_REQUESTS + i, MIX[i % MIX.length]!)));
-      fresh.push(await freshness(stack.prometheus.url, tally));
+      fresh.push(await freshness(stack.prometheus.url, tally, FRESHNESS_TIMEOUT_MILLIS));
       expect(fresh.at(-1)!.comparison.mismatches, `probe round ${round}`).toEqual([]);
     }
     const comparison = fresh.at(-1)!.comparison;
@@ -525,9 +271,12 @@ describe("metrics exactness across isolates and a collector restart", () => {
     }
 
     // 8. Exports per request: isolate→aggregator sends and aggregator→collector pushes.
-    const shards = await shardStats(edge);
-    const sends = sum(shards, (s) => s.batchesAccepted + s.batchesDuplicate);
-    const duplicatesIgnored = sum(shards, (s) => s.batchesDuplicate);
+    const shards = await shardStats(edge, SHARDS);
+    const leaves = await leafStats(edge, LEAVES);
+    const sends = sum(leaves, (s) => s.batchesAccepted + s.batchesDuplicate);
+    const duplicatesIgnored = sum(leaves, (s) => s.batchesDuplicate);
+    const forwards = sum(shards, (s) => s.forwardsAccepted + s.forwardsDuplicate);
+    const forwardDuplicatesIgnored = sum(shards, (s) => s.forwardsDuplicate);
     const pushes = sum(shards, (s) => s.pushes);
     const pushFailures = sum(shards, (s) => s.pushFailures);
 
@@ -535,6 +284,7 @@ describe("metrics exactness across isolates and a collector restart", () => {
     const report = {
       isolates: ISOLATES,
       shards: SHARDS,
+      leaves: LEAVES,
       requests_sent: tally.requests,
       load_requests_planned: sent,
       load_millis: loadMillis,
@@ -543,6 +293,7 @@ describe("metrics exactness across isolates and a collector restart", () => {
       isolate_send_failures_logged: edge.logCounts().sendFailures,
       isolate_batches_dropped_logged: edge.logCounts().droppedBatches,
       aggregator_push_failures_logged: edge.logCounts().pushFailures,
+      leaf_forward_failures_logged: edge.logCounts().forwardFailures,
       isolate_telemetry_log_sample: edge.logs().split("\n").filter((l) => l.includes("telemetry:")).slice(-3),
       series_found: series.length,
       label_sets: seen.size,
@@ -553,8 +304,10 @@ describe("metrics exactness across isolates and a collector restart", () => {
       freshness_millis: freshMillis,
       freshness_p50_millis: percentile(freshMillis, 50),
       freshness_p95_millis: percentile(freshMillis, 95),
-      isolate_to_aggregator_sends: sends,
+      isolate_to_leaf_sends: sends,
       duplicate_batches_ignored: duplicatesIgnored,
+      leaf_to_shard_forwards: forwards,
+      duplicate_forwards_ignored: forwardDuplicatesIgnored,
       aggregator_pushes: pushes,
       aggregator_push_failures: pushFailures,
       sends_per_request: +(sends / tally.requests).toFixed(4),
@@ -563,9 +316,10 @@ describe("metrics exactness across isolates and a collector restart", () => {
         requests: burstRequests,
         millis: burstMillis,
         achieved_rate_per_second: Math.round((burstRequests * 1000) / burstMillis),
-        isolate_to_aggregator_sends: burstSends,
-        sends_per_request: +(burstSends / burstRequests).toFixed(4),
-        isolate_exports_per_request: +(burstSends / SHARDS / burstRequests).toFixed(4),
+        isolate_to_leaf_sends: burstSends,
+        isolate_exports_per_request: +(burstSends / burstRequests).toFixed(4),
+        leaf_to_shard_forwards: burstForwards,
+        forwards_per_second_per_shard: +((burstForwards * 1000) / burstMillis / SHARDS).toFixed(2),
         aggregator_pushes: burstPushes,
         pushes_per_request: +(burstPushes / burstRequests).toFixed(4),
       },
@@ -575,6 +329,7 @@ describe("metrics exactness across isolates and a collector restart", () => {
       dashboard_queries_skipped: skipped,
       dashboard_queries_failed: failed,
       shard_stats: shards,
+      leaf_stats: leaves,
       test_runtime_millis: Date.now() - started,
     };
     console.log(`\nMETRICS EXACTNESS REPORT\n${JSON.stringify(report, null, 2)}\n`);
@@ -583,14 +338,21 @@ describe("metrics exactness across isolates and a collector restart", () => {
     // Coalescing: at most one export per isolate per second (+ the edges of the window), so the
     // exports per request fall with the rate; at the issue's 500 req/s that is ≤ 0.05 (CI machines
     // may not reach 500 req/s: the per-request bound is asserted when the burst got near it).
-    expect(burstSends / SHARDS, "isolate exports in the burst").toBeLessThanOrEqual(ISOLATES * (Math.ceil(burstMillis / 1000) + 3));
-    if ((burstRequests * 1000) / burstMillis >= 300) expect(burstSends / SHARDS / burstRequests, "isolate exports per request in the burst").toBeLessThanOrEqual(0.05);
+    expect(burstSends, "isolate exports in the burst").toBeLessThanOrEqual(ISOLATES * (Math.ceil(burstMillis / 1000) + 3));
+    if ((burstRequests * 1000) / burstMillis >= 300) expect(burstSends / burstRequests, "isolate exports per request in the burst").toBeLessThanOrEqual(0.05);
+    // The owner's rate is bounded by the leaves, not the isolates: ≤ one forward per leaf per
+    // forward interval (leafConfig.forwardIntervalMillis), plus the edges of the window.
+    expect(burstForwards / SHARDS, "forwards per shard in the burst").toBeLessThanOrEqual(LEAVES * (Math.ceil(burstMillis / LEAF_FORWARD_INTERVAL_MILLIS) + 4));
     expect(comparison.matched).toBe(comparison.expected);
     expect(tally.requests).toBeGreaterThanOrEqual(1000);
     expect(pushes).toBeGreaterThan(0);
     expect(edge.logCounts().droppedBatches, "no isolate may drop a batch in this run").toBe(0);
-    // Every isolate sent its own batches (independent isolates, each with its own flusher).
+    // Every isolate sent its own batches (independent isolates, each with its own flusher), to
+    // every leaf (each export goes to the next leaf), and the owners know them all as senders.
     for (const shard of shards) expect(shard.senders).toBe(ISOLATES);
+    for (const leaf of leaves) expect(leaf.senders).toBe(ISOLATES);
+    for (const leaf of leaves) expect(leaf).toMatchObject({ pendingStreams: 0, outbox: 0, batchesRefused: 0, pointsDropped: 0 });
+    expect(sum(shards, (s) => s.batchesAccepted), "with leaves, no isolate sends to a shard directly").toBe(0);
     expect(pushFailures, "the outage must have been seen by the aggregator").toBeGreaterThan(0);
   });
 });

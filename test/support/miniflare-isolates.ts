@@ -87,6 +87,10 @@ export interface Isolates {
   evictAggregator(shard?: number): Promise<void>;
   /** RPC to a MetricsAggregator shard (`metrics-shard-N`), from Node. */
   aggregator(shard?: number): Promise<any>;
+  /** Evicts a MetricsLeaf's instance (its SQLite storage stays): in-flight RPCs fail. */
+  evictLeaf(leaf?: number): Promise<void>;
+  /** RPC to a MetricsLeaf (`metrics-leaf-N`), from Node. */
+  leaf(leaf?: number): Promise<any>;
   dispose(): Promise<void>;
 }
 
@@ -122,12 +126,14 @@ export async function startIsolates(options: IsolatesOptions): Promise<Isolates>
               METRICS_AGGREGATOR: { className: "MetricsAggregator", useSQLite: true },
               CHAOS_CONTROL: { className: "ChaosControl", useSQLite: true },
               SATELLITE_STATE: { className: "SatelliteState", useSQLite: true },
+              METRICS_LEAF: { className: "MetricsLeaf", useSQLite: true },
             }
           : {
               MISSION_STATE: { className: "MissionState", scriptName: owner, useSQLite: true },
               METRICS_AGGREGATOR: { className: "MetricsAggregator", scriptName: owner, useSQLite: true },
               CHAOS_CONTROL: { className: "ChaosControl", scriptName: owner, useSQLite: true },
               SATELLITE_STATE: { className: "SatelliteState", scriptName: owner, useSQLite: true },
+              METRICS_LEAF: { className: "MetricsLeaf", scriptName: owner, useSQLite: true },
             },
     })),
     }),
@@ -140,6 +146,11 @@ export async function startIsolates(options: IsolatesOptions): Promise<Isolates>
     logs: () => recent.join("\n"),
     logCounts: () => ({ ...counts }),
     evictAggregator: (shard = 0) => mf.unsafeEvictDurableObject(owner, "MetricsAggregator", { name: `metrics-shard-${shard}` }),
+    evictLeaf: (leaf = 0) => mf.unsafeEvictDurableObject(owner, "MetricsLeaf", { name: `metrics-leaf-${leaf}` }),
+    leaf: async (leaf = 0) => {
+      const ns = await mf.getDurableObjectNamespace("METRICS_LEAF", owner);
+      return ns.get(ns.idFromName(`metrics-leaf-${leaf}`));
+    },
     fetch: (i, path, init) => fetchers[i % fetchers.length]!.fetch(`http://astraguard.test${path}`, init as never) as unknown as Promise<Response>,
     aggregator: async (shard = 0) => {
       const ns = await mf.getDurableObjectNamespace("METRICS_AGGREGATOR", owner);
@@ -191,6 +202,7 @@ export async function startWorker(collectorUrl: string, secrets: Record<string, 
         METRICS_AGGREGATOR: { className: 'MetricsAggregator', useSQLite: true },
         CHAOS_CONTROL: { className: 'ChaosControl', useSQLite: true },
         SATELLITE_STATE: { className: 'SatelliteState', useSQLite: true },
+        METRICS_LEAF: { className: 'MetricsLeaf', useSQLite: true },
       },
     }),
   );

@@ -48,3 +48,4 @@ export * from './jaeger.ts';
 export * from './alertmanager.ts';
 export * from './stack.ts';
 export * from './dev-vars.ts';
+export * from './balancer.ts';

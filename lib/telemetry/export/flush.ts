@@ -1,5 +1,6 @@
 /**
- * The one flush path of an isolate: metrics to the MetricsAggregator Durable Object(s) by RPC,
+ * The one flush path of an isolate: metrics by RPC to a MetricsLeaf (one batch per export, the
+ * next leaf each time; with METRICS_AGGREGATOR_LEAVES = 0 one batch per MetricsAggregator shard),
  * ended spans to the collector's OTLP/HTTP receiver. functions/telemetry.ts builds the isolate's
  * flusher with guarded transports; every request hands its flush to `waitUntil`
  * (`requestTelemetry({ flush: flushTelemetry })`).
@@ -10,8 +11,9 @@
  * export in flight. Every caller's promise therefore covers an export that contains its data.
  *
  * Retention: a batch whose send fails is kept and re-sent, with the SAME batch id, on the next
- * export; the aggregator remembers batch ids, so a batch that did arrive although the send looked
- * failed (e.g. a timeout) is not counted twice. Retained batches are bounded by count, bytes and
+ * export, and batches to one destination go one at a time, oldest first; a leaf accepts only
+ * sequences above the isolate's last one (a shard remembers batch ids), so a batch that did
+ * arrive although the send looked failed (e.g. a timeout) is not counted twice. Retained batches are bounded by count, bytes and
  * age; beyond a bound the oldest batch is dropped and counted (`stats.droppedBatches`,
  * `stats.droppedPoints`). Retained batches are never merged: a batch id always names the same points.
  *
@@ -22,13 +24,13 @@ import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { sleep, systemClock, withTimeout, type Clock } from "../../support/async";
 import { isolateId } from "../../support/isolate";
 import { metricReader } from "../meter-provider";
-import { shardCount, shardName, shardOf, toMetricPoints, type MetricPoint, type PointBatch } from "./points";
+import { leafCount, leafName, leafOf, shardCount, shardName, shardOf, toMetricPoints, type Destination, type MetricPoint, type PointBatch } from "./points";
 import { spanBuffer, type BufferingSpanProcessor } from "../tracer-provider";
 import { instruments } from "../instruments";
 import { createOtlpSpanSender } from "./otlp-spans";
 
-/** Sends one batch to one aggregator shard; resolves when the shard accepted it. */
-export type SendPoints = (env: Env, shard: number, batch: PointBatch) => Promise<void>;
+/** Sends one batch to one leaf or owner shard; resolves when it acknowledged the batch. */
+export type SendPoints = (env: Env, to: Destination, batch: PointBatch) => Promise<void>;
 /** Exports spans; resolves `true` when the collector accepted them. */
 export type ExportSpans = (env: Env, spans: ReadableSpan[]) => Promise<boolean>;
 
@@ -40,6 +42,16 @@ export interface TelemetryFlusherOptions {
   spans?: BufferingSpanProcessor;
   /** At most one export starts per this many ms in one isolate. Default 1000. */
   minIntervalMillis?: number;
+  /**
+   * While the flusher is young (its first `youngForMillis` since its first flush), the interval
+   * is at most this: an isolate killed soon after it started loses at most this much of its
+   * traffic, for a few extra exports per isolate. Default: `minIntervalMillis` (off). Not on in
+   * the deployed flusher yet: with it, the Workers tests that fake `Date` (reliability/chaos)
+   * put the aggregator's alarms in the past and it re-pushes without pause (README, Metrics).
+   */
+  youngIntervalMillis?: number;
+  /** How long a flusher counts as young. Default 10000. */
+  youngForMillis?: number;
   /** Retained (unsent) batches kept at most. Default 64. */
   maxRetainedBatches?: number;
   /** Retained batches' JSON size kept at most. Default 1 MiB. */
@@ -80,7 +92,7 @@ export interface FlushStats {
 }
 
 interface RetainedBatch extends PointBatch {
-  shard: number;
+  to: Destination;
   bytes: number;
   createdMs: number;
 }
@@ -91,12 +103,24 @@ export const exportEnabled = (env: Partial<Env> | undefined): boolean => Boolean
 
 const trimSlash = (s: string) => s.trim().replace(/\/+$/, "");
 
-/** The default transport: RPC to the shard's Durable Object. */
-export const rpcSendPoints: SendPoints = async (env, shard, batch) => {
+/**
+ * How many leaves this deployment sends through: METRICS_AGGREGATOR_LEAVES when the METRICS_LEAF
+ * binding exists, else 0 (isolates send straight to the owner shards).
+ */
+export const leavesOf = (env: Env): number => (env.METRICS_LEAF ? leafCount(env.METRICS_AGGREGATOR_LEAVES) : 0);
+
+/** The default transport: RPC to the leaf's or the shard's Durable Object. */
+export const rpcSendPoints: SendPoints = async (env, to, batch) => {
+  if (to.tier === "leaf") {
+    const ns = env.METRICS_LEAF;
+    if (!ns) throw new Error("METRICS_LEAF binding missing");
+    await ns.get(ns.idFromName(leafName(to.index))).ingest(batch.id, batch.points);
+    return;
+  }
   const ns = env.METRICS_AGGREGATOR;
   if (!ns) throw new Error("METRICS_AGGREGATOR binding missing");
-  const stub = ns.get(ns.idFromName(shardName(shard)));
-  await stub.ingest(batch.id, batch.points, shard);
+  const stub = ns.get(ns.idFromName(shardName(to.index)));
+  await stub.ingest(batch.id, batch.points, to.index);
 };
 
 const sendSpans = createOtlpSpanSender();
@@ -143,6 +167,9 @@ export class TelemetryFlusher {
   readonly #reader: MetricReader;
   readonly #spans: BufferingSpanProcessor;
   readonly #minIntervalMillis: number;
+  readonly #youngIntervalMillis: number;
+  readonly #youngForMillis: number;
+  #firstFlushMs: number | undefined;
   readonly #maxRetainedBatches: number;
   readonly #maxRetainedBytes: number;
   readonly #maxRetainedAgeMillis: number;
@@ -152,6 +179,7 @@ export class TelemetryFlusher {
   readonly #clock: Clock;
 
   #sequence = 0;
+  #leafTurn = 0;
   #retained: RetainedBatch[] = [];
   /** The export that has collected (or is collecting) and is sending. */
   #inFlight: Promise<void> | undefined;
@@ -163,6 +191,8 @@ export class TelemetryFlusher {
     this.#reader = options.reader ?? metricReader;
     this.#spans = options.spans ?? spanBuffer;
     this.#minIntervalMillis = Math.max(0, options.minIntervalMillis ?? 1000);
+    this.#youngIntervalMillis = Math.min(this.#minIntervalMillis, Math.max(0, options.youngIntervalMillis ?? this.#minIntervalMillis));
+    this.#youngForMillis = Math.max(0, options.youngForMillis ?? 10_000);
     this.#maxRetainedBatches = Math.max(1, options.maxRetainedBatches ?? 64);
     this.#maxRetainedBytes = Math.max(1024, options.maxRetainedBytes ?? 1024 * 1024);
     this.#maxRetainedAgeMillis = options.maxRetainedAgeMillis ?? 30 * 60 * 1000;
@@ -201,7 +231,7 @@ export class TelemetryFlusher {
         // exports fail (collector down): early exports would only re-fail, each with a metric
         // RPC, back to back (measured 35–50 exports/s at saturation instead of ~1).
         const busy = this.#lastSpanExportOk && this.#spans.size >= this.#spans.maxBufferedSpans / 4;
-        const waitMs = busy ? 0 : this.#lastStartMs + this.#minIntervalMillis - this.#clock.now();
+        const waitMs = busy ? 0 : this.#lastStartMs + this.#intervalMillis() - this.#clock.now();
         if (waitMs > 0) await sleep(waitMs, this.#clock);
       } catch {
         // A timer cannot fail. Proceed regardless.
@@ -214,6 +244,13 @@ export class TelemetryFlusher {
     })();
     this.#scheduled = slot;
     return slot.promise;
+  }
+
+  /** The interval now: shorter while the flusher is young (see `youngIntervalMillis`). */
+  #intervalMillis(): number {
+    const now = this.#clock.now();
+    this.#firstFlushMs ??= now;
+    return now - this.#firstFlushMs < this.#youngForMillis ? this.#youngIntervalMillis : this.#minIntervalMillis;
   }
 
   async #run(env: Env): Promise<void> {
@@ -241,19 +278,29 @@ export class TelemetryFlusher {
     }
   }
 
+  /**
+   * One batch per destination: with leaves, the whole collection to one leaf, the next leaf at
+   * each export (starting from the isolate's own hash), so every leaf takes an equal share of
+   * the batches whatever the number of isolates, and an unreachable leaf holds back only the
+   * batches meant for it; without leaves, one batch per owner shard.
+   */
   #enqueue(env: Env, points: MetricPoint[]): void {
-    const shards = shardCount(env.METRICS_AGGREGATOR_SHARDS);
-    const byShard = new Map<number, MetricPoint[]>();
-    for (const p of points) {
-      const s = shardOf(p.name, shards);
-      let list = byShard.get(s);
-      if (!list) byShard.set(s, (list = []));
-      list.push(p);
-    }
     const now = this.#clock.now();
-    for (const [shard, list] of byShard) {
+    const leaves = leavesOf(env);
+    const batches = new Map<string, { to: Destination; points: MetricPoint[] }>();
+    if (leaves > 0) batches.set("leaf", { to: { tier: "leaf", index: (leafOf(this.senderId, leaves) + this.#leafTurn++) % leaves }, points });
+    else {
+      const shards = shardCount(env.METRICS_AGGREGATOR_SHARDS);
+      for (const p of points) {
+        const index = shardOf(p.name, shards);
+        let entry = batches.get(String(index));
+        if (!entry) batches.set(String(index), (entry = { to: { tier: "shard", index }, points: [] }));
+        entry.points.push(p);
+      }
+    }
+    for (const { to, points: list } of batches.values()) {
       const id = `${this.senderId}-${this.#sequence++}`;
-      this.#retained.push({ id, shard, points: list, bytes: JSON.stringify(list).length, createdMs: now });
+      this.#retained.push({ id, to, points: list, bytes: JSON.stringify(list).length, createdMs: now });
     }
     this.#bound(now);
   }
@@ -275,19 +322,24 @@ export class TelemetryFlusher {
     }
   }
 
-  /** Sends retained batches oldest first, per shard in order; a shard stops at its first failure. */
+  /**
+   * Sends retained batches oldest first, per destination in order, one at a time; a destination
+   * stops at its first failure. So a batch is sent only after every older one to the same place
+   * was acknowledged (or dropped by the bounds): the order a leaf's sequence check relies on.
+   */
   async #sendRetained(env: Env): Promise<void> {
-    const shards = [...new Set(this.#retained.map((b) => b.shard))];
+    const where = (to: Destination) => `${to.tier} ${to.index}`;
+    const destinations = [...new Set(this.#retained.map((b) => where(b.to)))];
     await Promise.all(
-      shards.map(async (shard) => {
-        for (const batch of this.#retained.filter((b) => b.shard === shard)) {
+      destinations.map(async (destination) => {
+        for (const batch of this.#retained.filter((b) => where(b.to) === destination)) {
           this.stats.sends++;
           try {
-            await withTimeout(this.#sendPoints(env, shard, { id: batch.id, points: batch.points }), this.#timeoutMillis, this.#clock);
+            await withTimeout(this.#sendPoints(env, batch.to, { id: batch.id, points: batch.points }), this.#timeoutMillis, this.#clock);
             this.#retained = this.#retained.filter((b) => b !== batch);
           } catch (err) {
             this.stats.sendFailures++;
-            console.warn(`telemetry: send of batch ${batch.id} to shard ${shard} failed; kept for the next flush`, String(err));
+            console.warn(`telemetry: send of batch ${batch.id} to ${destination} failed; kept for the next flush`, String(err));
             return;
           }
         }

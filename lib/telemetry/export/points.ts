@@ -37,6 +37,12 @@ export interface MetricPoint {
   histogram?: HistogramValue;
   /** Epoch milliseconds: the end of the collection interval; for gauges, when the value was recorded. */
   timeMs: number;
+  /**
+   * The isolate an UpDownCounter delta came from, set only by a leaf when it forwards: the owner
+   * keeps UpDownCounters per isolate (a dead isolate leaves the sum), so a leaf must not merge
+   * two isolates' in-flight counts into one anonymous contribution.
+   */
+  sender?: string;
 }
 
 /** A batch of points an isolate sends once; `id` is unique per isolate send (isolate id + sequence). */
@@ -132,3 +138,70 @@ export function shardCount(raw: string | undefined): number {
 
 /** The Durable Object name of shard `n`. */
 export const shardName = (n: number): string => `metrics-shard-${n}`;
+
+/** The number of leaf aggregators the bindings ask for (METRICS_AGGREGATOR_LEAVES, default 0 = none, at most 256). */
+export function leafCount(raw: string | undefined): number {
+  const n = Math.floor(Number(raw ?? "0"));
+  return Number.isFinite(n) && n >= 1 ? Math.min(n, 256) : 0;
+}
+
+/**
+ * The leaf an isolate starts its rotation from (the flusher moves to the next leaf at each
+ * export; each leaf still gets one isolate's batches in sequence order, one at a time).
+ *
+ * @example
+ * leafOf(isolateId(), leafCount(env.METRICS_AGGREGATOR_LEAVES)); // 0..leaves-1
+ */
+export function leafOf(senderId: string, leaves: number): number {
+  return leaves <= 1 ? 0 : hashString(senderId) % leaves;
+}
+
+/** The Durable Object name of leaf `n`. */
+export const leafName = (n: number): string => `metrics-leaf-${n}`;
+
+/** Where a batch goes: a leaf aggregator, or straight to the shard that owns its streams. */
+export interface Destination {
+  tier: "leaf" | "shard";
+  index: number;
+}
+
+/** A batch id is `${sender}-${sequence}`: both parts, or undefined when it is not of that form. */
+export function parseBatchId(batchId: string): { sender: string; sequence: number } | undefined {
+  const m = typeof batchId === "string" ? /^(.+)-(\d{1,15})$/.exec(batchId) : null;
+  return m ? { sender: m[1]!, sequence: Number(m[2]) } : undefined;
+}
+
+/**
+ * The bucket-wise sum of two histogram deltas, or undefined when their buckets differ (the
+ * instrument changed its boundaries: the caller drops the point and counts it).
+ *
+ * @example
+ * addHistograms({ boundaries: [1], bucketCounts: [1, 0], sum: 0.5, count: 1 }, { boundaries: [1], bucketCounts: [0, 2], sum: 5, count: 2 });
+ * // { boundaries: [1], bucketCounts: [1, 2], sum: 5.5, count: 3 }
+ */
+export function addHistograms(into: HistogramValue, delta: HistogramValue): HistogramValue | undefined {
+  if (
+    into.boundaries.length !== delta.boundaries.length ||
+    into.boundaries.some((b, i) => b !== delta.boundaries[i]) ||
+    delta.bucketCounts.length !== into.bucketCounts.length
+  )
+    return undefined;
+  return {
+    boundaries: into.boundaries,
+    bucketCounts: into.bucketCounts.map((c, i) => c + (delta.bucketCounts[i] ?? 0)),
+    sum: into.sum + delta.sum,
+    count: into.count + delta.count,
+    ...((into.min !== undefined || delta.min !== undefined) && { min: Math.min(into.min ?? Infinity, delta.min ?? Infinity) }),
+    ...((into.max !== undefined || delta.max !== undefined) && { max: Math.max(into.max ?? -Infinity, delta.max ?? -Infinity) }),
+  };
+}
+
+/** True when a point received by RPC has the shape its kind needs (anything else is dropped and counted). */
+export function isValidPoint(p: MetricPoint): boolean {
+  if (!p || typeof p.name !== "string" || !p.name || typeof p.attributes !== "object" || p.attributes === null) return false;
+  if (p.kind === "histogram") {
+    const h = p.histogram;
+    return !!h && Array.isArray(h.boundaries) && Array.isArray(h.bucketCounts) && h.bucketCounts.length === h.boundaries.length + 1 && Number.isFinite(h.count) && Number.isFinite(h.sum);
+  }
+  return (p.kind === "counter" || p.kind === "updowncounter" || p.kind === "gauge") && typeof p.value === "number" && Number.isFinite(p.value);
+}

@@ -222,6 +222,27 @@ describe("MetricsAggregator alarm push", () => {
   });
 });
 
+describe("MetricsAggregator push timing", () => {
+  it("pushes a change at once after a quiet interval, else one interval after the last push", async () => {
+    const collector = captureCollector(ENDPOINT);
+    restore = collector.restore;
+    const shard = freshShard();
+    await shard.ingest("a-0", [counterPoint("astra_timing_total", 1)]);
+    const pushedAt = Date.now();
+    await runDurableObjectAlarm(shard); // pushes; the next alarm is the keepalive
+    await shard.ingest("a-1", [counterPoint("astra_timing_total", 1)]);
+    const busy = await runInDurableObject(shard, (_i, state) => state.storage.getAlarm());
+    expect(busy).toBeGreaterThanOrEqual(pushedAt + aggregatorConfig.pushIntervalMillis);
+    expect(busy).toBeLessThan(Date.now() + aggregatorConfig.keepaliveMillis);
+    await runDurableObjectAlarm(shard);
+    // Quiet for more than an interval (the wait is at least that on any machine).
+    await new Promise((resolve) => setTimeout(resolve, aggregatorConfig.pushIntervalMillis + 50));
+    await shard.ingest("a-2", [counterPoint("astra_timing_total", 1)]);
+    const quiet = await runInDurableObject(shard, (_i, state) => state.storage.getAlarm());
+    expect(quiet === null || quiet <= Date.now()).toBe(true);
+  });
+});
+
 describe("nextPushDelayMillis", () => {
   const config = { pushIntervalMillis: 1000, keepaliveMillis: 15_000, maxRetryMillis: 10_000 };
   it("pushes a change after pushIntervalMillis and keeps alive every keepaliveMillis otherwise", () => {

@@ -5,7 +5,7 @@ import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import type { Clock } from "../../../lib/support/async";
 import { rpcSendPoints, TelemetryFlusher, type SendPoints } from "../../../lib/telemetry/export/flush";
 import { OnDemandMetricReader } from "../../../lib/telemetry/meter-provider";
-import { shardName, type PointBatch } from "../../../lib/telemetry/export/points";
+import { shardName, type Destination, type PointBatch } from "../../../lib/telemetry/export/points";
 import { BufferingSpanProcessor } from "../../../lib/telemetry/tracer-provider";
 import { captureCollector } from "./support";
 
@@ -68,11 +68,11 @@ function setup(options: { send?: SendPoints; minIntervalMillis?: number; maxReta
   const reader = new OnDemandMetricReader();
   const meter = new MeterProvider({ readers: [reader] }).getMeter("test");
   const spans = new BufferingSpanProcessor({ maxBufferedSpans: 10 });
-  const sent: Array<{ shard: number; batch: PointBatch }> = [];
+  const sent: Array<{ to: Destination; batch: PointBatch }> = [];
   const send: SendPoints =
     options.send ??
-    (async (_env, shard, batch) => {
-      sent.push({ shard, batch: structuredClone(batch) });
+    (async (_env, to, batch) => {
+      sent.push({ to, batch: structuredClone(batch) });
     });
   const flusher = new TelemetryFlusher({
     reader,
@@ -166,12 +166,12 @@ describe("TelemetryFlusher coalescing", () => {
 
   it("starts at most one export per minIntervalMillis (exports per request ≪ 1 under load)", async () => {
     const startedAt: number[] = [];
-    const sent: Array<{ shard: number; batch: PointBatch }> = [];
+    const sent: Array<{ to: Destination; batch: PointBatch }> = [];
     const { meter, flusher, time } = setup({
       minIntervalMillis: 200,
-      send: async (_env, shard, batch) => {
+      send: async (_env, to, batch) => {
         startedAt.push(time.now());
-        sent.push({ shard, batch: structuredClone(batch) });
+        sent.push({ to, batch: structuredClone(batch) });
       },
     });
     const counter = meter.createCounter("requests_total");
@@ -392,5 +392,86 @@ describe("TelemetryFlusher spans", () => {
     await flusher.flush(testEnv); // exports accepted again: a quarter-full buffer exports at once
     expect(time.now() - started).toBe(0);
     expect(attempts).toEqual([8, 8, 3]);
+  });
+});
+
+describe("TelemetryFlusher through leaves", () => {
+  const leafEnv = { ...testEnv, METRICS_AGGREGATOR_LEAVES: "4", METRICS_AGGREGATOR_SHARDS: "2" } as Env;
+
+  it("sends the whole collection as one batch to one leaf, the next leaf at each export", async () => {
+    const { meter, sent, flusher, time } = setup();
+    for (let i = 0; i < 8; i++) {
+      for (let m = 0; m < 6; m++) meter.createCounter(`leaf_routing_${m}_total`).add(1);
+      const flushed = flusher.flush(leafEnv);
+      await time.advance(50);
+      await flushed;
+    }
+    expect(sent).toHaveLength(8);
+    expect(sent.every((s) => s.to.tier === "leaf" && s.batch.points.length === 6)).toBe(true);
+    const first = sent[0]!.to.index;
+    expect(sent.map((s) => s.to.index)).toEqual(Array.from({ length: 8 }, (_, i) => (first + i) % 4));
+  });
+
+  it("without leaves, one batch per owner shard", async () => {
+    const { meter, sent, flusher } = setup();
+    for (let m = 0; m < 8; m++) meter.createCounter(`shard_routing_${m}_total`).add(1);
+    await flusher.flush({ ...leafEnv, METRICS_AGGREGATOR_LEAVES: "0" } as Env);
+    expect(sent.map((s) => s.to.tier)).toEqual(["shard", "shard"]);
+  });
+
+  it("end to end: isolate → leaf → owner, a lost acknowledgement on the first hop counted once", async () => {
+    let loseAck = true;
+    const { meter, flusher, time } = setup({
+      send: async (e, to, batch) => {
+        await rpcSendPoints(e, to, batch);
+        if (loseAck) throw new Error("connection reset after delivery");
+      },
+    });
+    const oneShard = { ...testEnv, METRICS_AGGREGATOR_LEAVES: "1" } as Env;
+    const name = `leaf_e2e_${Date.now()}_total`;
+    const counter = meter.createCounter(name);
+    counter.add(5);
+    await flusher.flush(oneShard);
+    loseAck = false;
+    counter.add(2);
+    const flushed = flusher.flush(oneShard);
+    await time.advance(50);
+    await flushed;
+    const { runDurableObjectAlarm } = await import("cloudflare:test");
+    const leaf = testEnv.METRICS_LEAF.get(testEnv.METRICS_LEAF.idFromName("metrics-leaf-0"));
+    expect(await leaf.stats()).toMatchObject({ batchesAccepted: 2, batchesDuplicate: 1 });
+    await runDurableObjectAlarm(leaf);
+    const shard = testEnv.METRICS_AGGREGATOR.get(testEnv.METRICS_AGGREGATOR.idFromName(shardName(0)));
+    expect(await shard.read(name, "counter", {})).toMatchObject({ value: 7 });
+  });
+});
+
+describe("TelemetryFlusher while young", () => {
+  it("exports every youngIntervalMillis for its first youngForMillis, then every minIntervalMillis", async () => {
+    const time = manualClock();
+    const reader = new OnDemandMetricReader();
+    const meter = new MeterProvider({ readers: [reader] }).getMeter("test");
+    const startedAt: number[] = [];
+    const flusher = new TelemetryFlusher({
+      reader,
+      spans: new BufferingSpanProcessor({ maxBufferedSpans: 10 }),
+      minIntervalMillis: 1000,
+      youngIntervalMillis: 200,
+      youngForMillis: 1000,
+      sendPoints: async () => void startedAt.push(time.now()),
+      exportSpans: async () => true,
+      clock: time.clock,
+    });
+    const counter = meter.createCounter("young_total");
+    // A request every 50 ms for 3 s of the clock, each handing a flush to waitUntil.
+    const calls: Promise<void>[] = [];
+    for (let t = 0; t < 3000; t += 50) {
+      counter.add(1);
+      calls.push(flusher.flush(testEnv));
+      await time.advance(50);
+    }
+    await time.advance(1000);
+    await Promise.all(calls);
+    expect(startedAt).toEqual([0, 200, 400, 600, 800, 1000, 2000, 3000]);
   });
 });
