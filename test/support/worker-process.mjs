@@ -13,7 +13,7 @@
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 
 const spec = JSON.parse(process.env.ASTRAGUARD_WORKER_SPEC ?? "{}");
-const objects = { MISSION_STATE: "MissionState", METRICS_AGGREGATOR: "MetricsAggregator", CHAOS_CONTROL: "ChaosControl", METRICS_LEAF: "MetricsLeaf" };
+const objects = { MISSION_STATE: "MissionState", METRICS_AGGREGATOR: "MetricsAggregator", CHAOS_CONTROL: "ChaosControl", METRICS_LEAF: "MetricsLeaf", SATELLITE_STATE: "SatelliteState" };
 const options = convertV4MiniflareOptions({
     host: "127.0.0.1",
     port: spec.port,
