@@ -19,6 +19,8 @@ import { callMission, phaseCache, rememberPhase } from "./mission-client";
 
 /** An isolate syncs with the mission at most this often (the phase cache's TTL). */
 export const SYNC_INTERVAL_MS = 2000;
+/** A read naming a satellite this isolate does not know syncs again only after this long. */
+export const UNKNOWN_ID_RESYNC_MS = 1000;
 /** Registry deltas followed in one sync at most (each at most MAX_REGISTRY_DELTA ids). */
 const MAX_SYNC_PAGES = 20;
 
@@ -106,9 +108,14 @@ export class FleetView {
     }
   }
 
-  /** Whether `id` is registered, without registering it (reads and feedback never create objects). */
+  /**
+   * Whether `id` is registered, without registering it (reads and feedback never create objects).
+   * An id this isolate does not know costs at most one sync per {@link UNKNOWN_ID_RESYNC_MS}, so a
+   * client naming random satellites cannot turn every read into a call to the mission object.
+   */
   async isRegistered(env: Env, id: string): Promise<boolean> {
     if (this.#registered.has(id)) return true;
+    if (this.clock.now() - this.#syncedAt < UNKNOWN_ID_RESYNC_MS) return false;
     await this.sync(env);
     return this.#registered.has(id);
   }
