@@ -34,6 +34,7 @@
  * counter reset in Prometheus, which rate()/increase() absorb); the old owner stops pushing them.
  */
 import { DurableObject } from "cloudflare:workers";
+import { alarmNoLaterThan, nextAfterQuiet } from "./alarms";
 import { ValueType } from "@opentelemetry/api";
 import { ExportResultCode, millisToHrTime, type ExportResult } from "@opentelemetry/core";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
@@ -209,7 +210,7 @@ export class MetricsAggregator extends DurableObject<Env> {
       this.#bumpMeta("batches_accepted");
       return { accepted: true, merged };
     });
-    if (result.merged) await this.#ensureAlarm(this.#nextPushAt(now));
+    if (result.merged) await alarmNoLaterThan(this.ctx.storage, this.#nextPushAt(now));
     return result;
   }
 
@@ -248,7 +249,7 @@ export class MetricsAggregator extends DurableObject<Env> {
       this.#bumpMeta("forwards_accepted");
       return { accepted: true, merged };
     });
-    if (result.merged) await this.#ensureAlarm(this.#nextPushAt(now));
+    if (result.merged) await alarmNoLaterThan(this.ctx.storage, this.#nextPushAt(now));
     return result;
   }
 
@@ -329,13 +330,7 @@ export class MetricsAggregator extends DurableObject<Env> {
    * interval, as before.
    */
   #nextPushAt(now: number): number {
-    const last = this.#lastPushStartMs;
-    return last === undefined ? now + aggregatorConfig.pushIntervalMillis : Math.max(now, last + aggregatorConfig.pushIntervalMillis);
-  }
-
-  async #ensureAlarm(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    return nextAfterQuiet(this.#lastPushStartMs, now, aggregatorConfig.pushIntervalMillis);
   }
 
   /**

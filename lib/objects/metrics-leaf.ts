@@ -26,6 +26,7 @@
  *   each forward names the isolates heard from since the last one, with when.
  */
 import { DurableObject } from "cloudflare:workers";
+import { alarmNoLaterThan, nextAfterQuiet } from "./alarms";
 import { addHistograms, isValidPoint, parseBatchId, shardCount, shardName, shardOf, streamKey, type HistogramValue, type MetricPoint } from "../telemetry/export/points";
 import type { BatchIngestResult } from "./metrics-aggregator";
 
@@ -134,7 +135,7 @@ export class MetricsLeaf extends DurableObject<Env> {
       this.#bumpMeta("batches_accepted");
       return { accepted: true, merged };
     });
-    await this.#ensureAlarm(this.#nextForwardAt(now));
+    await alarmNoLaterThan(this.ctx.storage, this.#nextForwardAt(now));
     return result;
   }
 
@@ -181,13 +182,7 @@ export class MetricsLeaf extends DurableObject<Env> {
    * forward per interval per shard under load). A fresh instance waits the interval.
    */
   #nextForwardAt(now: number): number {
-    const last = this.#lastForwardMs;
-    return last === undefined ? now + leafConfig.forwardIntervalMillis : Math.max(now, last + leafConfig.forwardIntervalMillis);
-  }
-
-  async #ensureAlarm(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    return nextAfterQuiet(this.#lastForwardMs, now, leafConfig.forwardIntervalMillis);
   }
 
   /**

@@ -11,6 +11,7 @@
  * per {@link FLEET_DELIVERY_DELAY_MS}, retried with backoff until the mission has it.
  */
 import { DurableObject } from "cloudflare:workers";
+import { alarmNoLaterThan } from "./alarms";
 import { context, ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
 import { suppressTracing } from "@opentelemetry/core";
 import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
@@ -279,9 +280,7 @@ export class SatelliteState extends DurableObject<Env> {
 
   async #scheduleDelivery(at: number): Promise<void> {
     const pending = this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n;
-    if (pending === 0) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    if (pending > 0) await alarmNoLaterThan(this.ctx.storage, at);
   }
 
   /**
