@@ -58,7 +58,7 @@ export class FleetView {
       const value = phaseCache.get("phase");
       span.setAttributes({ "astra.cache.hits": value ? 1 : 0, "astra.cache.hit": value !== undefined });
       return value;
-    });
+    }, { leaf: true });
     if (cached) return cached;
     try {
       return await this.sync(env);

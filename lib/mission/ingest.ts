@@ -102,7 +102,7 @@ async function detectAndRecord(env: Env, points: readonly TelemetryPointInput[],
     });
     describeInference(span, list);
     return list;
-  });
+  }, { leaf: true });
 
   const outcomes = await recordPerSatellite(env, entries, phase ?? FALLBACK_PHASE, now, unrecorded);
   let escalated = false;
@@ -156,7 +156,7 @@ async function detectorStates(env: Env, satelliteIds: readonly string[], unrecor
       else missing.push(id);
     }
     span.setAttributes({ "astra.cache.hits": ids.size - missing.length, "astra.cache.hit": missing.length === 0 });
-  });
+  }, { leaf: true });
   await Promise.all(
     missing.map(async (id) => {
       if (unrecorded.has(id)) return void states.set(id, undefined);

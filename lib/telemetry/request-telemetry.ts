@@ -30,7 +30,7 @@ import { instruments } from "./instruments";
 import { measureJson, utf8Length } from "./json-size";
 import { endpointOf, errorType, errorTypeOf } from "./labels";
 import { configureLogLevel, errorFields, logRequest, withRequestId, type LogLevel } from "./logger";
-import { defined, extractTraceContext, httpMethod } from "./spans";
+import { extractTraceContext, httpMethod } from "./spans";
 import { tracer as serviceTracer } from "./tracer-provider";
 
 /** Options of {@link requestTelemetry}. */
@@ -88,21 +88,39 @@ function requestBodySize(c: Context): number | Promise<number> {
   return 0;
 }
 
-/** The server span's attributes at its start (built only for a span that records). */
+/** The scheme and host of the last origin seen: one isolate serves one or a few origins, so a URL is parsed only when it changes. */
+let lastOrigin: { origin: string; scheme: string; host: string } | undefined;
+
+/** `url.scheme`, `server.address` and `url.path` of a request URL (normalized by the runtime, as `Request.url` always is). */
+function urlParts(url: string): { scheme: string; host: string; path: string } {
+  const authority = url.indexOf("://") + 3;
+  let start = url.indexOf("/", authority);
+  if (start < 0) start = url.length;
+  let end = start;
+  while (end < url.length && url.charCodeAt(end) !== 63 /* ? */ && url.charCodeAt(end) !== 35 /* # */) end++;
+  const origin = url.slice(0, start);
+  if (lastOrigin?.origin !== origin) {
+    const parsed = new URL(origin);
+    lastOrigin = { origin, scheme: parsed.protocol.replace(/:$/, ""), host: parsed.hostname };
+  }
+  return { scheme: lastOrigin.scheme, host: lastOrigin.host, path: start < end ? url.slice(start, end) : "/" };
+}
+
+/** The server span's attributes at its start (built only for a span that records; undefined values are left out). */
 function serverSpanAttributes(c: Context, method: string, original: string | undefined, route: string): Attributes {
-  const url = new URL(c.req.url);
-  return defined({
+  const url = urlParts(c.req.url);
+  return {
     [ATTR_HTTP_REQUEST_METHOD]: method,
     [ATTR_HTTP_REQUEST_METHOD_ORIGINAL]: original,
     [ATTR_HTTP_ROUTE]: route || undefined,
-    [ATTR_URL_PATH]: url.pathname,
-    [ATTR_URL_SCHEME]: url.protocol.replace(/:$/, ""),
-    [ATTR_SERVER_ADDRESS]: url.hostname,
+    [ATTR_URL_PATH]: url.path,
+    [ATTR_URL_SCHEME]: url.scheme,
+    [ATTR_SERVER_ADDRESS]: url.host,
     [ATTR_USER_AGENT_ORIGINAL]: c.req.header("User-Agent")?.slice(0, MAX_USER_AGENT),
     [ATTR_CLOUD_PROVIDER]: "cloudflare",
     [ATTR_CLOUD_REGION]: cfColo(c),
     "astra.request.id": (c.get("requestId") as string | undefined) ?? undefined,
-  });
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The span transport: ended spans → one OTLP/HTTP request to `${endpoint}/v1/traces`, encoded
  * once per flush with the SDK's own OTLP serializer (@opentelemetry/otlp-transformer) and
- * gzipped with the runtime's `CompressionStream` (the collector's OTLP receiver accepts
+ * gzipped with the runtime's zlib (the collector's OTLP receiver accepts
  * `Content-Encoding: gzip`). Measured on 3,200 spans of the ingest path (8 a request, Node 22's
  * V8, zlib): OTLP/JSON 5,279 B a request, gzipped 333 B, 33 µs to encode + 32 µs to gzip;
  * OTLP/protobuf 1,995 B, gzipped 306 B, 30 + 14 µs. Protobuf is the default: smaller and cheaper.
@@ -12,6 +12,7 @@
  */
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { JsonTraceSerializer, ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
+import { gzipSync } from "node:zlib";
 
 /** The OTLP/HTTP encodings of a span export. */
 export type OtlpSpanProtocol = "http/json" | "http/protobuf";
@@ -43,10 +44,14 @@ export function encodeSpans(spans: ReadableSpan[], protocol: OtlpSpanProtocol = 
   return body;
 }
 
-/** `bytes` gzipped with the runtime's CompressionStream. */
+/**
+ * `bytes` gzipped at level 1 with the runtime's zlib (`node:zlib`, nodejs_compat). Measured on
+ * workerd per span of the ingest path: 0.65 µs at level 1, 1.4 µs at zlib's default level 6,
+ * 1.6 µs through `CompressionStream` (level 6 plus a stream per export); level 1's body is a
+ * little larger (see the bench's trace bytes per request).
+ */
 export async function gzipBytes(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  return gzipSync(bytes, { level: 1 });
 }
 
 /**

@@ -386,6 +386,27 @@ describe("outbound trace context", () => {
     expect(spans.map((s) => s.name).sort()).toEqual(["async", "sync"]);
   });
 
+  it("a leaf span is the active span's child, leaves the active context alone, drops undefined attributes, records a throw", () => {
+    const boom = new TypeError("bad");
+    withSpan("parent", {}, (parent) => {
+      const inner = withSpan("leaf", { a: "x", b: undefined }, (leaf) => {
+        expect(leaf).not.toBe(parent);
+        expect(trace.getSpan(context.active())).toBe(parent); // no context switch
+        return leaf.spanContext().spanId;
+      }, { leaf: true });
+      expect(() => withSpan("leaf-throws", {}, () => { throw boom; }, { leaf: true })).toThrow(boom);
+      const spans = spanBuffer.drain();
+      const leaf = spans.find((s) => s.name === "leaf")!;
+      expect(leaf.spanContext().spanId).toBe(inner);
+      expect(leaf.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
+      expect(leaf.attributes).toEqual({ a: "x" });
+      const failed = spans.find((s) => s.name === "leaf-throws")!;
+      expect(failed.status.code).toBe(STATUS_ERROR);
+      expect(failed.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
+    });
+    spanBuffer.drain();
+  });
+
   it("an unhandled error: 500, exception recorded with its class, ERROR status", async () => {
     const a = new Hono()
       .use("*", requestTelemetry({ flush: async () => {}, logRequests: false }))
