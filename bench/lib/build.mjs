@@ -48,7 +48,13 @@ export async function buildVariant(root, variant, { timeoutMillis = 180_000 } = 
   const entry = join(root, 'bench/variants', `${variant}.ts`);
   let config = toml.replace(/^main\s*=.*$/m, `main = ${JSON.stringify(entry)}`);
   const alias = ALIASES(root)[variant];
-  if (alias) config += `\n[alias]\n${Object.entries(alias).map(([k, v]) => `${JSON.stringify(k)} = ${JSON.stringify(v)}`).join('\n')}\n`;
+  // Into wrangler.toml's own `alias = { ... }` line (its paths are relative to the repository).
+  if (alias) {
+    const entries = Object.entries(alias).map(([k, v]) => `${JSON.stringify(k)} = ${JSON.stringify(v)}`);
+    config = /^alias = \{/m.test(config) ? config.replace(/^alias = \{/m, `alias = { ${entries.join(', ')},`) : config.replace(/^(compatibility_flags.*)$/m, `$1\nalias = { ${entries.join(', ')} }`);
+  }
+  // Relative alias paths in the generated config (it lives in a temp dir) point into the repository.
+  config = config.replace(/^alias = .*$/m, (line) => line.replace(/"\.\/([^"]+)"/g, (_, rel) => JSON.stringify(join(root, rel))));
   const configPath = join(dir, 'wrangler.toml');
   await writeFile(configPath, config);
   const outdir = join(dir, 'out');

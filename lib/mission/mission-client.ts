@@ -10,7 +10,7 @@ import { ApiError } from "../http/errors";
 import { reportDependency } from "../reliability/dependency-health";
 import { IsolateCache } from "./isolate-cache";
 import { guardDependency, type GuardOptions } from "../reliability/guard";
-import { SpanKind } from "@opentelemetry/api";
+import { context, SpanKind, trace } from "@opentelemetry/api";
 import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
 import { MISSION_OPERATIONS, type MissionState } from "../objects/mission-state";
 import { MISSION_OBJECT_NAME, satelliteObjectName } from "../objects/names";
@@ -78,13 +78,15 @@ function tracedStub<S extends object>(stub: S, objectName: string, className: st
         withSpan(
           "database_query",
           { [ATTR_DB_SYSTEM_NAME]: "cloudflare_durable_object", [ATTR_DB_NAMESPACE]: objectName, [ATTR_DB_COLLECTION_NAME]: className, [ATTR_DB_OPERATION_NAME]: prop },
-          async () => {
+          // A leaf here: its only child is the object's span, parented through the carrier.
+          (span) => {
             const object = target as unknown as { traced: (...a: unknown[]) => Promise<TracedResult<unknown>> };
-            const { result, spans } = await object.traced(injectTraceContext(), prop, args);
-            adoptSpans(spans);
-            return result;
+            return object.traced(injectTraceContext(trace.setSpan(context.active(), span)), prop, args).then(({ result, spans }) => {
+              adoptSpans(spans);
+              return result;
+            });
           },
-          { kind: SpanKind.CLIENT },
+          { kind: SpanKind.CLIENT, leaf: true },
         );
     },
   });

@@ -100,9 +100,10 @@ export interface WithSpanOptions {
   /** Parent context. Default: the active one. */
   parent?: OtelContext;
   /**
-   * `fn` is synchronous and starts no span and writes no log line of its own: it gets the span,
-   * but the active context is not switched to it (a context switch is the costliest part of a
-   * short span, ~2 µs on workerd). Default false.
+   * `fn` starts no span and writes no log line under this one (a call it makes may carry the span
+   * explicitly, as `injectTraceContext(trace.setSpan(context.active(), span))`): it gets the
+   * span, but the active context is not switched to it (a context switch is the costliest part
+   * of a short span on workerd). Default false.
    */
   leaf?: boolean;
 }
