@@ -20,8 +20,10 @@ import {
   MeterProvider,
   MetricReader,
   type AggregationTemporalitySelector,
+  type CollectionResult,
   type MetricReaderOptions,
 } from "@opentelemetry/sdk-metrics";
+import { RecordingQueue } from "./recording-queue";
 import { resourceFromAttributes, type Resource } from "@opentelemetry/resources";
 import { env as workerEnv } from "cloudflare:workers";
 
@@ -35,8 +37,15 @@ export const SERVICE_NAME = "astraguard-edge";
 export const deltaTemporalitySelector: AggregationTemporalitySelector = (_instrumentType: InstrumentType) =>
   AggregationTemporality.DELTA;
 
+/** Options of {@link OnDemandMetricReader}. */
+export interface OnDemandMetricReaderOptions extends Omit<MetricReaderOptions, "aggregationTemporalitySelector"> {
+  /** Values recorded late (./recording-queue.ts), applied right before each collection. */
+  queue?: RecordingQueue;
+}
+
 /**
- * A MetricReader that only collects when asked: no timer, no exporter of its own.
+ * A MetricReader that only collects when asked: no timer, no exporter of its own. With a
+ * `queue`, each collection first applies the values waiting in it.
  *
  * @example
  * const reader = new OnDemandMetricReader();
@@ -44,8 +53,17 @@ export const deltaTemporalitySelector: AggregationTemporalitySelector = (_instru
  * const { resourceMetrics } = await reader.collect();
  */
 export class OnDemandMetricReader extends MetricReader {
-  constructor(options: Omit<MetricReaderOptions, "aggregationTemporalitySelector"> = {}) {
-    super({ ...options, aggregationTemporalitySelector: deltaTemporalitySelector });
+  readonly #queue: RecordingQueue | undefined;
+
+  constructor(options: OnDemandMetricReaderOptions = {}) {
+    const { queue, ...rest } = options;
+    super({ ...rest, aggregationTemporalitySelector: deltaTemporalitySelector });
+    this.#queue = queue;
+  }
+
+  override collect(options?: Parameters<MetricReader["collect"]>[0]): Promise<CollectionResult> {
+    this.#queue?.apply();
+    return super.collect(options);
   }
 
   protected override async onForceFlush(): Promise<void> {
@@ -75,8 +93,11 @@ function moduleEnv(): Partial<Env> | undefined {
   }
 }
 
+/** The isolate's queue of late recordings (the request middleware's metrics); applied at every collection. */
+export const recordingQueue = new RecordingQueue();
+
 /** The isolate's reader; the flush collects it. */
-export const metricReader = new OnDemandMetricReader();
+export const metricReader = new OnDemandMetricReader({ queue: recordingQueue });
 
 /** The isolate's MeterProvider; `./instruments.ts` creates the 22 instruments from it once. */
 export const meterProvider = new MeterProvider({

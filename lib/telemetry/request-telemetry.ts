@@ -27,6 +27,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { safely } from "../support/safely";
 import { endpointAttributes, errorAttributes, NO_ATTRIBUTES, requestAttributes } from "./bound-attributes";
 import { instruments } from "./instruments";
+import { recordingQueue } from "./meter-provider";
 import { measureJson, utf8Length } from "./json-size";
 import { endpointOf, errorType, errorTypeOf } from "./labels";
 import { configureLogLevel, errorFields, logRequest, withRequestId, type LogLevel } from "./logger";
@@ -165,26 +166,27 @@ function endServerSpan(span: Span, method: string, route: string, status: number
  * Records astra_http_requests_total {method, endpoint, status}, astra_http_request_duration_seconds,
  * astra_http_request_size_bytes and astra_http_response_size_bytes {endpoint}, and
  * astra_errors_total {error_type, endpoint} for responses ≥ 400, with attribute sets made once
- * per route (./bound-attributes.ts). Resolves when sizes that need a body read (a request body
+ * per route (./bound-attributes.ts), through the isolate's recording queue (applied at the next
+ * collection, ./recording-queue.ts). Resolves when sizes that need a body read (a request body
  * without Content-Length, a response not built by `c.json`) are recorded.
  */
 function recordMetrics(c: Context, endpoint: string, status: number, seconds: number, jsonBytes: number | undefined): Promise<void> {
   let pending: Promise<unknown>[] | undefined;
   safely(() => {
     const byEndpoint = endpointAttributes(endpoint);
-    instruments.httpRequests.add(1, requestAttributes(c.req.method, endpoint, status));
-    instruments.httpRequestDuration.record(seconds, byEndpoint);
+    recordingQueue.add(instruments.httpRequests, 1, requestAttributes(c.req.method, endpoint, status));
+    recordingQueue.record(instruments.httpRequestDuration, seconds, byEndpoint);
     const requestSize = requestBodySize(c);
-    if (typeof requestSize === "number") instruments.httpRequestSize.record(requestSize, byEndpoint);
-    else (pending ??= []).push(requestSize.then((n) => instruments.httpRequestSize.record(n, byEndpoint)));
+    if (typeof requestSize === "number") recordingQueue.record(instruments.httpRequestSize, requestSize, byEndpoint);
+    else (pending ??= []).push(requestSize.then((n) => recordingQueue.record(instruments.httpRequestSize, n, byEndpoint)));
     const type = errorTypeOf(status);
-    if (type) instruments.errors.add(1, errorAttributes(type, endpoint));
+    if (type) recordingQueue.add(instruments.errors, 1, errorAttributes(type, endpoint));
     const res = c.res;
     // The body c.json built (the runtime sends its Content-Length itself); else a declared length.
     const length = jsonBytes !== undefined && /json/i.test(res.headers.get("content-type") ?? "") ? jsonBytes : contentLength(res.headers);
-    if (length !== undefined || !res.body) instruments.httpResponseSize.record(length ?? 0, byEndpoint);
+    if (length !== undefined || !res.body) recordingQueue.record(instruments.httpResponseSize, length ?? 0, byEndpoint);
     // Any other body (none in this API today): measured from a clone, off the response path.
-    else (pending ??= []).push(res.clone().arrayBuffer().then((b) => instruments.httpResponseSize.record(b.byteLength, byEndpoint)));
+    else (pending ??= []).push(res.clone().arrayBuffer().then((b) => recordingQueue.record(instruments.httpResponseSize, b.byteLength, byEndpoint)));
   });
   return pending ? Promise.all(pending.map((p) => p.catch(() => undefined))).then(() => undefined) : Promise.resolve();
 }
@@ -212,7 +214,7 @@ export function requestTelemetry(options: RequestTelemetryOptions): MiddlewareHa
 
   return async function requestTelemetry(c, next) {
     const started = performance.now();
-    safely(() => instruments.activeConnections.add(1, NO_ATTRIBUTES));
+    recordingQueue.add(instruments.activeConnections, 1, NO_ATTRIBUTES);
     configureLogLevel((c.env as Partial<Env> | undefined)?.LOG_LEVEL);
     const requestId = c.get("requestId") as string | undefined;
     const { method, original } = httpMethod(c.req.method);
@@ -232,7 +234,7 @@ export function requestTelemetry(options: RequestTelemetryOptions): MiddlewareHa
       const seconds = Math.max(0, (performance.now() - started) / 1000);
       if (server) endServerSpan(server.span, method, route, status, err);
       const recorded = recordMetrics(c, route || unmatched, status, seconds, thrown === undefined ? jsonBytes() : undefined);
-      safely(() => instruments.activeConnections.add(-1, NO_ATTRIBUTES));
+      recordingQueue.add(instruments.activeConnections, -1, NO_ATTRIBUTES);
       if (logRequests)
         logRequest(
           levelOf(status),
