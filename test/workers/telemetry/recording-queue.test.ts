@@ -52,4 +52,18 @@ describe("the recording queue", () => {
     expect(queue.size).toBe(0);
     expect((await collect()).find((p) => p.name === "c_total")?.value).toBe(2);
   });
+
+  it("sums adds per instrument and attribute set: one SDK call per set per collection", () => {
+    const calls: Array<[number, unknown]> = [];
+    const spy = { add: (v: number, a: unknown) => void calls.push([v, a]) } as unknown as Counter;
+    const queue = new RecordingQueue();
+    const a = { endpoint: "/a" };
+    const b = { endpoint: "/b" };
+    for (let i = 0; i < 100; i++) queue.add(spy, 1, a);
+    queue.add(spy, 2, b);
+    queue.add(spy, 1, a);
+    expect(queue.size).toBe(102);
+    queue.apply();
+    expect(calls).toEqual([[101, a], [2, b]]);
+  });
 });
