@@ -43,10 +43,16 @@ function endedSpans(n: number) {
   });
   return spanBuffer.drain();
 }
+const ended = new Map<number, ReturnType<typeof endedSpans>>();
+const cachedSpans = (n: number) => {
+  let spans = ended.get(n);
+  if (!spans) ended.set(n, (spans = endedSpans(n)));
+  return spans;
+};
 const encoded = new Map<number, Uint8Array>();
 const encodedSpans = (n: number) => {
   let body = encoded.get(n);
-  if (!body) encoded.set(n, (body = encodeSpans(endedSpans(n))));
+  if (!body) encoded.set(n, (body = encodeSpans(cachedSpans(n))));
   return body;
 };
 
@@ -85,7 +91,7 @@ export const PRIMITIVES: Record<string, { what: string; run: (n: number) => numb
         return x;
       }),
   },
-  "otlp.encode": { what: "OTLP/protobuf encoding, per span (the SDK's serializer)", run: (n) => { const spans = endedSpans(n); return encodeSpans(spans).length; } },
+  "otlp.encode": { what: "OTLP/protobuf encoding, per span (the SDK's serializer)", run: (n) => encodeSpans(cachedSpans(n)).length },
   "gzip.zlib1": { what: "gzip of the encoded spans at zlib level 1 (node:zlib), per span", run: (n) => gzipSync(encodedSpans(n), { level: 1 }).length },
   "gzip.stream": {
     what: "gzip through CompressionStream (level 6), per span",
