@@ -66,9 +66,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     const own: Finding[] = [];
     const limit = limitFinding(field, value);
     if (limit) own.push(limit);
-    const last = recent.at(-1);
-    const previousValue = last?.[field];
-    const rate = rateFinding(field, value, current.time, memory, previousValue === undefined ? undefined : { value: previousValue, time: last!.time });
+    const rate = rateFinding(field, value, current.time, memory, recent);
     if (rate) own.push(rate);
     const stuck = stuckFinding(field, current, recent);
     if (stuck) own.push(stuck);
