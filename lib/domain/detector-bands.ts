@@ -58,10 +58,17 @@ export const ECLIPSE_FALL_V = 0.25;
  * behind by more than `threshold` and is flagged. `step` (optional): a jump of at least this much
  * between two readings is a load switch, and the tracker starts again from the new value.
  */
+/** What the rate limits may depend on besides the tracked value. */
+export interface TrackContext {
+  sky: Sky;
+  /** The wheel is in a momentum dump (see TrackerSpec.dump). */
+  dumping: boolean;
+}
+
 export interface TrackerSpec {
   smoothSeconds: number;
-  riseMax: (tracked: number, sky: Sky) => number;
-  fallMax: (tracked: number, sky: Sky) => number;
+  riseMax: (tracked: number, ctx: TrackContext) => number;
+  fallMax: (tracked: number, ctx: TrackContext) => number;
   threshold: number;
   /** Distance beyond the threshold where the score reaches 1. */
   span: number;
@@ -69,9 +76,17 @@ export interface TrackerSpec {
   /**
    * Learn the field's own steady rate (e.g. a wheel's momentum build-up) with this time constant,
    * from readings whose rate is at most `ignoreAbove` (a dump is not the steady rate); the limits
-   * then apply around it.
+   * then apply around it. Until `trustAfterSeconds` of readings are learned (one orbit: the mean
+   * over a whole orbit cancels the orbital cycle) the limits widen by `untrusted` either way.
    */
-  slope?: { seconds: number; ignoreAbove: number };
+  slope?: { seconds: number; ignoreAbove: number; trustAfterSeconds: number; untrusted: number };
+  /**
+   * A momentum dump: it starts only when the tracked value leaves `start` (the momentum
+   * management's limits, less the orbital cycle), and lasts until the value is within `endWithin`
+   * of `target` and moves towards it slower than `endBelowRate` (the cycle hides where exactly
+   * it stops); only then do the rate limits allow the dump's rate towards the target.
+   */
+  dump?: { start: [number, number]; target: number; endWithin: number; endBelowRate: number };
   /** Share of the rate limits by which the allowed envelope widens while the tracker is frozen. */
   widen: number;
   /** A tracker frozen longer than this (longer than the faults it looks for) starts again. */
@@ -100,8 +115,15 @@ const END_OF_CHARGE_V = 29.3;
 const CHARGE_TAU_S = 360;
 /** Fastest fall of a sunlit bus: a payload's 0.18 V IR drop with the 6 min charge time constant. */
 const SUNLIT_FALL_V_S = 0.002;
-/** Momentum dumps bring the wheel back to this speed. */
+/** Momentum dumps bring the wheel back to this speed, at 3 rpm/s (3.5 with noise and cycle). */
 const DUMP_TARGET_RPM = 2500;
+const DUMP_RATE_RPM_S = 3.5;
+/** The orbital momentum cycle moves the wheel at most 200 rpm × 2π / 95 min ≈ 0.22 rpm/s. */
+const WHEEL_CYCLE_RPM_S = 0.25;
+/** The shortest orbit (94 min): a mean over it cancels the orbital cycle. */
+const ORBIT_S = 94 * 60;
+/** The largest momentum build-up from environment torques, before a satellite's own is learned. */
+const WHEEL_BUILDUP_MAX_RPM_S = 0.4;
 
 export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   voltage: {
@@ -109,7 +131,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     riseMax: (v) => Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S),
     // In sunlight the bus sits on its end-of-charge plateau (a payload's IR drop relaxes over
     // minutes); only in eclipse does it discharge, fastest at entry.
-    fallMax: (_v, sky) => (sky === "sunlit" ? SUNLIT_FALL_V_S : 0.012),
+    fallMax: (_v, { sky }) => (sky === "sunlit" ? SUNLIT_FALL_V_S : 0.012),
     threshold: 1.2,
     span: 4,
     widen: 0.5,
@@ -122,7 +144,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   temperature: {
     smoothSeconds: 30,
     // In eclipse the warmest equilibrium is the heater's 5 °C: the bus cannot warm above it.
-    riseMax: (t, sky) => Math.max(0.001, ((sky === "eclipse" ? WARMEST_ECLIPSE_C : WARMEST_C) - t) / THERMAL_TAU_S),
+    riseMax: (t, { sky }) => Math.max(0.001, ((sky === "eclipse" ? WARMEST_ECLIPSE_C : WARMEST_C) - t) / THERMAL_TAU_S),
     // Cooling is judged more loosely (radiators shed heat faster than heaters add it; no fault
     // we look for cools the bus): 10 min time constant plus 0.005 °C/s.
     fallMax: (t) => 0.005 + Math.max(0, (t - COLDEST_C) / COOLING_TAU_S),
@@ -153,11 +175,14 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   },
   wheel_speed: {
     smoothSeconds: 20,
-    // Dumps drive it towards 2500 rpm at 3 rpm/s; otherwise the orbital momentum cycle moves it
-    // at most 0.25 rpm/s around the satellite's own build-up rate (learned).
-    riseMax: (w) => (w < DUMP_TARGET_RPM ? 3.5 : 0.25),
-    fallMax: (w) => (w > DUMP_TARGET_RPM ? 3.5 : 0.25),
-    slope: { seconds: 2 * 3600, ignoreAbove: 1 },
+    // In a dump it moves towards 2500 rpm at 3 rpm/s; otherwise the orbital momentum cycle moves
+    // it at most 0.25 rpm/s around the satellite's own build-up rate (learned).
+    riseMax: (w, { dumping }) => (dumping && w < DUMP_TARGET_RPM ? DUMP_RATE_RPM_S : WHEEL_CYCLE_RPM_S),
+    fallMax: (w, { dumping }) => (dumping && w > DUMP_TARGET_RPM ? DUMP_RATE_RPM_S : WHEEL_CYCLE_RPM_S),
+    slope: { seconds: 2 * 3600, ignoreAbove: 1, trustAfterSeconds: ORBIT_S, untrusted: WHEEL_BUILDUP_MAX_RPM_S },
+    // Dumps start beyond 800 / 4500 rpm (measured: ± the 200 rpm cycle and noise) and stop within
+    // 100 rpm of 2500 (measured: ± the cycle), where it stops moving at 3 rpm/s.
+    dump: { start: [1050, 4250], target: DUMP_TARGET_RPM, endWithin: 350, endBelowRate: 1 },
     threshold: 150,
     // A change of 400 rpm in one sample is beyond the wheel's torque: a sensor offset, restart.
     step: 400,
@@ -166,7 +191,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     maxFreezeSeconds: 45 * 60,
     above: "DRIFT",
     below: "DRIFT",
-    physics: "after the slew momentum, it moves at its learned build-up rate ± 0.25 rpm/s, or 3.5 rpm/s towards 2500 rpm in a dump",
+    physics: "after the slew momentum, it moves at its learned build-up rate ± 0.25 rpm/s (± 0.65 until an orbit is learned), or 3.5 rpm/s towards 2500 rpm in a dump started beyond 1050..4250 rpm",
     compensate: { field: "gyro", factor: 350 },
   },
 };

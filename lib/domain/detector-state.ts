@@ -24,8 +24,10 @@ export interface FieldState {
   track?: number;
   /** The tracker's learned nominal rate (units per second), for fields that have one (wheel). */
   slope?: number;
-  /** Readings the learned rate rests on (capped). */
+  /** Seconds of readings the learned rate rests on (capped). */
   learned?: number;
+  /** A momentum dump is under way (wheel); "maybe" just after a restart, until the rate tells. */
+  dump?: boolean | "maybe";
   /** Time the tracker froze (its field flagged), so a stuck alarm can be bounded. */
   frozenSince?: number;
   /** The side the frozen tracker's readings are on (1 above, -1 below). */

@@ -6,7 +6,7 @@
  * (a fault never becomes the baseline); when the readings come back within the threshold the
  * field is nominal again at once, so a recovered fault stops being flagged.
  */
-import type { Sky, TrackerSpec } from "./detector-bands";
+import type { Sky, TrackContext, TrackerSpec } from "./detector-bands";
 import type { FieldState } from "./detector-state";
 import { clamp01, round, type Field, type Finding } from "./detector-types";
 
@@ -38,16 +38,44 @@ export function track(
   const tracked = memory.track;
   const stepped = spec.step !== undefined && previous !== undefined && Math.abs(value - previous) >= spec.step;
   // A gap or a released sensor forgets the learned rate too; a load step or a new level keeps it.
-  if (tracked === undefined || restart) return { finding: undefined, memory: { ...restarted(memory, value), slope: undefined, learned: undefined }, restarted: "other" };
-  if (stepped) return { finding: undefined, memory: restarted(memory, value), restarted: "step" };
+  // After a restart nobody knows whether a dump is under way: the next reading's rate tells.
+  const unknownDump = spec.dump ? ("maybe" as const) : undefined;
+  if (tracked === undefined || restart) return { finding: undefined, memory: { ...restarted(memory, value), slope: undefined, learned: undefined, dump: unknownDump }, restarted: "other" };
+  if (stepped) return { finding: undefined, memory: { ...restarted(memory, value), dump: unknownDump }, restarted: "step" };
   const slope = memory.slope ?? 0;
+  const alpha = 1 - Math.exp(-seconds / spec.smoothSeconds);
+  // The smoothed rate of the readings themselves (not limited): what a learned rate rests on.
+  const rawRate = seconds > 0 ? (alpha * (value - (tracked + slope * seconds))) / seconds : 0;
+  const frozenSeconds = memory.frozenSince === undefined ? 0 : (time - memory.frozenSince) / 1000;
+  const expected = tracked + slope * (frozenSeconds > 0 ? frozenSeconds : seconds);
+  // A learned rate is trusted once it rests on a whole orbit; until then the limits widen.
+  const learn = spec.slope;
+  const widenBy = learn && (memory.learned ?? 0) < learn.trustAfterSeconds ? learn.untrusted : 0;
   // While frozen, the physics could have moved the true value by up to its rate limits (times
   // `widen`) since the tracker was last trusted: a reading back inside that envelope is nominal
   // again (recovery), so a nominal change during a fault never traps the tracker.
-  const frozenSeconds = memory.frozenSince === undefined ? 0 : (time - memory.frozenSince) / 1000;
-  const expected = tracked + slope * (frozenSeconds > 0 ? frozenSeconds : seconds);
-  const high = expected + spec.riseMax(tracked, sky) * frozenSeconds * spec.widen;
-  const low = expected - spec.fallMax(tracked, sky) * frozenSeconds * spec.widen;
+  const envelope = (dumping: boolean, dumpSeconds = frozenSeconds) => {
+    const rate = (d: boolean) => {
+      const ctx: TrackContext = { sky, dumping: d };
+      return { rise: spec.riseMax(tracked, ctx) + widenBy, fall: spec.fallMax(tracked, ctx) + widenBy };
+    };
+    const normal = rate(false);
+    const now = dumping ? rate(true) : normal;
+    // A dump's rate widens the envelope only for the time a dump could have been under way.
+    const rise = normal.rise * frozenSeconds + (now.rise - normal.rise) * dumpSeconds;
+    const fall = normal.fall * frozenSeconds + (now.fall - normal.fall) * dumpSeconds;
+    return { riseMax: now.rise, fallMax: now.fall, high: expected + rise * spec.widen, low: expected - fall * spec.widen };
+  };
+  let dumping = dumpingNow(spec, tracked, memory.dump, frozenSeconds > 0 ? 0 : rawRate);
+  let env = envelope(dumping);
+  const d = spec.dump;
+  if (!dumping && d && frozenSeconds > 0 && (env.high >= d.start[1] || env.low <= d.start[0])) {
+    // A dump may have started while frozen, once the envelope reached where dumps start.
+    const { rise, fall } = { rise: (env.high - expected) / frozenSeconds, fall: (expected - env.low) / frozenSeconds };
+    const reach = env.high >= d.start[1] ? (d.start[1] - tracked) / Math.max(1e-9, slope + rise) : (tracked - d.start[0]) / Math.max(1e-9, fall - slope);
+    env = envelope((dumping = true), Math.max(0, frozenSeconds - Math.max(0, reach)));
+  }
+  const { riseMax, fallMax, high, low } = env;
   const outside = value > high ? value - high : value < low ? value - low : 0;
   const type = outside > 0 ? spec.above : spec.below;
   const side = outside > 0 ? 1 : -1;
@@ -70,22 +98,32 @@ export function track(
     };
   }
   if (frozenSeconds > 0 || Math.abs(outside) > spec.threshold) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
-  const alpha = 1 - Math.exp(-seconds / spec.smoothSeconds);
-  const move = Math.min(spec.riseMax(tracked, sky) * seconds, Math.max(-spec.fallMax(tracked, sky) * seconds, alpha * (value - expected)));
-  const next: FieldState = { ...memory, track: expected + move, frozenSince: undefined, side: undefined };
-  const learn = spec.slope;
-  if (learn && seconds > 0 && Math.abs(slope + move / seconds) <= learn.ignoreAbove) {
-    // A running mean over the first readings, then an EWMA: a new satellite learns its rate fast.
-    const learned = Math.min(LEARN_CAP, (memory.learned ?? 0) + 1);
-    const weight = Math.max(1 - Math.exp(-seconds / learn.seconds), 1 / learned);
-    next.slope = slope + weight * (move / seconds);
+  const move = Math.min(riseMax * seconds, Math.max(-fallMax * seconds, alpha * (value - expected)));
+  const next: FieldState = { ...memory, track: expected + move, frozenSince: undefined, side: undefined, dump: spec.dump ? dumping || undefined : undefined };
+  if (learn && seconds > 0 && !dumping && Math.abs(slope + rawRate) <= learn.ignoreAbove) {
+    // A running mean over the first orbit (it cancels the orbital cycle), then an EWMA; of the
+    // readings' own rate, not the limited move (a limit would teach itself).
+    const learned = Math.min(LEARN_CAP_S, (memory.learned ?? 0) + seconds);
+    const weight = Math.max(1 - Math.exp(-seconds / learn.seconds), seconds / learned);
+    next.slope = slope + weight * rawRate;
     next.learned = learned;
   }
   return { finding: undefined, memory: next };
 }
 
-/** Readings counted towards a learned rate (beyond this, it is an EWMA). */
-const LEARN_CAP = 1000;
+/** Seconds of readings counted towards a learned rate (beyond this, it is an EWMA). */
+const LEARN_CAP_S = 86_400;
+
+/** Whether a momentum dump is under way after this reading's tracked value (see TrackerSpec.dump). */
+function dumpingNow(spec: TrackerSpec, tracked: number, before: FieldState["dump"], rawRate: number): boolean {
+  const d = spec.dump;
+  if (!d) return false;
+  if (tracked <= d.start[0] || tracked >= d.start[1]) return true;
+  const towards = Math.sign(d.target - tracked) * rawRate;
+  if (before === "maybe") return towards > d.endBelowRate;
+  // It ends near the target once the wheel no longer moves at a dump's rate towards it.
+  return before === true && (Math.abs(tracked - d.target) >= d.endWithin || towards > d.endBelowRate);
+}
 
 /** The tracker started again from `value` (a learned rate is kept). */
 function restarted(memory: FieldState, value: number): FieldState {
