@@ -113,8 +113,11 @@ const COOLING_TAU_S = 600;
 /** End-of-charge clamp (upper bound) and the fastest charge time constant (6 min). */
 const END_OF_CHARGE_V = 29.3;
 const CHARGE_TAU_S = 360;
-/** Fastest fall of a sunlit bus: a payload's 0.18 V IR drop with the 6 min charge time constant. */
-const SUNLIT_FALL_V_S = 0.002;
+/**
+ * Fastest fall of a sunlit bus: a payload's 0.18 V IR drop settles with the charge time constant
+ * (≥ 6 min), 0.0005 V/s; + 0.0003 V/s for the noise of the smoothed tracker.
+ */
+const SUNLIT_FALL_V_S = 0.0008;
 /** Momentum dumps bring the wheel back to this speed, at 3 rpm/s (3.5 with noise and cycle). */
 const DUMP_TARGET_RPM = 2500;
 const DUMP_RATE_RPM_S = 3.5;
@@ -139,7 +142,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     // Above the tracker the band's 29.8 V judges: a battery charging back is never a fault here.
     above: undefined,
     below: "POWER_UNDERVOLTAGE",
-    physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.012 V/s in eclipse, 0.002 V/s in sunlight",
+    physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.012 V/s in eclipse, 0.0008 V/s in sunlight",
   },
   temperature: {
     smoothSeconds: 30,
