@@ -40,16 +40,25 @@ export const BANDS: Record<Field, Band> = {
 };
 
 /**
- * Whether the bus is in sunlight, read from the power system: at or near its end-of-charge
- * plateau (≥ 28.65 V: sunlit levels are ≥ 28.72 V, eclipse starts ≤ 28.6 V), or charging back
- * (≥ 0.1 V above the lowest of the last 4 readings: eclipse exit; in eclipse it only falls);
- * eclipse once it falls ≥ 0.25 V below the highest of them (the 0.6 V step at eclipse entry; a
- * payload switching on drops it ≤ 0.18 V). "unknown" until either is seen: judged as sunlit.
+ * Whether the bus is in sunlight, read from the power system. Eclipse once it falls ≥ 0.25 V below
+ * the highest of the last 3 readings (the 0.6 V step at entry, 60 s time constant: 0.17 V in the
+ * first 20 s sample, 0.38 V after 3; a payload's 0.18 V IR drop settles over minutes, ≤ 0.01 V a
+ * sample; a drift of 4 V in 20 min moves 0.2 V in 3); a fall of ≥ 0.12 V in one sample from
+ * sunlight may be an entry's first (noise: 3 σ of a difference of two readings): unknown. Sunlit at its end-of-charge plateau (≥ 28.65 V: sunlit levels are ≥ 28.72 V,
+ * eclipse starts ≤ 28.6 V; after an eclipse, only once no longer falling), or, after an eclipse or
+ * while unknown, charging back ≥ 0.25 V above the lowest of the last readings, no step above
+ * 0.25 V (exit: +2.5 V with a 6..10 min time constant, 0.08..0.14 V a sample, for minutes; noise
+ * and the heater switching 0.08 V stay below 0.25 V; a collapse recovering jumps faster). A rise of
+ * ≥ 0.1 V in eclipse may be an exit's first sample: unknown. "unknown" until either is seen, after
+ * a gap, and while the voltage is flagged: judged by the loosest limits of both skies.
  */
 export type Sky = "sunlit" | "eclipse" | "unknown";
 export const SUNLIT_MIN_V = 28.65;
-export const CHARGING_RISE_V = 0.1;
+export const CHARGING_RISE_V = 0.25;
+export const CHARGING_ONSET_V = 0.1;
+export const MAX_CHARGE_STEP_V = 0.25;
 export const ECLIPSE_FALL_V = 0.25;
+export const ENTRY_ONSET_V = 0.12;
 
 /**
  * A per-field tracker of the value the physics allows (detector-trend.ts): it follows the readings
