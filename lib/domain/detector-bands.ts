@@ -98,6 +98,8 @@ export interface TrackerSpec {
   dump?: { start: [number, number]; target: number; endWithin: number; endBelowRate: number };
   /** Share of the rate limits by which the allowed envelope widens while the tracker is frozen. */
   widen: number;
+  /** The same below the tracker, when it differs (default `widen`). */
+  widenBelow?: number;
   /** A tracker frozen longer than this (longer than the faults it looks for) starts again. */
   maxFreezeSeconds: number;
   /** The type of a reading above / below what the tracker allows; undefined: that side is not judged. */
@@ -112,13 +114,18 @@ export interface TrackerSpec {
   physics: string;
 }
 
-/** Heat balance: the warmest equilibrium (sunlit with the payload on; the heater runs only in eclipse) and the coldest (eclipse). */
+/**
+ * Heat balance: the warmest equilibrium (sunlit with the payload on; the heater runs only in
+ * eclipse), the coldest sunlit one (payload off) and the coldest (eclipse).
+ */
 const WARMEST_C = 42;
 const WARMEST_ECLIPSE_C = 5;
+const COLDEST_SUNLIT_C = 28;
 const COLDEST_C = -8;
 /** The shortest thermal time constant of the bus (15 min). */
 const THERMAL_TAU_S = 900;
-const COOLING_TAU_S = 600;
+/** Sensor noise and quantisation on the smoothed tracker's rate: 0.002 °C/s. */
+const THERMAL_NOISE_C_S = 0.002;
 /** End-of-charge clamp (upper bound) and the fastest charge time constant (6 min). */
 const END_OF_CHARGE_V = 29.3;
 const CHARGE_TAU_S = 360;
@@ -157,19 +164,22 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     smoothSeconds: 30,
     // In eclipse the warmest equilibrium is the heater's 5 °C: the bus cannot warm above it.
     riseMax: (t, { sky }) => Math.max(0.001, ((sky === "eclipse" ? WARMEST_ECLIPSE_C : WARMEST_C) - t) / THERMAL_TAU_S),
-    // Cooling is judged more loosely (radiators shed heat faster than heaters add it; no fault
-    // we look for cools the bus): 10 min time constant plus 0.005 °C/s.
-    fallMax: (t) => 0.005 + Math.max(0, (t - COLDEST_C) / COOLING_TAU_S),
+    // It cools at most towards the coldest equilibrium of its sky with the same time constant:
+    // in sunlight 28 °C (payload off), in eclipse (or unknown) -8 °C.
+    fallMax: (t, { sky }) => THERMAL_NOISE_C_S + Math.max(0, (t - (sky === "sunlit" ? COLDEST_SUNLIT_C : COLDEST_C)) / THERMAL_TAU_S),
     threshold: 2.5,
     span: 20,
     // A jump beyond any heater or runaway (≤ 0.12 °C/s, 2.4 °C a sample) is a sensor offset
     // changing, flagged by the rate check once; the tracker starts again from the new level.
     step: 5,
+    // Above, a quarter of the heat balance's rate: a runaway's cool-down stays found while its
+    // excess is above what sunlight could explain. Below, the full rate: a healthy bus can cool that
+    // fast in eclipse, so a frozen tracker must never stand above it (no trapped alarm).
     widen: 0.25,
+    widenBelow: 1,
     maxFreezeSeconds: 60 * 60,
     above: "THERMAL_HIGH",
-    // Below the tracker only the band judges: no fault we look for cools faster than eclipse does.
-    below: undefined,
+    below: "THERMAL_LOW",
     physics: "the heat balance warms it at most towards 42 °C in sunlight (payload on), 5 °C in eclipse (heater on), with a 15 min time constant",
   },
   current: {

@@ -32,6 +32,8 @@ export interface FieldState {
   frozenSince?: number;
   /** The side the frozen tracker's readings are on (1 above, -1 below). */
   side?: 1 | -1;
+  /** A fault on this side (1 above, -1 below) has just ended: its readings are on their way back. */
+  recover?: 1 | -1;
   /** The field was flagged as stuck at the previous reading (its next change is a release). */
   stuck?: boolean;
 }

@@ -64,7 +64,7 @@ export function track(
     // A dump's rate widens the envelope only for the time a dump could have been under way.
     const rise = normal.rise * frozenSeconds + (now.rise - normal.rise) * dumpSeconds;
     const fall = normal.fall * frozenSeconds + (now.fall - normal.fall) * dumpSeconds;
-    return { riseMax: now.rise, fallMax: now.fall, high: expected + rise * spec.widen, low: expected - fall * spec.widen };
+    return { riseMax: now.rise, fallMax: now.fall, high: expected + rise * spec.widen, low: expected - fall * (spec.widenBelow ?? spec.widen) };
   };
   let dumping = dumpingNow(spec, tracked, memory.dump, frozenSeconds > 0 ? 0 : rawRate);
   let env = envelope(dumping);
@@ -81,7 +81,11 @@ export function track(
   const side = outside > 0 ? 1 : -1;
   // A fault pushes one way: a reading past the other side of the envelope means it is over.
   const crossed = memory.side !== undefined && memory.side !== side;
-  if (Math.abs(outside) > spec.threshold && type !== undefined && !crossed) {
+  // Returning from a fault that pushed one way (recovery), the readings move back the other way
+  // faster than the physics would move a healthy value (the fault's heat or bias leaves): that
+  // return is not judged, until it has slowed to what the physics allows.
+  const returning = memory.recover !== undefined && side === -memory.recover;
+  if (Math.abs(outside) > spec.threshold && type !== undefined && !crossed && !returning) {
     const frozenSince = memory.frozenSince ?? time;
     // A level held longer than any fault lasts is a new operating point: start again from it.
     if ((time - frozenSince) / 1000 > spec.maxFreezeSeconds) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
@@ -97,9 +101,21 @@ export function track(
       memory: { ...memory, frozenSince, side },
     };
   }
-  if (frozenSeconds > 0 || Math.abs(outside) > spec.threshold) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
-  const move = Math.min(riseMax * seconds, Math.max(-fallMax * seconds, alpha * (value - expected)));
-  const next: FieldState = { ...memory, track: expected + move, frozenSince: undefined, side: undefined, dump: spec.dump ? dumping || undefined : undefined };
+  // Back inside the envelope (or past its other side): the fault is over and its return begins.
+  if (frozenSeconds > 0) return { finding: undefined, memory: { ...restarted(memory, value), recover: memory.side }, restarted: "other" };
+  if (Math.abs(outside) > spec.threshold && !returning) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
+  const free = alpha * (value - expected);
+  // The return is over once the readings move back no faster than the physics allows.
+  const stillReturning = memory.recover !== undefined && (memory.recover > 0 ? free < -fallMax * seconds : free > riseMax * seconds);
+  const move = stillReturning ? free : Math.min(riseMax * seconds, Math.max(-fallMax * seconds, free));
+  const next: FieldState = {
+    ...memory,
+    track: expected + move,
+    frozenSince: undefined,
+    side: undefined,
+    dump: spec.dump ? dumping || undefined : undefined,
+    recover: stillReturning ? memory.recover : undefined,
+  };
   if (learn && seconds > 0 && !dumping && Math.abs(slope + rawRate) <= learn.ignoreAbove) {
     // A running mean over the first orbit (it cancels the orbital cycle), then an EWMA; of the
     // readings' own rate, not the limited move (a limit would teach itself).
