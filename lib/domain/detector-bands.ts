@@ -96,6 +96,11 @@ export interface TrackerSpec {
    * it stops); only then do the rate limits allow the dump's rate towards the target.
    */
   dump?: { start: [number, number]; target: number; endWithin: number; endBelowRate: number };
+  /**
+   * Allow the smoothed tracker's lag behind a value moving at its limit (rate × smoothSeconds), on
+   * the side(s) whose limits nominal readings reach (a bus cooling at its fastest in eclipse).
+   */
+  lagAllowance?: "below" | "both";
   /** Share of the rate limits by which the allowed envelope widens while the tracker is frozen. */
   widen: number;
   /** The same below the tracker, when it differs (default `widen`). */
@@ -168,6 +173,9 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     // in sunlight 28 °C (payload off), in eclipse (or unknown) -8 °C.
     fallMax: (t, { sky }) => THERMAL_NOISE_C_S + Math.max(0, (t - (sky === "sunlit" ? COLDEST_SUNLIT_C : COLDEST_C)) / THERMAL_TAU_S),
     threshold: 2.5,
+    // The coldest, fastest satellite cools at the fall limit in eclipse; no satellite warms at the
+    // rise limit (42 °C is above every satellite's own sunlit equilibrium).
+    lagAllowance: "below",
     span: 20,
     // A jump beyond any heater or runaway (≤ 0.12 °C/s, 2.4 °C a sample) is a sensor offset
     // changing, flagged by the rate check once; the tracker starts again from the new level.

@@ -76,7 +76,12 @@ export function track(
     env = envelope((dumping = true), Math.max(0, frozenSeconds - Math.max(0, reach)));
   }
   const { riseMax, fallMax, high, low } = env;
-  const outside = value > high ? value - high : value < low ? value - low : 0;
+  // The smoothed tracker lags a value moving at its limit by that rate times its smoothing time:
+  // a reading that far ahead is still within the physics (for fields whose limits are reached by
+  // nominal readings, see TrackerSpec.lagAllowance).
+  const lagHigh = high + (spec.lagAllowance === "both" ? riseMax * spec.smoothSeconds : 0);
+  const lagLow = low - (spec.lagAllowance ? fallMax * spec.smoothSeconds : 0);
+  const outside = value > lagHigh ? value - lagHigh : value < lagLow ? value - lagLow : 0;
   const type = outside > 0 ? spec.above : spec.below;
   const side = outside > 0 ? 1 : -1;
   // A fault pushes one way: a reading past the other side of the envelope means it is over.
@@ -96,7 +101,7 @@ export function track(
         check: "drift",
         score: clamp01(0.5 + (0.5 * (Math.abs(outside) - spec.threshold)) / spec.span),
         type,
-        reason: `${field} ${value} is ${round(Math.abs(outside), 3)} ${above ? "above" : "below"} the ${round(above ? high : low, 3)} the physics allows (${spec.physics}; threshold ${spec.threshold})`,
+        reason: `${field} ${value} is ${round(Math.abs(outside), 3)} ${above ? "above" : "below"} the ${round(above ? lagHigh : lagLow, 3)} the physics allows (${spec.physics}; threshold ${spec.threshold})`,
       },
       memory: { ...memory, frozenSince, side },
     };
