@@ -72,6 +72,8 @@ export interface TrackContext {
   sky: Sky;
   /** The wheel is in a momentum dump (see TrackerSpec.dump). */
   dumping: boolean;
+  /** Seconds since the eclipse began (as the voltage showed it); Infinity outside an eclipse. */
+  eclipseSeconds: number;
 }
 
 export interface TrackerSpec {
@@ -135,10 +137,24 @@ const THERMAL_NOISE_C_S = 0.002;
 const END_OF_CHARGE_V = 29.3;
 const CHARGE_TAU_S = 360;
 /**
+ * An eclipse's discharge: a step of at most 0.9 V at entry (0.6 V + the load's IR drop) with a
+ * 60 s time constant, then at most 2 V over the shortest eclipse (31 min) plus the heater's 0.08 V
+ * step: 0.0015 V/s.
+ */
+const ENTRY_STEP_V = 0.9;
+const ENTRY_TAU_S = 60;
+const ECLIPSE_DISCHARGE_V_S = 0.0015;
+/**
  * Fastest fall of a sunlit bus: a payload's 0.18 V IR drop settles with the charge time constant
  * (≥ 6 min), 0.0005 V/s; + 0.0003 V/s for the noise of the smoothed tracker.
  */
 const SUNLIT_FALL_V_S = 0.0008;
+/**
+ * Below its lowest plateau (28.72 V: 28.9 V end of charge less a payload's 0.18 V) a sunlit bus
+ * charges back at least with the slowest charge time constant (10 min): it must rise.
+ */
+const SUNLIT_PLATEAU_MIN_V = 28.72;
+const CHARGE_TAU_MAX_S = 600;
 /** Momentum dumps bring the wheel back to this speed, at 3 rpm/s (3.5 with noise and cycle). */
 const DUMP_TARGET_RPM = 2500;
 const DUMP_RATE_RPM_S = 3.5;
@@ -155,15 +171,20 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     riseMax: (v) => Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S),
     // In sunlight the bus sits on its end-of-charge plateau (a payload's IR drop relaxes over
     // minutes); only in eclipse does it discharge, fastest at entry.
-    fallMax: (_v, { sky }) => (sky === "sunlit" ? SUNLIT_FALL_V_S : 0.012),
-    threshold: 1.2,
+    fallMax: (_v, { sky, eclipseSeconds }) =>
+      sky === "sunlit" ? SUNLIT_FALL_V_S - Math.max(0, (SUNLIT_PLATEAU_MIN_V - _v) / CHARGE_TAU_MAX_S)
+      : sky === "eclipse" ? ECLIPSE_DISCHARGE_V_S + (ENTRY_STEP_V / ENTRY_TAU_S) * Math.exp(-eclipseSeconds / ENTRY_TAU_S)
+      : ENTRY_STEP_V / ENTRY_TAU_S,
+    // The largest nominal gap to the tracker: an entry's first samples judged with sunlight's
+    // limits before the sky turns (0.17 + 0.12 V of its step) plus 4 σ of noise (0.12 V).
+    threshold: 0.6,
     span: 4,
     widen: 0.5,
     maxFreezeSeconds: 15 * 60,
     // Above the tracker the band's 29.8 V judges: a battery charging back is never a fault here.
     above: undefined,
     below: "POWER_UNDERVOLTAGE",
-    physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.012 V/s in eclipse, 0.0008 V/s in sunlight",
+    physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.0015 V/s in eclipse after the entry's 0.9 V step (60 s time constant), 0.0008 V/s in sunlight",
   },
   temperature: {
     smoothSeconds: 30,

@@ -47,6 +47,8 @@ export interface DetectorState {
   fields: Partial<Record<Field, FieldState>>;
   /** Sunlight or eclipse as the bus voltage last showed it (see detector-bands.ts Sky). */
   sky?: "sunlit" | "eclipse" | "unknown";
+  /** Time the current eclipse began (epoch ms), while in eclipse. */
+  eclipseSince?: number;
   /** Readings judged with this state (capped), for the verdict's confidence. */
   seen: number;
 }

@@ -34,6 +34,7 @@ export function track(
   previous: number | undefined,
   restart: boolean,
   sky: Sky = "unknown",
+  eclipseSeconds = Number.POSITIVE_INFINITY,
 ): TrackResult {
   const tracked = memory.track;
   const stepped = spec.step !== undefined && previous !== undefined && Math.abs(value - previous) >= spec.step;
@@ -56,7 +57,7 @@ export function track(
   // again (recovery), so a nominal change during a fault never traps the tracker.
   const envelope = (dumping: boolean, dumpSeconds = frozenSeconds) => {
     const rate = (d: boolean) => {
-      const ctx: TrackContext = { sky, dumping: d };
+      const ctx: TrackContext = { sky, dumping: d, eclipseSeconds };
       return { rise: spec.riseMax(tracked, ctx) + widenBy, fall: spec.fallMax(tracked, ctx) + widenBy };
     };
     const normal = rate(false);
