@@ -72,8 +72,10 @@ export interface TrackContext {
   sky: Sky;
   /** The wheel is in a momentum dump (see TrackerSpec.dump). */
   dumping: boolean;
-  /** Seconds since the eclipse began (as the voltage showed it); Infinity outside an eclipse. */
-  eclipseSeconds: number;
+  /** Seconds since the current sky began (as the voltage showed it). */
+  skySeconds: number;
+  /** The tracked value (while frozen: where the field was last trusted); the limits take the value they apply at. */
+  base: number;
 }
 
 export interface TrackerSpec {
@@ -129,8 +131,11 @@ const WARMEST_C = 42;
 const WARMEST_ECLIPSE_C = 5;
 const COLDEST_SUNLIT_C = 28;
 const COLDEST_C = -8;
-/** The shortest thermal time constant of the bus (15 min). */
+/** The shortest and the longest thermal time constant of the bus (15 and 25 min). */
 const THERMAL_TAU_S = 900;
+const THERMAL_TAU_MAX_S = 1500;
+/** A payload session raises the equilibrium by 4 °C (+ 0.5 °C for noise): above where the bus was. */
+const PAYLOAD_HEAT_C = 4.5;
 /** Sensor noise and quantisation on the smoothed tracker's rate: 0.002 °C/s. */
 const THERMAL_NOISE_C_S = 0.002;
 /** End-of-charge clamp (upper bound) and the fastest charge time constant (6 min). */
@@ -171,9 +176,9 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     riseMax: (v) => Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S),
     // In sunlight the bus sits on its end-of-charge plateau (a payload's IR drop relaxes over
     // minutes); only in eclipse does it discharge, fastest at entry.
-    fallMax: (_v, { sky, eclipseSeconds }) =>
+    fallMax: (_v, { sky, skySeconds }) =>
       sky === "sunlit" ? SUNLIT_FALL_V_S - Math.max(0, (SUNLIT_PLATEAU_MIN_V - _v) / CHARGE_TAU_MAX_S)
-      : sky === "eclipse" ? ECLIPSE_DISCHARGE_V_S + (ENTRY_STEP_V / ENTRY_TAU_S) * Math.exp(-eclipseSeconds / ENTRY_TAU_S)
+      : sky === "eclipse" ? ECLIPSE_DISCHARGE_V_S + (ENTRY_STEP_V / ENTRY_TAU_S) * Math.exp(-skySeconds / ENTRY_TAU_S)
       : ENTRY_STEP_V / ENTRY_TAU_S,
     // The largest nominal gap to the tracker: an entry's first samples judged with sunlight's
     // limits before the sky turns (0.17 + 0.12 V of its step) plus 4 σ of noise (0.12 V).
@@ -189,7 +194,11 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   temperature: {
     smoothSeconds: 30,
     // In eclipse the warmest equilibrium is the heater's 5 °C: the bus cannot warm above it.
-    riseMax: (t, { sky }) => Math.max(0.001, ((sky === "eclipse" ? WARMEST_ECLIPSE_C : WARMEST_C) - t) / THERMAL_TAU_S),
+    // In sunlight it warms fast only while the exit's transient lasts (it decays with the slowest
+    // time constant, 25 min); later only a payload session's 4 °C can warm it.
+    riseMax: (t, { sky, skySeconds, base }) =>
+      sky === "eclipse" ? Math.max(0.001, (WARMEST_ECLIPSE_C - t) / THERMAL_TAU_S)
+      : Math.max(0, base + PAYLOAD_HEAT_C - t) / THERMAL_TAU_S + Math.max(0, (WARMEST_C - t) / THERMAL_TAU_S) * (sky === "sunlit" ? Math.exp(-skySeconds / THERMAL_TAU_MAX_S) : 1),
     // It cools at most towards the coldest equilibrium of its sky with the same time constant:
     // in sunlight 28 °C (payload off), in eclipse (or unknown) -8 °C.
     fallMax: (t, { sky }) => THERMAL_NOISE_C_S + Math.max(0, (t - (sky === "sunlit" ? COLDEST_SUNLIT_C : COLDEST_C)) / THERMAL_TAU_S),
@@ -204,7 +213,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     // Above, a quarter of the heat balance's rate: a runaway's cool-down stays found while its
     // excess is above what sunlight could explain. Below, the full rate: a healthy bus can cool that
     // fast in eclipse, so a frozen tracker must never stand above it (no trapped alarm).
-    widen: 0.25,
+    widen: 1,
     widenBelow: 1,
     maxFreezeSeconds: 60 * 60,
     above: "THERMAL_HIGH",

@@ -30,6 +30,9 @@ export interface FieldState {
   dump?: boolean | "maybe";
   /** Time the tracker froze (its field flagged), so a stuck alarm can be bounded. */
   frozenSince?: number;
+  /** How far the frozen tracker's envelope has widened above and below the expected value. */
+  up?: number;
+  down?: number;
   /** The side the frozen tracker's readings are on (1 above, -1 below). */
   side?: 1 | -1;
   /** A fault on this side (1 above, -1 below) has just ended: its readings are on their way back. */
@@ -47,8 +50,8 @@ export interface DetectorState {
   fields: Partial<Record<Field, FieldState>>;
   /** Sunlight or eclipse as the bus voltage last showed it (see detector-bands.ts Sky). */
   sky?: "sunlit" | "eclipse" | "unknown";
-  /** Time the current eclipse began (epoch ms), while in eclipse. */
-  eclipseSince?: number;
+  /** Time the current sky began (epoch ms). */
+  skySince?: number;
   /** Readings judged with this state (capped), for the verdict's confidence. */
   seen: number;
 }

@@ -34,7 +34,7 @@ export function track(
   previous: number | undefined,
   restart: boolean,
   sky: Sky = "unknown",
-  eclipseSeconds = Number.POSITIVE_INFINITY,
+  skySeconds = 0,
 ): TrackResult {
   const tracked = memory.track;
   const stepped = spec.step !== undefined && previous !== undefined && Math.abs(value - previous) >= spec.step;
@@ -47,36 +47,39 @@ export function track(
   const alpha = 1 - Math.exp(-seconds / spec.smoothSeconds);
   // The smoothed rate of the readings themselves (not limited): what a learned rate rests on.
   const rawRate = seconds > 0 ? (alpha * (value - (tracked + slope * seconds))) / seconds : 0;
-  const frozenSeconds = memory.frozenSince === undefined ? 0 : (time - memory.frozenSince) / 1000;
-  const expected = tracked + slope * (frozenSeconds > 0 ? frozenSeconds : seconds);
+  const frozen = memory.frozenSince !== undefined;
+  const frozenSeconds = frozen ? (time - memory.frozenSince!) / 1000 : 0;
+  const expected = tracked + slope * (frozen ? frozenSeconds : seconds);
   // A learned rate is trusted once it rests on a whole orbit; until then the limits widen.
   const learn = spec.slope;
   const widenBy = learn && (memory.learned ?? 0) < learn.trustAfterSeconds ? learn.untrusted : 0;
-  // While frozen, the physics could have moved the true value by up to its rate limits (times
-  // `widen`) since the tracker was last trusted: a reading back inside that envelope is nominal
-  // again (recovery), so a nominal change during a fault never traps the tracker.
-  const envelope = (dumping: boolean, dumpSeconds = frozenSeconds) => {
-    const rate = (d: boolean) => {
-      const ctx: TrackContext = { sky, dumping: d, eclipseSeconds };
-      return { rise: spec.riseMax(tracked, ctx) + widenBy, fall: spec.fallMax(tracked, ctx) + widenBy };
-    };
-    const normal = rate(false);
-    const now = dumping ? rate(true) : normal;
-    // A dump's rate widens the envelope only for the time a dump could have been under way.
-    const rise = normal.rise * frozenSeconds + (now.rise - normal.rise) * dumpSeconds;
-    const fall = normal.fall * frozenSeconds + (now.fall - normal.fall) * dumpSeconds;
-    return { riseMax: now.rise, fallMax: now.fall, high: expected + rise * spec.widen, low: expected - fall * (spec.widenBelow ?? spec.widen) };
+  // While frozen, the envelope around the expected value widens at every reading by what the
+  // physics could have moved the true value since the last, its rate limits taken at the
+  // envelope's edges (so it approaches an equilibrium, never passes it) and times `widen`: a
+  // reading back inside it is nominal again (recovery), so a nominal change during a fault never
+  // traps the tracker, whatever the sky did meanwhile.
+  const upBefore = frozen ? (memory.up ?? 0) : 0;
+  const downBefore = frozen ? (memory.down ?? 0) : 0;
+  const limits = (d: boolean) => {
+    const ctx: TrackContext = { sky, dumping: d, skySeconds, base: tracked };
+    return { riseMax: spec.riseMax(expected + upBefore, ctx) + widenBy, fallMax: spec.fallMax(expected - downBefore, ctx) + widenBy };
   };
-  let dumping = dumpingNow(spec, tracked, memory.dump, frozenSeconds > 0 ? 0 : rawRate);
-  let env = envelope(dumping);
+  let dumping = dumpingNow(spec, tracked, memory.dump, frozen ? 0 : rawRate);
+  let { riseMax, fallMax } = limits(dumping);
+  const widen = (r: number, f: number) => ({
+    up: frozen ? upBefore + Math.max(0, r) * seconds * spec.widen : 0,
+    down: frozen ? downBefore + Math.max(0, f) * seconds * (spec.widenBelow ?? spec.widen) : 0,
+  });
+  let { up, down } = widen(riseMax, fallMax);
   const d = spec.dump;
-  if (!dumping && d && frozenSeconds > 0 && (env.high >= d.start[1] || env.low <= d.start[0])) {
+  if (!dumping && d && frozen && (expected + up >= d.start[1] || expected - down <= d.start[0])) {
     // A dump may have started while frozen, once the envelope reached where dumps start.
-    const { rise, fall } = { rise: (env.high - expected) / frozenSeconds, fall: (expected - env.low) / frozenSeconds };
-    const reach = env.high >= d.start[1] ? (d.start[1] - tracked) / Math.max(1e-9, slope + rise) : (tracked - d.start[0]) / Math.max(1e-9, fall - slope);
-    env = envelope((dumping = true), Math.max(0, frozenSeconds - Math.max(0, reach)));
+    dumping = true;
+    ({ riseMax, fallMax } = limits(true));
+    ({ up, down } = widen(riseMax, fallMax));
   }
-  const { riseMax, fallMax, high, low } = env;
+  const high = expected + up;
+  const low = expected - down;
   // The smoothed tracker lags a value moving at its limit by that rate times its smoothing time:
   // a reading that far ahead is still within the physics (for fields whose limits are reached by
   // nominal readings, see TrackerSpec.lagAllowance).
@@ -104,11 +107,11 @@ export function track(
         type,
         reason: `${field} ${value} is ${round(Math.abs(outside), 3)} ${above ? "above" : "below"} the ${round(above ? lagHigh : lagLow, 3)} the physics allows (${spec.physics}; threshold ${spec.threshold})`,
       },
-      memory: { ...memory, frozenSince, side },
+      memory: { ...memory, frozenSince, side, up, down, dump: spec.dump ? dumping || undefined : undefined },
     };
   }
   // Back inside the envelope (or past its other side): the fault is over and its return begins.
-  if (frozenSeconds > 0) return { finding: undefined, memory: { ...restarted(memory, value), recover: memory.side }, restarted: "other" };
+  if (frozen) return { finding: undefined, memory: { ...restarted(memory, value), recover: memory.side }, restarted: "other" };
   if (Math.abs(outside) > spec.threshold && !returning) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
   const free = alpha * (value - expected);
   // The return is over once the readings move back no faster than the physics allows.
@@ -119,6 +122,8 @@ export function track(
     track: expected + move,
     frozenSince: undefined,
     side: undefined,
+    up: undefined,
+    down: undefined,
     dump: spec.dump ? dumping || undefined : undefined,
     recover: stillReturning ? memory.recover : undefined,
   };
@@ -149,5 +154,5 @@ function dumpingNow(spec: TrackerSpec, tracked: number, before: FieldState["dump
 
 /** The tracker started again from `value` (a learned rate is kept). */
 function restarted(memory: FieldState, value: number): FieldState {
-  return { ...memory, track: value, frozenSince: undefined, side: undefined };
+  return { ...memory, track: value, frozenSince: undefined, side: undefined, up: undefined, down: undefined };
 }

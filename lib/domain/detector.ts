@@ -61,9 +61,10 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const fields = knownFields(before.fields);
   const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
   let sky = skyOf(current, recent, skyBefore);
-  // When the eclipse began, as the voltage showed it: the entry's step decays from there.
-  const eclipseSince = sky !== "eclipse" ? undefined : skyBefore === "eclipse" ? (before.eclipseSince ?? current.time) : current.time;
-  const eclipseSeconds = eclipseSince === undefined ? Number.POSITIVE_INFINITY : (current.time - eclipseSince) / 1000;
+  // When the sky began, as the voltage showed it: an eclipse entry's step and an exit's warming
+  // decay from there.
+  const sinceOf = (s: Sky) => (s === skyBefore ? (before.skySince ?? current.time) : current.time);
+  const skySeconds = (current.time - sinceOf(sky)) / 1000;
   for (const field of FIELDS) {
     const value = current[field];
     if (value === undefined) continue;
@@ -84,7 +85,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       // is not a slew, so it must not move the wheel's tracked value).
       const other = comp ? fields[comp.field]?.good : undefined;
       const input = comp && other !== undefined ? value - comp.factor * other : value;
-      const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky, eclipseSeconds);
+      const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky, skySeconds);
       result.memory.input = input;
       if (result.finding) own.push(result.finding);
       // Another check flagged the value: the tracker must not follow it either (unless it has just
@@ -103,7 +104,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     recent: [...recent, current].slice(-RECENT_LENGTH),
     fields,
     sky,
-    ...(sky === "eclipse" && eclipseSince !== undefined ? { eclipseSince } : {}),
+    skySince: sinceOf(sky),
     seen: Math.min(SEEN_CAP, before.seen + 1),
   };
   return { detection: verdict(current, findings, before.seen), state: nextState };
