@@ -90,7 +90,9 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       if (result.finding) own.push(result.finding);
       // Another check flagged the value: the tracker must not follow it either (unless it has just
       // started again from it: a sensor offset step is flagged by the rate check once, then tracked).
-      next = result.finding || result.restarted === "step" || own.length === 0 ? result.memory : { ...memory, frozenSince: memory.frozenSince ?? current.time };
+      // It freezes on the reading's side, so that a reading past the other side ends the fault.
+      const side = memory.side ?? (memory.track !== undefined && input < memory.track ? -1 : 1);
+      next = result.finding || result.restarted === "step" || own.length === 0 ? result.memory : { ...memory, frozenSince: memory.frozenSince ?? current.time, side };
     }
     const flagged = own.length > 0;
     // A flagged voltage (a collapse, a drift) says nothing about the sky: judge as if unknown.
