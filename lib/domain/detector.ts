@@ -140,6 +140,9 @@ function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky
     if (steady && rise >= CHARGING_RISE_V) return "sunlit";
     if (steady && rise >= CHARGING_ONSET_V && previous === "eclipse") return "unknown";
     if (previous === "eclipse") return "eclipse";
+    // Unknown, below the plateau and discharging (below every one of a full window of readings):
+    // only an eclipse discharges.
+    if (v < SUNLIT_MIN_V && recent.length >= RECENT_LENGTH && v < Math.min(...recent.map((r) => r.voltage))) return "eclipse";
   }
   return v >= SUNLIT_MIN_V ? "sunlit" : previous;
 }
