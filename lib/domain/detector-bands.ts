@@ -59,6 +59,8 @@ export const CHARGING_ONSET_V = 0.1;
 export const MAX_CHARGE_STEP_V = 0.25;
 export const ECLIPSE_FALL_V = 0.25;
 export const ENTRY_ONSET_V = 0.12;
+/** An unknown spell this short cannot hide an orbit phase (the shortest, an eclipse, lasts 31 min). */
+export const MAX_UNKNOWN_SKY_MS = 5 * 60_000;
 
 /**
  * A per-field tracker of the value the physics allows (detector-trend.ts): it follows the readings
@@ -194,11 +196,14 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   temperature: {
     smoothSeconds: 30,
     // In eclipse the warmest equilibrium is the heater's 5 °C: the bus cannot warm above it.
-    // In sunlight it warms fast only while the exit's transient lasts (it decays with the slowest
-    // time constant, 25 min); later only a payload session's 4 °C can warm it.
+    // In sunlight it warms towards 42 °C at most with the shortest time constant, and an exit's
+    // transient decays: from any start (≥ -8 °C) with any time constant of 15..25 min its rate is at
+    // most 50 °C / 15 min × e^(-t / 25 min) after t in sunlight. Besides, a payload session can
+    // warm it 4 °C above where it was.
     riseMax: (t, { sky, skySeconds, base }) =>
       sky === "eclipse" ? Math.max(0.001, (WARMEST_ECLIPSE_C - t) / THERMAL_TAU_S)
-      : Math.max(0, base + PAYLOAD_HEAT_C - t) / THERMAL_TAU_S + Math.max(0, (WARMEST_C - t) / THERMAL_TAU_S) * (sky === "sunlit" ? Math.exp(-skySeconds / THERMAL_TAU_MAX_S) : 1),
+      : Math.max(0, base + PAYLOAD_HEAT_C - t) / THERMAL_TAU_S +
+        Math.min(Math.max(0, WARMEST_C - t), sky === "sunlit" ? (WARMEST_C - COLDEST_C) * Math.exp(-skySeconds / THERMAL_TAU_MAX_S) : Infinity) / THERMAL_TAU_S,
     // It cools at most towards the coldest equilibrium of its sky with the same time constant:
     // in sunlight 28 °C (payload off), in eclipse (or unknown) -8 °C.
     fallMax: (t, { sky }) => THERMAL_NOISE_C_S + Math.max(0, (t - (sky === "sunlit" ? COLDEST_SUNLIT_C : COLDEST_C)) / THERMAL_TAU_S),

@@ -9,7 +9,7 @@
 import { FIELDS, type Field, type Reading } from "./detector-types";
 
 /** The version of {@link DetectorState}; a state of any other version is replaced by a fresh one. */
-export const DETECTOR_STATE_VERSION = 1;
+export const DETECTOR_STATE_VERSION = 2;
 /** Readings kept for the stuck-sensor check (it needs the last 4 besides the current one). */
 export const RECENT_LENGTH = 4;
 
@@ -50,8 +50,10 @@ export interface DetectorState {
   fields: Partial<Record<Field, FieldState>>;
   /** Sunlight or eclipse as the bus voltage last showed it (see detector-bands.ts Sky). */
   sky?: "sunlit" | "eclipse" | "unknown";
-  /** Time the current sky began (epoch ms). */
+  /** The last known sky (sunlit or eclipse), since when (epoch ms), and when it was last seen. */
+  skyKnown?: "sunlit" | "eclipse";
   skySince?: number;
+  knownTime?: number;
   /** Readings judged with this state (capped), for the verdict's confidence. */
   seen: number;
 }

@@ -11,7 +11,7 @@
  * satellite's newest time. A gap longer than MAX_GAP_SECONDS restarts the trackers and the stuck
  * window (the physics moved unobserved); the rate check spans any gap by the real time between.
  */
-import { CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
+import { CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
 import { limitFinding, rateFinding, stuckFinding } from "./detector-checks";
 import { DETECTOR_STATE_VERSION, RECENT_LENGTH, knownFields, usableState, type DetectorState, type FieldState } from "./detector-state";
 import { track } from "./detector-trend";
@@ -61,10 +61,9 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const fields = knownFields(before.fields);
   const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
   let sky = skyOf(current, recent, skyBefore);
-  // When the sky began, as the voltage showed it: an eclipse entry's step and an exit's warming
-  // decay from there.
-  const sinceOf = (s: Sky) => (s === skyBefore ? (before.skySince ?? current.time) : current.time);
-  const skySeconds = (current.time - sinceOf(sky)) / 1000;
+  // Since when the sky is what it is: an eclipse entry's step and an exit's warming decay from there.
+  const clockBefore = gap ? {} : before;
+  const skySeconds = sky === "unknown" ? 0 : (current.time - skyClock(sky, clockBefore, current.time).skySince!) / 1000;
   for (const field of FIELDS) {
     const value = current[field];
     if (value === undefined) continue;
@@ -106,7 +105,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     recent: [...recent, current].slice(-RECENT_LENGTH),
     fields,
     sky,
-    skySince: sinceOf(sky),
+    ...skyClock(sky, clockBefore, current.time),
     seen: Math.min(SEEN_CAP, before.seen + 1),
   };
   return { detection: verdict(current, findings, before.seen), state: nextState };
@@ -145,6 +144,16 @@ function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky
     if (v < SUNLIT_MIN_V && recent.length >= RECENT_LENGTH && v < Math.min(...recent.map((r) => r.voltage))) return "eclipse";
   }
   return v >= SUNLIT_MIN_V ? "sunlit" : previous;
+}
+
+/**
+ * The last known sky and since when: an unknown spell shorter than MAX_UNKNOWN_SKY_MS (a misread
+ * sample, a voltage fault of minutes: no orbit phase is that short) does not restart it.
+ */
+function skyClock(sky: Sky, before: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime">, now: number): Pick<DetectorState, "skyKnown" | "skySince" | "knownTime"> {
+  if (sky === "unknown") return { skyKnown: before.skyKnown, skySince: before.skySince, knownTime: before.knownTime };
+  const continues = before.skyKnown === sky && before.skySince !== undefined && before.knownTime !== undefined && now - before.knownTime <= MAX_UNKNOWN_SKY_MS;
+  return { skyKnown: sky, skySince: continues ? before.skySince : now, knownTime: now };
 }
 
 function verdict(current: Reading, findings: Finding[], seen: number): Detection {
