@@ -3,8 +3,10 @@
  * follows the readings (smoothed) but never faster than the field's physical rate limits
  * (detector-bands.ts TRACKERS), so a drift, a runaway or a collapse faster than those limits
  * leaves it behind and the gap is flagged. While its field is flagged the tracker stands still
- * (a fault never becomes the baseline); when the readings come back within the threshold the
- * field is nominal again at once, so a recovered fault stops being flagged.
+ * (a fault never becomes the baseline) and an envelope around it widens, reading by reading, by
+ * what the physics could have moved the true value meanwhile: a reading back inside it, or past
+ * its other side, is nominal again at once (recovery), so a fault that has ended stops being
+ * flagged and a healthy change during a fault never traps an alarm.
  */
 import type { Sky, TrackContext, TrackerSpec } from "./detector-bands";
 import type { FieldState } from "./detector-state";
