@@ -44,7 +44,9 @@ export const BANDS: Record<Field, Band> = {
  * the highest of the last 3 readings (the 0.6 V step at entry, 60 s time constant: 0.17 V in the
  * first 20 s sample, 0.38 V after 3; a payload's 0.18 V IR drop settles over minutes, ≤ 0.01 V a
  * sample; a drift of 4 V in 20 min moves 0.2 V in 3); a fall of ≥ 0.12 V in one sample from
- * sunlight may be an entry's first (noise: 3 σ of a difference of two readings): unknown. Sunlit at its end-of-charge plateau (≥ 28.65 V: sunlit levels are ≥ 28.72 V,
+ * sunlight may be an entry's first (noise: 3 σ of a difference of two readings): unknown. Unknown,
+ * below the plateau and below every one of the last 4 readings is eclipse (only an eclipse
+ * discharges). Sunlit at its end-of-charge plateau (≥ 28.65 V: sunlit levels are ≥ 28.72 V,
  * eclipse starts ≤ 28.6 V; after an eclipse, only once no longer falling), or, after an eclipse or
  * while unknown, charging back ≥ 0.25 V above the lowest of the last readings, no step above
  * 0.25 V (exit: +2.5 V with a 6..10 min time constant, 0.08..0.14 V a sample, for minutes; noise
@@ -62,14 +64,7 @@ export const ENTRY_ONSET_V = 0.12;
 /** An unknown spell this short cannot hide an orbit phase (the shortest, an eclipse, lasts 31 min). */
 export const MAX_UNKNOWN_SKY_MS = 5 * 60_000;
 
-/**
- * A per-field tracker of the value the physics allows (detector-trend.ts): it follows the readings
- * smoothed over `smoothSeconds`, but never faster than `riseMax`/`fallMax` (units per second, as a
- * function of the tracked value), so a change faster than the spacecraft can produce leaves it
- * behind by more than `threshold` and is flagged. `step` (optional): a jump of at least this much
- * between two readings is a load switch, and the tracker starts again from the new value.
- */
-/** What the rate limits may depend on besides the tracked value. */
+/** What the rate limits may depend on besides the value they apply at. */
 export interface TrackContext {
   sky: Sky;
   /** The wheel is in a momentum dump (see TrackerSpec.dump). */
@@ -80,6 +75,14 @@ export interface TrackContext {
   base: number;
 }
 
+/**
+ * A per-field tracker of the value the physics allows (detector-trend.ts): it follows the readings
+ * smoothed over `smoothSeconds`, but never faster than `riseMax`/`fallMax` (units per second, as a
+ * function of the value and the context), so a change faster than the spacecraft can produce
+ * leaves it behind by more than `threshold` and is flagged. `step` (optional): a jump of at least
+ * this much between two readings is a load switch or a sensor offset, and the tracker starts again
+ * from the new value.
+ */
 export interface TrackerSpec {
   smoothSeconds: number;
   riseMax: (tracked: number, ctx: TrackContext) => number;
@@ -109,8 +112,6 @@ export interface TrackerSpec {
   lagAllowance?: "below" | "both";
   /** Share of the rate limits by which the allowed envelope widens while the tracker is frozen. */
   widen: number;
-  /** The same below the tracker, when it differs (default `widen`). */
-  widenBelow?: number;
   /** A tracker frozen longer than this (longer than the faults it looks for) starts again. */
   maxFreezeSeconds: number;
   /** The type of a reading above / below what the tracker allows; undefined: that side is not judged. */
@@ -215,15 +216,13 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     // A jump beyond any heater or runaway (≤ 0.12 °C/s, 2.4 °C a sample) is a sensor offset
     // changing, flagged by the rate check once; the tracker starts again from the new level.
     step: 5,
-    // Above, a quarter of the heat balance's rate: a runaway's cool-down stays found while its
-    // excess is above what sunlight could explain. Below, the full rate: a healthy bus can cool that
-    // fast in eclipse, so a frozen tracker must never stand above it (no trapped alarm).
+    // The full rates (at the envelope's edges): a healthy bus can move that far while a fault is
+    // flagged, so a frozen tracker never traps an alarm on either side.
     widen: 1,
-    widenBelow: 1,
     maxFreezeSeconds: 60 * 60,
     above: "THERMAL_HIGH",
     below: "THERMAL_LOW",
-    physics: "the heat balance warms it at most towards 42 °C in sunlight (payload on), 5 °C in eclipse (heater on), with a 15 min time constant",
+    physics: "the heat balance warms it at most towards 5 °C in eclipse (heater on), in sunlight towards 42 °C as an exit's transient allows (50 °C/15 min × e^(-t/25 min)) plus a payload's 4 °C, and cools it at most towards 28 °C in sunlight, -8 °C in eclipse, with a 15 min time constant",
   },
   current: {
     smoothSeconds: 400,

@@ -70,7 +70,7 @@ export function track(
   let { riseMax, fallMax } = limits(dumping);
   const widen = (r: number, f: number) => ({
     up: frozen ? upBefore + Math.max(0, r) * seconds * spec.widen : 0,
-    down: frozen ? downBefore + Math.max(0, f) * seconds * (spec.widenBelow ?? spec.widen) : 0,
+    down: frozen ? downBefore + Math.max(0, f) * seconds * spec.widen : 0,
   });
   let { up, down } = widen(riseMax, fallMax);
   const d = spec.dump;
