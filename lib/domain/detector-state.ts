@@ -2,9 +2,10 @@
  * The detector's per-satellite memory: small, bounded, plain JSON, versioned. `detect()` takes one
  * and returns the next; storage keeps it as one row per satellite.
  *
- * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 10
- * numbers and three flags, plus the sky, its clock (3 values) and two counters: under 85 values,
- * under 2 KiB as JSON whatever the input (checked by a fuzz test; ~1.2 KiB seen in simulator runs).
+ * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 9
+ * numbers, two signs and two flags, plus the sky, its clock (3 values) and two counters: under 90
+ * values, under 2 KiB as JSON whatever the input (checked by a fuzz test; ≤ 1.3 KiB seen in
+ * simulator runs).
  */
 import { FIELDS, type Field, type Reading } from "./detector-types";
 
