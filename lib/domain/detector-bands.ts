@@ -40,28 +40,53 @@ export const BANDS: Record<Field, Band> = {
 };
 
 /**
- * Whether the bus is in sunlight, read from the power system: at or near its end-of-charge
- * plateau (≥ 28.65 V: sunlit levels are ≥ 28.72 V, eclipse starts ≤ 28.6 V), or charging back
- * (≥ 0.1 V above the lowest of the last 4 readings: eclipse exit; in eclipse it only falls);
- * eclipse once it falls ≥ 0.25 V below the highest of them (the 0.6 V step at eclipse entry; a
- * payload switching on drops it ≤ 0.18 V). "unknown" until either is seen: judged as sunlit.
+ * Whether the bus is in sunlight, read from the power system. Eclipse once it falls ≥ 0.25 V below
+ * the highest of the last 3 readings (the 0.6 V step at entry, 60 s time constant: 0.17 V in the
+ * first 20 s sample, 0.38 V after 3; a payload's 0.18 V IR drop settles over minutes, ≤ 0.01 V a
+ * sample; a drift of 4 V in 20 min moves 0.2 V in 3); a fall of ≥ 0.12 V in one sample from
+ * sunlight may be an entry's first (noise: 3 σ of a difference of two readings): unknown. Unknown,
+ * below the plateau and below every one of the last 4 readings is eclipse (only an eclipse
+ * discharges). Sunlit at its end-of-charge plateau (≥ 28.65 V: sunlit levels are ≥ 28.72 V,
+ * eclipse starts ≤ 28.6 V; after an eclipse, only once no longer falling), or, after an eclipse or
+ * while unknown, charging back ≥ 0.25 V above the lowest of the last readings, no step above
+ * 0.25 V (exit: +2.5 V with a 6..10 min time constant, 0.08..0.14 V a sample, for minutes; noise
+ * and the heater switching 0.08 V stay below 0.25 V; a collapse recovering jumps faster). A rise of
+ * ≥ 0.1 V in eclipse may be an exit's first sample: unknown. "unknown" until either is seen, after
+ * a gap, and while the voltage is flagged: judged by the loosest limits of both skies.
  */
 export type Sky = "sunlit" | "eclipse" | "unknown";
 export const SUNLIT_MIN_V = 28.65;
-export const CHARGING_RISE_V = 0.1;
+export const CHARGING_RISE_V = 0.25;
+export const CHARGING_ONSET_V = 0.1;
+export const MAX_CHARGE_STEP_V = 0.25;
 export const ECLIPSE_FALL_V = 0.25;
+export const ENTRY_ONSET_V = 0.12;
+/** An unknown spell this short cannot hide an orbit phase (the shortest, an eclipse, lasts 31 min). */
+export const MAX_UNKNOWN_SKY_MS = 5 * 60_000;
+
+/** What the rate limits may depend on besides the value they apply at. */
+export interface TrackContext {
+  sky: Sky;
+  /** The wheel is in a momentum dump (see TrackerSpec.dump). */
+  dumping: boolean;
+  /** Seconds since the current sky began (as the voltage showed it). */
+  skySeconds: number;
+  /** The tracked value (while frozen: where the field was last trusted); the limits take the value they apply at. */
+  base: number;
+}
 
 /**
  * A per-field tracker of the value the physics allows (detector-trend.ts): it follows the readings
  * smoothed over `smoothSeconds`, but never faster than `riseMax`/`fallMax` (units per second, as a
- * function of the tracked value), so a change faster than the spacecraft can produce leaves it
- * behind by more than `threshold` and is flagged. `step` (optional): a jump of at least this much
- * between two readings is a load switch, and the tracker starts again from the new value.
+ * function of the value and the context), so a change faster than the spacecraft can produce
+ * leaves it behind by more than `threshold` and is flagged. `step` (optional): a jump of at least
+ * this much between two readings is a load switch or a sensor offset, and the tracker starts again
+ * from the new value.
  */
 export interface TrackerSpec {
   smoothSeconds: number;
-  riseMax: (tracked: number, sky: Sky) => number;
-  fallMax: (tracked: number, sky: Sky) => number;
+  riseMax: (tracked: number, ctx: TrackContext) => number;
+  fallMax: (tracked: number, ctx: TrackContext) => number;
   threshold: number;
   /** Distance beyond the threshold where the score reaches 1. */
   span: number;
@@ -69,9 +94,22 @@ export interface TrackerSpec {
   /**
    * Learn the field's own steady rate (e.g. a wheel's momentum build-up) with this time constant,
    * from readings whose rate is at most `ignoreAbove` (a dump is not the steady rate); the limits
-   * then apply around it.
+   * then apply around it. Until `trustAfterSeconds` of readings are learned (one orbit: the mean
+   * over a whole orbit cancels the orbital cycle) the limits widen by `untrusted` either way.
    */
-  slope?: { seconds: number; ignoreAbove: number };
+  slope?: { seconds: number; ignoreAbove: number; trustAfterSeconds: number; untrusted: number };
+  /**
+   * A momentum dump: it starts only when the tracked value leaves `start` (the momentum
+   * management's limits, less the orbital cycle), and lasts until the value is within `endWithin`
+   * of `target` and moves towards it slower than `endBelowRate` (the cycle hides where exactly
+   * it stops); only then do the rate limits allow the dump's rate towards the target.
+   */
+  dump?: { start: [number, number]; target: number; endWithin: number; endBelowRate: number };
+  /**
+   * Allow the smoothed tracker's lag behind a value moving at its limit (rate × smoothSeconds), on
+   * the side(s) whose limits nominal readings reach (a bus cooling at its fastest in eclipse).
+   */
+  lagAllowance?: "below" | "both";
   /** Share of the rate limits by which the allowed envelope widens while the tracker is frozen. */
   widen: number;
   /** A tracker frozen longer than this (longer than the faults it looks for) starts again. */
@@ -88,20 +126,52 @@ export interface TrackerSpec {
   physics: string;
 }
 
-/** Heat balance: the warmest equilibrium (sunlit with the payload on; the heater runs only in eclipse) and the coldest (eclipse). */
+/**
+ * Heat balance: the warmest equilibrium (sunlit with the payload on; the heater runs only in
+ * eclipse), the coldest sunlit one (payload off) and the coldest (eclipse).
+ */
 const WARMEST_C = 42;
 const WARMEST_ECLIPSE_C = 5;
+const COLDEST_SUNLIT_C = 28;
 const COLDEST_C = -8;
-/** The shortest thermal time constant of the bus (15 min). */
+/** The shortest and the longest thermal time constant of the bus (15 and 25 min). */
 const THERMAL_TAU_S = 900;
-const COOLING_TAU_S = 600;
+const THERMAL_TAU_MAX_S = 1500;
+/** A payload session raises the equilibrium by 4 °C (+ 0.5 °C for noise): above where the bus was. */
+const PAYLOAD_HEAT_C = 4.5;
+/** Sensor noise and quantisation on the smoothed tracker's rate: 0.002 °C/s. */
+const THERMAL_NOISE_C_S = 0.002;
 /** End-of-charge clamp (upper bound) and the fastest charge time constant (6 min). */
 const END_OF_CHARGE_V = 29.3;
 const CHARGE_TAU_S = 360;
-/** Fastest fall of a sunlit bus: a payload's 0.18 V IR drop with the 6 min charge time constant. */
-const SUNLIT_FALL_V_S = 0.002;
-/** Momentum dumps bring the wheel back to this speed. */
+/**
+ * An eclipse's discharge: a step of at most 0.9 V at entry (0.6 V + the load's IR drop) with a
+ * 60 s time constant, then at most 2 V over the shortest eclipse (31 min) plus the heater's 0.08 V
+ * step: 0.0015 V/s.
+ */
+const ENTRY_STEP_V = 0.9;
+const ENTRY_TAU_S = 60;
+const ECLIPSE_DISCHARGE_V_S = 0.0015;
+/**
+ * Fastest fall of a sunlit bus: a payload's 0.18 V IR drop settles with the charge time constant
+ * (≥ 6 min), 0.0005 V/s; + 0.0003 V/s for the noise of the smoothed tracker.
+ */
+const SUNLIT_FALL_V_S = 0.0008;
+/**
+ * Below its lowest plateau (28.72 V: 28.9 V end of charge less a payload's 0.18 V) a sunlit bus
+ * charges back at least with the slowest charge time constant (10 min): it must rise.
+ */
+const SUNLIT_PLATEAU_MIN_V = 28.72;
+const CHARGE_TAU_MAX_S = 600;
+/** Momentum dumps bring the wheel back to this speed, at 3 rpm/s (3.5 with noise and cycle). */
 const DUMP_TARGET_RPM = 2500;
+const DUMP_RATE_RPM_S = 3.5;
+/** The orbital momentum cycle moves the wheel at most 200 rpm × 2π / 95 min ≈ 0.22 rpm/s. */
+const WHEEL_CYCLE_RPM_S = 0.25;
+/** The shortest orbit (94 min): a mean over it cancels the orbital cycle. */
+const ORBIT_S = 94 * 60;
+/** The largest momentum build-up from environment torques, before a satellite's own is learned. */
+const WHEEL_BUILDUP_MAX_RPM_S = 0.4;
 
 export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   voltage: {
@@ -109,34 +179,50 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     riseMax: (v) => Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S),
     // In sunlight the bus sits on its end-of-charge plateau (a payload's IR drop relaxes over
     // minutes); only in eclipse does it discharge, fastest at entry.
-    fallMax: (_v, sky) => (sky === "sunlit" ? SUNLIT_FALL_V_S : 0.012),
-    threshold: 1.2,
+    fallMax: (_v, { sky, skySeconds }) =>
+      sky === "sunlit" ? SUNLIT_FALL_V_S - Math.max(0, (SUNLIT_PLATEAU_MIN_V - _v) / CHARGE_TAU_MAX_S)
+      : sky === "eclipse" ? ECLIPSE_DISCHARGE_V_S + (ENTRY_STEP_V / ENTRY_TAU_S) * Math.exp(-skySeconds / ENTRY_TAU_S)
+      : ENTRY_STEP_V / ENTRY_TAU_S,
+    // The largest nominal gap to the tracker: an entry's first samples judged with sunlight's
+    // limits before the sky turns (0.17 + 0.12 V of its step) plus 4 σ of noise (0.12 V).
+    threshold: 0.6,
     span: 4,
     widen: 0.5,
     maxFreezeSeconds: 15 * 60,
     // Above the tracker the band's 29.8 V judges: a battery charging back is never a fault here.
     above: undefined,
     below: "POWER_UNDERVOLTAGE",
-    physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.012 V/s in eclipse, 0.002 V/s in sunlight",
+    physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.0015 V/s in eclipse after the entry's 0.9 V step (60 s time constant), 0.0008 V/s in sunlight",
   },
   temperature: {
     smoothSeconds: 30,
     // In eclipse the warmest equilibrium is the heater's 5 °C: the bus cannot warm above it.
-    riseMax: (t, sky) => Math.max(0.001, ((sky === "eclipse" ? WARMEST_ECLIPSE_C : WARMEST_C) - t) / THERMAL_TAU_S),
-    // Cooling is judged more loosely (radiators shed heat faster than heaters add it; no fault
-    // we look for cools the bus): 10 min time constant plus 0.005 °C/s.
-    fallMax: (t) => 0.005 + Math.max(0, (t - COLDEST_C) / COOLING_TAU_S),
+    // In sunlight it warms towards 42 °C at most with the shortest time constant, and an exit's
+    // transient decays: from any start (≥ -8 °C) with any time constant of 15..25 min its rate is at
+    // most 50 °C / 15 min × e^(-t / 25 min) after t in sunlight. Besides, a payload session can
+    // warm it 4 °C above where it was.
+    riseMax: (t, { sky, skySeconds, base }) =>
+      sky === "eclipse" ? Math.max(0.001, (WARMEST_ECLIPSE_C - t) / THERMAL_TAU_S)
+      : Math.max(0, base + PAYLOAD_HEAT_C - t) / THERMAL_TAU_S +
+        Math.min(Math.max(0, WARMEST_C - t), sky === "sunlit" ? (WARMEST_C - COLDEST_C) * Math.exp(-skySeconds / THERMAL_TAU_MAX_S) : Infinity) / THERMAL_TAU_S,
+    // It cools at most towards the coldest equilibrium of its sky with the same time constant:
+    // in sunlight 28 °C (payload off), in eclipse (or unknown) -8 °C.
+    fallMax: (t, { sky }) => THERMAL_NOISE_C_S + Math.max(0, (t - (sky === "sunlit" ? COLDEST_SUNLIT_C : COLDEST_C)) / THERMAL_TAU_S),
     threshold: 2.5,
+    // The coldest, fastest satellite cools at the fall limit in eclipse; no satellite warms at the
+    // rise limit (42 °C is above every satellite's own sunlit equilibrium).
+    lagAllowance: "below",
     span: 20,
     // A jump beyond any heater or runaway (≤ 0.12 °C/s, 2.4 °C a sample) is a sensor offset
     // changing, flagged by the rate check once; the tracker starts again from the new level.
     step: 5,
-    widen: 0.25,
+    // The full rates (at the envelope's edges): a healthy bus can move that far while a fault is
+    // flagged, so a frozen tracker never traps an alarm on either side.
+    widen: 1,
     maxFreezeSeconds: 60 * 60,
     above: "THERMAL_HIGH",
-    // Below the tracker only the band judges: no fault we look for cools faster than eclipse does.
-    below: undefined,
-    physics: "the heat balance warms it at most towards 42 °C in sunlight (payload on), 5 °C in eclipse (heater on), with a 15 min time constant",
+    below: "THERMAL_LOW",
+    physics: "the heat balance warms it at most towards 5 °C in eclipse (heater on), in sunlight towards 42 °C as an exit's transient allows (50 °C/15 min × e^(-t/25 min)) plus a payload's 4 °C, and cools it at most towards 28 °C in sunlight, -8 °C in eclipse, with a 15 min time constant",
   },
   current: {
     smoothSeconds: 400,
@@ -153,11 +239,14 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   },
   wheel_speed: {
     smoothSeconds: 20,
-    // Dumps drive it towards 2500 rpm at 3 rpm/s; otherwise the orbital momentum cycle moves it
-    // at most 0.25 rpm/s around the satellite's own build-up rate (learned).
-    riseMax: (w) => (w < DUMP_TARGET_RPM ? 3.5 : 0.25),
-    fallMax: (w) => (w > DUMP_TARGET_RPM ? 3.5 : 0.25),
-    slope: { seconds: 2 * 3600, ignoreAbove: 1 },
+    // In a dump it moves towards 2500 rpm at 3 rpm/s; otherwise the orbital momentum cycle moves
+    // it at most 0.25 rpm/s around the satellite's own build-up rate (learned).
+    riseMax: (w, { dumping }) => (dumping && w < DUMP_TARGET_RPM ? DUMP_RATE_RPM_S : WHEEL_CYCLE_RPM_S),
+    fallMax: (w, { dumping }) => (dumping && w > DUMP_TARGET_RPM ? DUMP_RATE_RPM_S : WHEEL_CYCLE_RPM_S),
+    slope: { seconds: 2 * 3600, ignoreAbove: 1, trustAfterSeconds: ORBIT_S, untrusted: WHEEL_BUILDUP_MAX_RPM_S },
+    // Dumps start beyond 800 / 4500 rpm (measured: ± the 200 rpm cycle and noise) and stop within
+    // 100 rpm of 2500 (measured: ± the cycle), where it stops moving at 3 rpm/s.
+    dump: { start: [1050, 4250], target: DUMP_TARGET_RPM, endWithin: 350, endBelowRate: 1 },
     threshold: 150,
     // A change of 400 rpm in one sample is beyond the wheel's torque: a sensor offset, restart.
     step: 400,
@@ -166,7 +255,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     maxFreezeSeconds: 45 * 60,
     above: "DRIFT",
     below: "DRIFT",
-    physics: "after the slew momentum, it moves at its learned build-up rate ± 0.25 rpm/s, or 3.5 rpm/s towards 2500 rpm in a dump",
+    physics: "after the slew momentum, it moves at its learned build-up rate ± 0.25 rpm/s (± 0.65 until an orbit is learned), or 3.5 rpm/s towards 2500 rpm in a dump started beyond 1050..4250 rpm",
     compensate: { field: "gyro", factor: 350 },
   },
 };

@@ -40,13 +40,16 @@ function limitType(field: Field, below: boolean): AnomalyType {
 }
 
 /**
- * The change of a field per second, judged against both its last *nominal* value and its previous
- * reading: a change is implausible only when it is implausible from both. The nominal value keeps
- * a fault's end from looking like a jump (a reading back to normal after a spike or a stuck spell
- * is close to the value before it); the previous reading keeps a real change that was first
- * flagged from being flagged again and again (the reading after it agrees with it).
+ * The change of a field per second, judged against its last *nominal* value and against each of
+ * the last readings (the state's `recent`): a change is implausible only when it is implausible
+ * from all of them. The nominal value keeps a fault's end from looking like a jump (a reading back
+ * to normal after a spike or a stuck spell is close to the value before it); the last readings
+ * (each judged over the time since the newest) keep a real change that was first flagged from
+ * being flagged again and again (the reading after it agrees with it), and make a return to the
+ * level of a few samples ago a recovery, not a jump — even when a glitch's first, smaller points
+ * were plausible and became the nominal value (a small gyro spike's end).
  */
-export function rateFinding(field: Field, value: number, time: number, memory: FieldState | undefined, previous: { value: number; time: number } | undefined): Finding | undefined {
+export function rateFinding(field: Field, value: number, time: number, memory: FieldState | undefined, recent: readonly Reading[]): Finding | undefined {
   if (memory?.good === undefined || memory.goodTime === undefined) return undefined;
   const band = BANDS[field];
   const rateFrom = (from: number, fromTime: number) => {
@@ -55,8 +58,16 @@ export function rateFinding(field: Field, value: number, time: number, memory: F
     return Math.abs(value - from) / Math.max(1, (time - fromTime) / 1000);
   };
   const rate = rateFrom(memory.good, memory.goodTime);
-  const fromPrevious = previous === undefined ? rate : rateFrom(previous.value, previous.time);
-  if (Math.min(rate, fromPrevious) <= band.maxRatePerSecond) return undefined;
+  if (rate <= band.maxRatePerSecond) return undefined;
+  // Against the last readings, the change is judged over the time since the newest of them (as
+  // if made in one step): an older reading's longer time must not make any jump plausible.
+  const lastTime = recent.at(-1)?.time;
+  if (lastTime !== undefined) {
+    for (const r of recent) {
+      const v = r[field];
+      if (v !== undefined && rateFrom(v, lastTime) <= band.maxRatePerSecond) return undefined;
+    }
+  }
   const score = clamp01(0.5 + (0.5 * (rate - band.maxRatePerSecond)) / (band.maxRatePerSecond * 4));
   return {
     field,

@@ -2,14 +2,15 @@
  * The detector's per-satellite memory: small, bounded, plain JSON, versioned. `detect()` takes one
  * and returns the next; storage keeps it as one row per satellite.
  *
- * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 8 numbers
- * and one flag, plus the sky and two counters: under 70 numbers, under 2 KiB as JSON whatever the
- * input (checked by a fuzz test).
+ * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 9
+ * numbers, two signs and two flags, plus the sky, its clock (3 values) and two counters: under 90
+ * values, under 2 KiB as JSON whatever the input (checked by a fuzz test; ≤ 1.3 KiB seen in
+ * simulator runs).
  */
 import { FIELDS, type Field, type Reading } from "./detector-types";
 
 /** The version of {@link DetectorState}; a state of any other version is replaced by a fresh one. */
-export const DETECTOR_STATE_VERSION = 1;
+export const DETECTOR_STATE_VERSION = 2;
 /** Readings kept for the stuck-sensor check (it needs the last 4 besides the current one). */
 export const RECENT_LENGTH = 4;
 
@@ -24,12 +25,19 @@ export interface FieldState {
   track?: number;
   /** The tracker's learned nominal rate (units per second), for fields that have one (wheel). */
   slope?: number;
-  /** Readings the learned rate rests on (capped). */
+  /** Seconds of readings the learned rate rests on (capped). */
   learned?: number;
+  /** A momentum dump is under way (wheel); "maybe" just after a restart, until the rate tells. */
+  dump?: boolean | "maybe";
   /** Time the tracker froze (its field flagged), so a stuck alarm can be bounded. */
   frozenSince?: number;
+  /** How far the frozen tracker's envelope has widened above and below the expected value. */
+  up?: number;
+  down?: number;
   /** The side the frozen tracker's readings are on (1 above, -1 below). */
   side?: 1 | -1;
+  /** A fault on this side (1 above, -1 below) has just ended: its readings are on their way back. */
+  recover?: 1 | -1;
   /** The field was flagged as stuck at the previous reading (its next change is a release). */
   stuck?: boolean;
 }
@@ -43,6 +51,10 @@ export interface DetectorState {
   fields: Partial<Record<Field, FieldState>>;
   /** Sunlight or eclipse as the bus voltage last showed it (see detector-bands.ts Sky). */
   sky?: "sunlit" | "eclipse" | "unknown";
+  /** The last known sky (sunlit or eclipse), since when (epoch ms), and when it was last seen. */
+  skyKnown?: "sunlit" | "eclipse";
+  skySince?: number;
+  knownTime?: number;
   /** Readings judged with this state (capped), for the verdict's confidence. */
   seen: number;
 }

@@ -3,10 +3,12 @@
  * follows the readings (smoothed) but never faster than the field's physical rate limits
  * (detector-bands.ts TRACKERS), so a drift, a runaway or a collapse faster than those limits
  * leaves it behind and the gap is flagged. While its field is flagged the tracker stands still
- * (a fault never becomes the baseline); when the readings come back within the threshold the
- * field is nominal again at once, so a recovered fault stops being flagged.
+ * (a fault never becomes the baseline) and an envelope around it widens, reading by reading, by
+ * what the physics could have moved the true value meanwhile: a reading back inside it, or past
+ * its other side, is nominal again at once (recovery), so a fault that has ended stops being
+ * flagged and a healthy change during a fault never traps an alarm.
  */
-import type { Sky, TrackerSpec } from "./detector-bands";
+import type { Sky, TrackContext, TrackerSpec } from "./detector-bands";
 import type { FieldState } from "./detector-state";
 import { clamp01, round, type Field, type Finding } from "./detector-types";
 
@@ -34,26 +36,67 @@ export function track(
   previous: number | undefined,
   restart: boolean,
   sky: Sky = "unknown",
+  skySeconds = 0,
 ): TrackResult {
   const tracked = memory.track;
   const stepped = spec.step !== undefined && previous !== undefined && Math.abs(value - previous) >= spec.step;
   // A gap or a released sensor forgets the learned rate too; a load step or a new level keeps it.
-  if (tracked === undefined || restart) return { finding: undefined, memory: { ...restarted(memory, value), slope: undefined, learned: undefined }, restarted: "other" };
-  if (stepped) return { finding: undefined, memory: restarted(memory, value), restarted: "step" };
+  // After a restart nobody knows whether a dump is under way: the next reading's rate tells.
+  const unknownDump = spec.dump ? ("maybe" as const) : undefined;
+  if (tracked === undefined || restart) return { finding: undefined, memory: { ...restarted(memory, value), slope: undefined, learned: undefined, dump: unknownDump }, restarted: "other" };
+  if (stepped) return { finding: undefined, memory: { ...restarted(memory, value), dump: unknownDump }, restarted: "step" };
   const slope = memory.slope ?? 0;
-  // While frozen, the physics could have moved the true value by up to its rate limits (times
-  // `widen`) since the tracker was last trusted: a reading back inside that envelope is nominal
-  // again (recovery), so a nominal change during a fault never traps the tracker.
-  const frozenSeconds = memory.frozenSince === undefined ? 0 : (time - memory.frozenSince) / 1000;
-  const expected = tracked + slope * (frozenSeconds > 0 ? frozenSeconds : seconds);
-  const high = expected + spec.riseMax(tracked, sky) * frozenSeconds * spec.widen;
-  const low = expected - spec.fallMax(tracked, sky) * frozenSeconds * spec.widen;
-  const outside = value > high ? value - high : value < low ? value - low : 0;
+  const alpha = 1 - Math.exp(-seconds / spec.smoothSeconds);
+  // The smoothed rate of the readings themselves (not limited): what a learned rate rests on.
+  const rawRate = seconds > 0 ? (alpha * (value - (tracked + slope * seconds))) / seconds : 0;
+  const frozen = memory.frozenSince !== undefined;
+  const frozenSeconds = frozen ? (time - memory.frozenSince!) / 1000 : 0;
+  const expected = tracked + slope * (frozen ? frozenSeconds : seconds);
+  // A learned rate is trusted once it rests on a whole orbit; until then the limits widen.
+  const learn = spec.slope;
+  const widenBy = learn && (memory.learned ?? 0) < learn.trustAfterSeconds ? learn.untrusted : 0;
+  // While frozen, the envelope around the expected value widens at every reading by what the
+  // physics could have moved the true value since the last, its rate limits taken at the
+  // envelope's edges (so it approaches an equilibrium, never passes it) and times `widen`: a
+  // reading back inside it is nominal again (recovery), so a nominal change during a fault never
+  // traps the tracker, whatever the sky did meanwhile.
+  const upBefore = frozen ? (memory.up ?? 0) : 0;
+  const downBefore = frozen ? (memory.down ?? 0) : 0;
+  const limits = (d: boolean) => {
+    const ctx: TrackContext = { sky, dumping: d, skySeconds, base: tracked };
+    return { riseMax: spec.riseMax(expected + upBefore, ctx) + widenBy, fallMax: spec.fallMax(expected - downBefore, ctx) + widenBy };
+  };
+  let dumping = dumpingNow(spec, tracked, memory.dump, frozen ? 0 : rawRate);
+  let { riseMax, fallMax } = limits(dumping);
+  const widen = (r: number, f: number) => ({
+    up: frozen ? upBefore + Math.max(0, r) * seconds * spec.widen : 0,
+    down: frozen ? downBefore + Math.max(0, f) * seconds * spec.widen : 0,
+  });
+  let { up, down } = widen(riseMax, fallMax);
+  const d = spec.dump;
+  if (!dumping && d && frozen && (expected + up >= d.start[1] || expected - down <= d.start[0])) {
+    // A dump may have started while frozen, once the envelope reached where dumps start.
+    dumping = true;
+    ({ riseMax, fallMax } = limits(true));
+    ({ up, down } = widen(riseMax, fallMax));
+  }
+  const high = expected + up;
+  const low = expected - down;
+  // The smoothed tracker lags a value moving at its limit by that rate times its smoothing time:
+  // a reading that far ahead is still within the physics (for fields whose limits are reached by
+  // nominal readings, see TrackerSpec.lagAllowance).
+  const lagHigh = high + (spec.lagAllowance === "both" ? riseMax * spec.smoothSeconds : 0);
+  const lagLow = low - (spec.lagAllowance ? fallMax * spec.smoothSeconds : 0);
+  const outside = value > lagHigh ? value - lagHigh : value < lagLow ? value - lagLow : 0;
   const type = outside > 0 ? spec.above : spec.below;
   const side = outside > 0 ? 1 : -1;
   // A fault pushes one way: a reading past the other side of the envelope means it is over.
   const crossed = memory.side !== undefined && memory.side !== side;
-  if (Math.abs(outside) > spec.threshold && type !== undefined && !crossed) {
+  // Returning from a fault that pushed one way (recovery), the readings move back the other way
+  // faster than the physics would move a healthy value (the fault's heat or bias leaves): that
+  // return is not judged, until it has slowed to what the physics allows.
+  const returning = memory.recover !== undefined && side === -memory.recover;
+  if (Math.abs(outside) > spec.threshold && type !== undefined && !crossed && !returning) {
     const frozenSince = memory.frozenSince ?? time;
     // A level held longer than any fault lasts is a new operating point: start again from it.
     if ((time - frozenSince) / 1000 > spec.maxFreezeSeconds) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
@@ -64,30 +107,54 @@ export function track(
         check: "drift",
         score: clamp01(0.5 + (0.5 * (Math.abs(outside) - spec.threshold)) / spec.span),
         type,
-        reason: `${field} ${value} is ${round(Math.abs(outside), 3)} ${above ? "above" : "below"} the ${round(above ? high : low, 3)} the physics allows (${spec.physics}; threshold ${spec.threshold})`,
+        reason: `${field} ${value} is ${round(Math.abs(outside), 3)} ${above ? "above" : "below"} the ${round(above ? lagHigh : lagLow, 3)} the physics allows (${spec.physics}; threshold ${spec.threshold})`,
       },
-      memory: { ...memory, frozenSince, side },
+      memory: { ...memory, frozenSince, side, up, down, dump: spec.dump ? dumping || undefined : undefined },
     };
   }
-  if (frozenSeconds > 0 || Math.abs(outside) > spec.threshold) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
-  const alpha = 1 - Math.exp(-seconds / spec.smoothSeconds);
-  const move = Math.min(spec.riseMax(tracked, sky) * seconds, Math.max(-spec.fallMax(tracked, sky) * seconds, alpha * (value - expected)));
-  const next: FieldState = { ...memory, track: expected + move, frozenSince: undefined, side: undefined };
-  const learn = spec.slope;
-  if (learn && seconds > 0 && Math.abs(slope + move / seconds) <= learn.ignoreAbove) {
-    // A running mean over the first readings, then an EWMA: a new satellite learns its rate fast.
-    const learned = Math.min(LEARN_CAP, (memory.learned ?? 0) + 1);
-    const weight = Math.max(1 - Math.exp(-seconds / learn.seconds), 1 / learned);
-    next.slope = slope + weight * (move / seconds);
+  // Back inside the envelope (or past its other side): the fault is over and its return begins.
+  if (frozen) return { finding: undefined, memory: { ...restarted(memory, value), recover: memory.side }, restarted: "other" };
+  if (Math.abs(outside) > spec.threshold && !returning) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
+  const free = alpha * (value - expected);
+  // The return is over once the readings move back no faster than the physics allows.
+  const stillReturning = memory.recover !== undefined && (memory.recover > 0 ? free < -fallMax * seconds : free > riseMax * seconds);
+  const move = stillReturning ? free : Math.min(riseMax * seconds, Math.max(-fallMax * seconds, free));
+  const next: FieldState = {
+    ...memory,
+    track: expected + move,
+    frozenSince: undefined,
+    side: undefined,
+    up: undefined,
+    down: undefined,
+    dump: spec.dump ? dumping || undefined : undefined,
+    recover: stillReturning ? memory.recover : undefined,
+  };
+  if (learn && seconds > 0 && !dumping && Math.abs(slope + rawRate) <= learn.ignoreAbove) {
+    // A running mean over the first orbit (it cancels the orbital cycle), then an EWMA; of the
+    // readings' own rate, not the limited move (a limit would teach itself).
+    const learned = Math.min(LEARN_CAP_S, (memory.learned ?? 0) + seconds);
+    const weight = Math.max(1 - Math.exp(-seconds / learn.seconds), seconds / learned);
+    next.slope = slope + weight * rawRate;
     next.learned = learned;
   }
   return { finding: undefined, memory: next };
 }
 
-/** Readings counted towards a learned rate (beyond this, it is an EWMA). */
-const LEARN_CAP = 1000;
+/** Seconds of readings counted towards a learned rate (beyond this, it is an EWMA). */
+const LEARN_CAP_S = 86_400;
+
+/** Whether a momentum dump is under way after this reading's tracked value (see TrackerSpec.dump). */
+function dumpingNow(spec: TrackerSpec, tracked: number, before: FieldState["dump"], rawRate: number): boolean {
+  const d = spec.dump;
+  if (!d) return false;
+  if (tracked <= d.start[0] || tracked >= d.start[1]) return true;
+  const towards = Math.sign(d.target - tracked) * rawRate;
+  if (before === "maybe") return towards > d.endBelowRate;
+  // It ends near the target once the wheel no longer moves at a dump's rate towards it.
+  return before === true && (Math.abs(tracked - d.target) >= d.endWithin || towards > d.endBelowRate);
+}
 
 /** The tracker started again from `value` (a learned rate is kept). */
 function restarted(memory: FieldState, value: number): FieldState {
-  return { ...memory, track: value, frozenSince: undefined, side: undefined };
+  return { ...memory, track: value, frozenSince: undefined, side: undefined, up: undefined, down: undefined };
 }
