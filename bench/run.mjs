@@ -492,6 +492,13 @@ async function main() {
   const token = `bench-${Math.random().toString(16).slice(2)}`;
   const stackHandle = await helpers.startStack({ token, scrapeInterval: '5s' });
   cleanups.push(() => helpers.stopAll());
+  // The backends and this process (its counting proxies, Miniflare's log handling) share the load
+  // generator's core(s): the exports of every variant, and their bursts (hono-otel and
+  // otel-cf-workers export once a request), must not land on the core whose CPU is measured.
+  // Each workerd is moved to its own core right after it starts.
+  const backendPids = [stackHandle.collector.pid, stackHandle.prometheus.pid, stackHandle.jaeger.pid, process.pid];
+  result.machine.backendsPinned = (await Promise.all(backendPids.map((pid) => pinProcess(pid, PIN.client)))).every(Boolean);
+  if (PIN.client) say(`backends and the bench process pinned to cpu ${PIN.client}: ${result.machine.backendsPinned ? 'yes' : 'not all'}`);
   const stack = { ...stackHandle, helpers, token };
 
   say(`building ${VARIANTS.length} variants with wrangler`);
