@@ -41,6 +41,7 @@ import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { AggregationTemporality, DataPointType, type MetricData, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { SERVICE_NAME, serviceResource } from "../telemetry/meter-provider";
 import { addHistograms, isValidPoint, shardCount, shardOf, streamKey, type HistogramValue, type MetricPoint, type PointKind } from "../telemetry/export/points";
+import type { AggregatorStats } from "./aggregation-stats";
 
 /** The fixed `service.instance.id` of every push: one Prometheus `instance` for the whole service. */
 export const AGGREGATOR_INSTANCE_ID = SERVICE_NAME;
@@ -110,24 +111,6 @@ export interface BatchIngestResult {
   accepted: boolean;
   /** Points merged (0 for a duplicate). */
   merged: number;
-}
-
-/** Counters of one aggregator, for tests and the exactness report. */
-export interface AggregatorStats {
-  streams: number;
-  /** Distinct isolates among the remembered batch ids (ids are `${isolateId}-${sequence}`). */
-  senders: number;
-  batchesAccepted: number;
-  batchesDuplicate: number;
-  /** Forwards from leaf aggregators merged, and re-sent ones ignored. */
-  forwardsAccepted: number;
-  forwardsDuplicate: number;
-  pointsDropped: number;
-  pushes: number;
-  pushFailures: number;
-  lastPushMs: number;
-  version: number;
-  pushedVersion: number;
 }
 
 interface StreamRow {

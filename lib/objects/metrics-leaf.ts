@@ -29,6 +29,7 @@ import { DurableObject } from "cloudflare:workers";
 import { alarmNoLaterThan, nextAfterQuiet } from "./alarms";
 import { addHistograms, isValidPoint, parseBatchId, shardCount, shardName, shardOf, streamKey, type HistogramValue, type MetricPoint } from "../telemetry/export/points";
 import type { BatchIngestResult } from "./metrics-aggregator";
+import type { LeafStats } from "./aggregation-stats";
 
 /** Timing and bounds of a leaf (fixed per deployment). */
 export const leafConfig = {
@@ -41,19 +42,6 @@ export const leafConfig = {
   /** Isolates not heard from for this long are forgotten (their next batch starts a new sequence check). */
   senderForgetMillis: 60 * 60_000,
 };
-
-/** Counters of one leaf, for tests, the bench and the exactness report. */
-export interface LeafStats {
-  batchesAccepted: number;
-  batchesDuplicate: number;
-  batchesRefused: number;
-  pointsDropped: number;
-  pendingStreams: number;
-  outbox: number;
-  senders: number;
-  forwards: number;
-  forwardFailures: number;
-}
 
 interface PendingRow {
   key: string;

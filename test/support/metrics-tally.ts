@@ -9,6 +9,7 @@
  * const { millis, comparison } = await freshness(prometheusUrl, tally);
  * expect(comparison.mismatches).toEqual([]);
  */
+import type { AggregatorStats, LeafStats } from "../../lib/objects/aggregation-stats";
 import { sleep } from "./stack";
 
 /** Where requests go: isolate `i` of several (Miniflare workers), or one HTTP Worker. */
@@ -253,33 +254,9 @@ export async function compare(url: string, tally: Tally): Promise<Comparison> {
   return { expected: tally.counters.size + tally.histogramCounts.size + tally.histogramSums.size, matched, mismatches, resets };
 }
 
-export interface ShardStats {
-  streams: number;
-  senders: number;
-  batchesAccepted: number;
-  batchesDuplicate: number;
-  forwardsAccepted: number;
-  forwardsDuplicate: number;
-  pointsDropped: number;
-  pushes: number;
-  pushFailures: number;
-}
-
 /** Stats of every owner shard, by RPC from Node. */
-export async function shardStats(edge: { aggregator(i: number): Promise<any> }, shards: number): Promise<ShardStats[]> {
-  return Promise.all(Array.from({ length: shards }, async (_, i) => (await edge.aggregator(i)).stats() as Promise<ShardStats>));
-}
-
-export interface LeafStats {
-  batchesAccepted: number;
-  batchesDuplicate: number;
-  batchesRefused: number;
-  pointsDropped: number;
-  pendingStreams: number;
-  outbox: number;
-  senders: number;
-  forwards: number;
-  forwardFailures: number;
+export async function shardStats(edge: { aggregator(i: number): Promise<any> }, shards: number): Promise<AggregatorStats[]> {
+  return Promise.all(Array.from({ length: shards }, async (_, i) => (await edge.aggregator(i)).stats() as Promise<AggregatorStats>));
 }
 
 /** Stats of every leaf, by RPC from Node. */
