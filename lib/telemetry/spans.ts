@@ -108,14 +108,6 @@ export interface WithSpanOptions {
   leaf?: boolean;
 }
 
-const endQuietly = (span: Span): void => {
-  try {
-    span.end();
-  } catch {
-    // Recording never fails the traced code.
-  }
-};
-
 /**
  * Runs `fn` inside a new active span named `name`, a child of the active span, and ends it when
  * `fn` returns or its promise settles. A throw or rejection is recorded on the span (exception,
@@ -160,23 +152,23 @@ export function withSpan<T>(name: string, attributes: Record<string, AttributeVa
     result = options.leaf ? fn(span) : context.with(trace.setSpan(parent, span), fn, undefined, span);
   } catch (err) {
     recordError(span, err);
-    endQuietly(span);
+    safely(() => span.end());
     throw err;
   }
   if (isThenable(result)) {
     return Promise.resolve(result).then(
       (value) => {
-        endQuietly(span);
+        safely(() => span.end());
         return value;
       },
       (err: unknown) => {
         recordError(span, err);
-        endQuietly(span);
+        safely(() => span.end());
         throw err;
       },
     ) as T;
   }
-  endQuietly(span);
+  safely(() => span.end());
   return result;
 }
 
