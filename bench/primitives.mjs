@@ -26,7 +26,7 @@ const option = (name, def) => (argv.includes(name) ? argv[argv.indexOf(name) + 1
 const rounds = Math.min(Number(option('--rounds', 5)) || 5, 20);
 const ms = Math.min(Number(option('--ms', 1500)) || 1500, 10_000);
 /** Operations per request: enough that the runtime's own per-request cost (~0.6 ms) is < 10 % of the figure. */
-const N = { 'context.with': 5000, 'span.sdk': 2000, withSpan: 2000, 'withSpan.leaf': 2000, 'object.span': 500, 'otlp.encode': 2000, 'gzip.zlib1': 2000, 'gzip.stream': 2000, 'log.request': 2000, 'metrics.direct': 2000, 'metrics.queued': 2000 };
+const N = { 'context.with': 5000, 'span.sdk': 2000, withSpan: 2000, 'withSpan.leaf': 2000, 'object.span': 500, 'otlp.encode': 2000, 'gzip.zlib1': 2000, 'gzip.stream': 2000, 'log.request': 2000, 'metrics.direct': 2000, 'metrics.queued': 2000, 'request.none': 1, 'request.log': 1, 'request.log.held': 1 };
 // Per-span figures: encoding and gzip run over N ended spans made once.
 const ops = option('--ops', Object.keys(N).join(',')).split(',');
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -61,7 +61,7 @@ try {
     const xs = results[op];
     console.log(`| ${op} | ${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}) |`);
   }
-  console.log(`\n${plan.reason}; otlp.encode and gzip.* are per span; metrics.* are per request (6 recordings)`);
+  console.log(`\n${plan.reason}; otlp.encode and gzip.* are per span; metrics.* are per request (6 recordings); request.* are whole requests (one each, the runtime's own cost included: compare them with each other)`);
 } finally {
   await worker.dispose();
   await sink.close();

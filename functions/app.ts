@@ -8,6 +8,7 @@ import { requestId } from "hono/request-id";
 import type { AppEnv } from "../lib/env";
 import { requestTelemetry } from "../lib/telemetry/request-telemetry";
 import { errorFields, log } from "../lib/telemetry/logger";
+import { logQueue } from "../lib/telemetry/log-queue";
 import { flushTelemetry } from "./telemetry";
 import { ApiError, errorResponse } from "../lib/http/errors";
 import { apiCors } from "../lib/http/cors";
@@ -42,7 +43,8 @@ export function createApp({ telemetry = true, first = [] }: CreateAppOptions = {
   app.use("*", requestId({ limitLength: 128 }));
   // Span, metrics, log line, then the flush; before everything else, so it sees every request
   // and its final response (errors and 404s included).
-  if (telemetry) app.use("*", requestTelemetry({ flush: flushTelemetry }));
+  // Request lines below warn wait in the isolate's logQueue for that flush (./telemetry.ts).
+  if (telemetry) app.use("*", requestTelemetry({ flush: flushTelemetry, logQueue }));
   // Security headers on every answer (errors included); CORS only for the origins CORS_ALLOW_ORIGINS lists.
   app.use("*", apiSecurityHeaders());
   app.use("*", apiCors());

@@ -14,6 +14,7 @@ import { endpointAttributes, NO_ATTRIBUTES, requestAttributes } from "../../lib/
 import { encodeSpans } from "../../lib/telemetry/export/otlp-spans";
 import { instruments } from "../../lib/telemetry/instruments";
 import { logRequest } from "../../lib/telemetry/logger";
+import { LogQueue } from "../../lib/telemetry/log-queue";
 import { recordingQueue } from "../../lib/telemetry/meter-provider";
 import { adoptSpans, continueTrace } from "../../lib/telemetry/object-spans";
 import { injectTraceContext, withSpan } from "../../lib/telemetry/spans";
@@ -43,6 +44,8 @@ function endedSpans(n: number) {
   });
   return spanBuffer.drain();
 }
+const REQUEST_LINE = { method: "POST", route: "/api/v1/telemetry", status: 200, duration_ms: 12.3, request_id: "bench-request-id", user_agent: "wrk/4.1.0" };
+const heldLines = new LogQueue();
 const ended = new Map<number, ReturnType<typeof endedSpans>>();
 const cachedSpans = (n: number) => {
   let spans = ended.get(n);
@@ -98,6 +101,18 @@ export const PRIMITIVES: Record<string, { what: string; run: (n: number) => numb
     run: async (n) => new Uint8Array(await new Response(new Blob([encodedSpans(n)]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer()).length,
   },
   "log.request": { what: "the per-request JSON log line (logRequest → console.log)", run: (n) => { for (let i = 0; i < n; i++) logRequest("info", { method: "POST", route: "/api/v1/telemetry", status: 200, duration_ms: 12.3 + i, request_id: "bench-request-id", user_agent: "wrk/4.1.0" }); return n; } },
+  // One request each (n=1): the difference to request.none is what a request's line costs, the
+  // invocation's first console call included; held, the line waits for a "flush" every 20 requests.
+  "request.none": { what: "a request that logs nothing (the baseline of the two below)", run: () => 0 },
+  "request.log": { what: "a request that writes its log line at once", run: () => { logRequest("info", REQUEST_LINE); return 1; } },
+  "request.log.held": {
+    what: "a request whose line is held and written with 19 others by every 20th request",
+    run: () => {
+      logRequest("info", REQUEST_LINE, undefined, heldLines);
+      if (heldLines.size >= 20) heldLines.write();
+      return 1;
+    },
+  },
   "metrics.direct": { what: "one request's 6 metric recordings straight into the SDK", run: (n) => { for (let i = 0; i < n; i++) requestMetrics(direct); return n; } },
   "metrics.queued": { what: "the same 6 into the recording queue, applied (SDK calls) every 400 requests", run: (n) => { for (let i = 0; i < n; i++) { requestMetrics(queued); if (i % 400 === 399) recordingQueue.apply(); } recordingQueue.apply(); return n; } },
 };

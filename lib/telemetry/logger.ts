@@ -1,6 +1,7 @@
 /**
- * JSON logs joined to traces: one line per request (written by `requestTelemetry()`, ./request-telemetry.ts) and
- * one per notable event (anomaly detected, phase changed, auth failed, unhandled error).
+ * JSON logs joined to traces: one line per request (written by `requestTelemetry()`, ./request-telemetry.ts,
+ * through the isolate's flush when it holds them, ./log-queue.ts) and one per notable event
+ * (anomaly detected, phase changed, auth failed, unhandled error), written at once.
  *
  * Each line is one JSON object on `console.log` / `console.warn` / `console.error` (the method
  * matches the level, which is what Workers Logs files the line under), with `time`, `level`,
@@ -76,6 +77,20 @@ const SINKS: Record<LogLevel, (line: string) => void> = {
   error: (line) => console.error(line),
 };
 
+/** Writes a finished line with the console method of its level. Never throws. */
+export function writeLine(level: LogLevel, line: string): void {
+  try {
+    SINKS[level](line);
+  } catch {
+    // A log line is never worth failing a request for.
+  }
+}
+
+/** Where {@link logRequest} can hold a line instead of writing it (./log-queue.ts). */
+export interface LineHold {
+  hold(level: LogLevel, line: string): void;
+}
+
 function clean(value: LogValue): LogValue {
   if (typeof value === "string") return value.length > MAX_LOG_STRING ? `${value.slice(0, MAX_LOG_STRING - 1)}…` : value;
   if (typeof value === "number" && !Number.isFinite(value)) return String(value);
@@ -146,13 +161,14 @@ const jsonNumber = (value: number): string => (Number.isFinite(value) ? String(v
  * Writes the per-request line (`msg: "request"`): the same JSON text {@link log} writes for these
  * fields, built as one string from fixed keys — no intermediate object, no per-key redaction
  * test (none of these keys is credential-like), one JSON.stringify per string value. Unless
- * `level` is below the level in force (then one comparison). Never throws.
+ * `level` is below the level in force (then one comparison). With `hold`, a line below warn is
+ * handed to it instead of written (the isolate's flush writes it, ./log-queue.ts). Never throws.
  *
  * @example
  * logRequest("info", { method: "POST", route: "/api/v1/telemetry", status: 200, duration_ms: 1.2, request_id: "r-1" }, span);
  * // {"time":"…","level":"info","msg":"request","method":"POST","route":"/api/v1/telemetry","status":200,"duration_ms":1.2,"request_id":"r-1","trace_id":"…","span_id":"…"}
  */
-export function logRequest(level: LogLevel, f: RequestLineFields, span?: Span): void {
+export function logRequest(level: LogLevel, f: RequestLineFields, span?: Span, hold?: LineHold): void {
   if (RANK[level] < threshold) return;
   try {
     let line = `{"time":"${new Date().toISOString()}","level":"${level}","msg":"request","method":${jsonString(f.method)},"route":${jsonString(f.route)}`;
@@ -165,7 +181,8 @@ export function logRequest(level: LogLevel, f: RequestLineFields, span?: Span): 
     if (f.error_message !== undefined) line += `,"error_message":${jsonString(f.error_message)}`;
     const spanContext = (span ?? trace.getSpan(context.active()))?.spanContext();
     if (spanContext && isSpanContextValid(spanContext)) line += `,"trace_id":"${spanContext.traceId}","span_id":"${spanContext.spanId}"`;
-    SINKS[level](`${line}}`);
+    if (hold && RANK[level] < RANK.warn) hold.hold(level, `${line}}`);
+    else SINKS[level](`${line}}`);
   } catch {
     // A log line is never worth failing a request for.
   }

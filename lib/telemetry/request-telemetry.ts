@@ -30,7 +30,7 @@ import { instruments } from "./instruments";
 import { recordingQueue } from "./meter-provider";
 import { measureJson, utf8Length } from "./json-size";
 import { endpointOf, errorType, errorTypeOf } from "./labels";
-import { configureLogLevel, errorFields, logRequest, withRequestId, type LogLevel } from "./logger";
+import { configureLogLevel, errorFields, logRequest, withRequestId, type LineHold, type LogLevel } from "./logger";
 import { extractTraceContext, httpMethod } from "./spans";
 import { tracer as serviceTracer } from "./tracer-provider";
 
@@ -42,6 +42,12 @@ export interface RequestTelemetryOptions {
   tracer?: Tracer;
   /** Write one JSON log line per request (./logger.ts). Default true. */
   logRequests?: boolean;
+  /**
+   * Hold the request lines below warn here instead of writing each at once; whatever writes the
+   * queue must run in `flush` (the isolate's flusher writes the isolate's `logQueue`,
+   * ./log-queue.ts). Default: none, every line written at once.
+   */
+  logQueue?: LineHold;
   /** `endpoint` label of requests no route matched. Default "unmatched". */
   unmatchedEndpoint?: string;
 }
@@ -197,19 +203,20 @@ function recordMetrics(c: Context, endpoint: string, status: number, seconds: nu
  * OTEL_TRACES_SAMPLER_ARG; name `${method} ${route pattern}`; `http.*`, `url.*`,
  * `server.address`, `user_agent.original` ≤ 256 chars, `cloud.provider`, `cloud.region` = colo;
  * 5xx → ERROR with `error.type`), the service-health metrics, in-flight requests
- * (astra_active_connections), one JSON log line with `trace_id`/`span_id`, then the flush in
- * `waitUntil`. The response is never rebuilt (the runtime sets Content-Length; the size metric
+ * (astra_active_connections), one JSON log line with `trace_id`/`span_id` (held for the flush
+ * with `logQueue`), then the flush in `waitUntil`. The response is never rebuilt (the runtime sets Content-Length; the size metric
  * comes from the body `c.json` serialized). Recording never throws.
  *
  * @example
  * const app = new Hono<AppEnv>();
  * app.use("*", requestId());
- * app.use("*", requestTelemetry({ flush: (env) => flusher.flush(env) }));
+ * app.use("*", requestTelemetry({ flush: (env) => flusher.flush(env), logQueue }));
  */
 export function requestTelemetry(options: RequestTelemetryOptions): MiddlewareHandler {
   const { flush } = options;
   const tracer = options.tracer ?? serviceTracer;
   const logRequests = options.logRequests ?? true;
+  const logQueue = options.logQueue;
   const unmatched = options.unmatchedEndpoint ?? "unmatched";
 
   return async function requestTelemetry(c, next) {
@@ -249,6 +256,7 @@ export function requestTelemetry(options: RequestTelemetryOptions): MiddlewareHa
             ...(err !== undefined && errorFields(err)),
           },
           server?.span,
+          logQueue,
         );
       safely(() => c.executionCtx.waitUntil(recorded.then(() => flush(c.env as Env))));
     }

@@ -3,7 +3,8 @@
  * next leaf each time; with METRICS_AGGREGATOR_LEAVES = 0 one batch per MetricsAggregator shard),
  * ended spans to the collector's OTLP/HTTP receiver. functions/telemetry.ts builds the isolate's
  * flusher with guarded transports; every request hands its flush to `waitUntil`
- * (`requestTelemetry({ flush: flushTelemetry })`).
+ * (`requestTelemetry({ flush: flushTelemetry, logQueue })`); each export first writes the request
+ * log lines held for it (../log-queue.ts).
  *
  * Coalesced: at most one export in flight per isolate, and at most one export started per
  * `minIntervalMillis` (default 1000 ms). A call either joins the export that is scheduled but has
@@ -27,6 +28,7 @@ import { metricReader } from "../meter-provider";
 import { leafCount, leafName, leafOf, shardCount, shardName, shardOf, toMetricPoints, type Destination, type MetricPoint, type PointBatch } from "./points";
 import { spanBuffer, type BufferingSpanProcessor } from "../tracer-provider";
 import { instruments } from "../instruments";
+import { logQueue, type LogQueue } from "../log-queue";
 import { createOtlpSpanSender } from "./otlp-spans";
 
 /** Sends one batch to one leaf or owner shard; resolves when it acknowledged the batch. */
@@ -40,6 +42,8 @@ export interface TelemetryFlusherOptions {
   reader?: MetricReader;
   /** Where ended spans wait. Default: the isolate's `spanBuffer`. */
   spans?: BufferingSpanProcessor;
+  /** Request log lines held for the flush, written first thing in each export. Default: the isolate's `logQueue`. */
+  logs?: LogQueue;
   /** At most one export starts per this many ms in one isolate. Default 1000. */
   minIntervalMillis?: number;
   /**
@@ -166,6 +170,7 @@ export class TelemetryFlusher {
   };
   readonly #reader: MetricReader;
   readonly #spans: BufferingSpanProcessor;
+  readonly #logs: LogQueue;
   readonly #minIntervalMillis: number;
   readonly #youngIntervalMillis: number;
   readonly #youngForMillis: number;
@@ -190,6 +195,7 @@ export class TelemetryFlusher {
   constructor(options: TelemetryFlusherOptions = {}) {
     this.#reader = options.reader ?? metricReader;
     this.#spans = options.spans ?? spanBuffer;
+    this.#logs = options.logs ?? logQueue;
     this.#minIntervalMillis = Math.max(0, options.minIntervalMillis ?? 1000);
     this.#youngIntervalMillis = Math.min(this.#minIntervalMillis, Math.max(0, options.youngIntervalMillis ?? this.#minIntervalMillis));
     this.#youngForMillis = Math.max(0, options.youngForMillis ?? 10_000);
@@ -256,6 +262,8 @@ export class TelemetryFlusher {
   async #run(env: Env): Promise<void> {
     this.#lastStartMs = this.#clock.now();
     this.stats.exports++;
+    // Every caller's lines are in by now (a caller joins only an export that has not run yet).
+    this.#logs.write();
     let points: MetricPoint[] = [];
     try {
       const { resourceMetrics, errors } = await this.#reader.collect();

@@ -1,5 +1,5 @@
 import { env } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import type { Clock } from "../../../lib/support/async";
@@ -7,6 +7,7 @@ import { rpcSendPoints, TelemetryFlusher, type SendPoints } from "../../../lib/t
 import { OnDemandMetricReader } from "../../../lib/telemetry/meter-provider";
 import { shardName, type Destination, type PointBatch } from "../../../lib/telemetry/export/points";
 import { BufferingSpanProcessor } from "../../../lib/telemetry/tracer-provider";
+import { LogQueue } from "../../../lib/telemetry/log-queue";
 import { captureCollector } from "./support";
 
 const testEnv = env as unknown as Env;
@@ -63,7 +64,7 @@ function tracked<T>(promise: Promise<T>) {
   return state;
 }
 
-function setup(options: { send?: SendPoints; minIntervalMillis?: number; maxRetainedBatches?: number } = {}) {
+function setup(options: { send?: SendPoints; minIntervalMillis?: number; maxRetainedBatches?: number; logs?: LogQueue } = {}) {
   const time = manualClock();
   const reader = new OnDemandMetricReader();
   const meter = new MeterProvider({ readers: [reader] }).getMeter("test");
@@ -81,6 +82,7 @@ function setup(options: { send?: SendPoints; minIntervalMillis?: number; maxReta
     maxRetainedBatches: options.maxRetainedBatches,
     sendPoints: send,
     exportSpans: async () => true,
+    logs: options.logs ?? new LogQueue(),
     clock: time.clock,
   });
   return { reader, meter, spans, sent, flusher, time };
@@ -473,5 +475,38 @@ describe("TelemetryFlusher while young", () => {
     await time.advance(1000);
     await Promise.all(calls);
     expect(startedAt).toEqual([0, 200, 400, 600, 800, 1000, 2000, 3000]);
+  });
+});
+
+describe("TelemetryFlusher and the request log lines held for it", () => {
+  it("writes them when its export runs, not before, callers that joined included, whatever the transports do", async () => {
+    const written: string[] = [];
+    const spies = [vi.spyOn(console, "log").mockImplementation((line: unknown) => void written.push(String(line))), vi.spyOn(console, "warn").mockImplementation(() => {})];
+    restore = () => spies.forEach((s) => s.mockRestore());
+    const logs = new LogQueue();
+    const { flusher, time } = setup({ logs, minIntervalMillis: 100, send: async () => Promise.reject(new Error("aggregator down")) });
+    await flusher.flush(testEnv); // the first export runs at once
+    logs.hold("info", '{"msg":"request","n":1}');
+    const second = tracked(flusher.flush(testEnv)); // waits out the interval
+    logs.hold("info", '{"msg":"request","n":2}');
+    const joined = flusher.flush(testEnv); // joins the scheduled export
+    await time.advance(99);
+    expect(written).toEqual([]);
+    expect(second.settled).toBe(false);
+    await time.advance(1);
+    await joined;
+    expect(written).toEqual(['{"msg":"request","n":1}', '{"msg":"request","n":2}']);
+    expect(logs.size).toBe(0);
+  });
+
+  it("writes them also where export is off (no collector endpoint)", async () => {
+    const written: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((line: unknown) => void written.push(String(line)));
+    restore = () => spy.mockRestore();
+    const logs = new LogQueue();
+    const { flusher } = setup({ logs });
+    logs.hold("info", '{"msg":"request"}');
+    await flusher.flush({ ...testEnv, OTEL_EXPORTER_OTLP_ENDPOINT: "" });
+    expect(written).toEqual(['{"msg":"request"}']);
   });
 });
