@@ -110,7 +110,8 @@ function toWire(span: ReadableSpan): WireSpan {
  * span made inside it is recorded).
  *
  * Spans that `fn` starts with `withSpan` are made by the object's tracer too and travel back with
- * this one: nothing made inside an object waits in a buffer of the object's isolate.
+ * this one: nothing made inside an object waits in a buffer of the object's isolate. A caller
+ * sampled out gets no span made (`spans: []`), as untraced; `fn` still runs under its context.
  *
  * @example
  * async traced(carrier, op, args) {
@@ -121,8 +122,12 @@ export async function continueTrace<T>(carrier: TraceCarrier | undefined, name: 
   // Spans of objects this one calls in turn (adoptSpans inside fn) travel back with this call.
   const passedOn: WireSpan[] = [];
   const parent = extractTraceContext(carrier).setValue(PASSED_ON, passedOn);
-  // Untraced: the object's tracer never starts a trace, so spans inside stay unrecorded.
-  if (!isSpanContextValid(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT))
+  // Untraced: the object's tracer never starts a trace, so spans inside stay unrecorded. Sampled
+  // out (a valid caller span without the sampled flag): every span here would be non-recording
+  // (parent-based sampling), so none is made; `fn` runs under the caller's span, whose trace id
+  // its log lines carry.
+  const caller = trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT;
+  if (!isSpanContextValid(caller) || (caller.traceFlags & TraceFlags.SAMPLED) === 0)
     return { result: await context.with(withDefaultTracer(parent, objectTracer), fn), spans: [] };
   let spanId: string | undefined;
   try {

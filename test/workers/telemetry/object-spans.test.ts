@@ -1,5 +1,7 @@
+import { context, trace } from "@opentelemetry/api";
 import { describe, expect, it } from "vitest";
 import { adoptSpans, continueTrace } from "../../../lib/telemetry/object-spans";
+import { activeRequestId } from "../../../lib/telemetry/logger";
 import { injectTraceContext, withSpan, type TraceCarrier } from "../../../lib/telemetry/spans";
 import { spanBuffer } from "../../../lib/telemetry/tracer-provider";
 
@@ -34,5 +36,15 @@ describe("spans across a Durable Object call", () => {
     const answer = await continueTrace(undefined, "MissionState.stats", {}, () => withSpan("inner", {}, () => "ok"));
     expect(answer).toEqual({ result: "ok", spans: [] });
     expect(spanBuffer.drain().map((s) => s.name)).toEqual([]);
+  });
+
+  it("makes no span for a caller that was sampled out, and runs the method under the caller's trace and request id", async () => {
+    spanBuffer.drain();
+    const carrier = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", request_id: "req-unsampled" };
+    const answer = await continueTrace(carrier, "SatelliteState.record", { "db.operation.name": "record" }, () =>
+      withSpan("inner", {}, () => ({ traceId: trace.getSpanContext(context.active())?.traceId, requestId: activeRequestId() })),
+    );
+    expect(answer).toEqual({ result: { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", requestId: "req-unsampled" }, spans: [] });
+    expect(spanBuffer.drain()).toEqual([]);
   });
 });
