@@ -14,15 +14,18 @@ export const telemetryFlusher = new TelemetryFlusher({
 });
 
 /**
- * Flushes the isolate's metrics and spans; for `waitUntil`. Never rejects.
+ * Flushes the isolate's metrics, spans and held log lines: answers the promise for `waitUntil`
+ * when this call scheduled the export, undefined when it joined one another request keeps alive
+ * (`TelemetryFlusher.schedule`). Never throws; the promise never rejects.
  *
  * @example
- * c.executionCtx.waitUntil(flushTelemetry(c.env));
+ * const pending = flushTelemetry(c.env);
+ * if (pending) c.executionCtx.waitUntil(pending);
  */
-export function flushTelemetry(env: Env): Promise<void> {
+export function flushTelemetry(env: Env): Promise<void> | undefined {
   try {
-    return telemetryFlusher.flush(env).catch(() => undefined);
+    return telemetryFlusher.schedule(env)?.catch(() => undefined);
   } catch {
-    return Promise.resolve();
+    return undefined;
   }
 }

@@ -1,8 +1,8 @@
 /**
  * The request's telemetry, in one middleware and in this order: the SERVER span (active for the
  * rest of the chain), then, once the response is final, the span's end, the service-health
- * metrics, the JSON log line, and `waitUntil(flush(env))` — so the flush always finds the span
- * ended and the metrics recorded. Mount it right after `requestId()` and before everything else:
+ * metrics, the JSON log line, and `flush(env)` (in `waitUntil` when it answers a promise) — so the
+ * flush always finds the span ended and the metrics recorded. Mount it right after `requestId()` and before everything else:
  *
  *   app.use("*", requestId());
  *   app.use("*", requestTelemetry({ flush: flushTelemetry }));
@@ -36,8 +36,12 @@ import { tracer as serviceTracer } from "./tracer-provider";
 
 /** Options of {@link requestTelemetry}. */
 export interface RequestTelemetryOptions {
-  /** The isolate's flush, handed to `waitUntil` after every request (the composition root wires it). */
-  flush: (env: Env) => Promise<void>;
+  /**
+   * The isolate's flush, called after every request (the composition root wires it). What it
+   * answers goes to `waitUntil`; undefined when there is nothing to keep alive (the call joined an
+   * export that another request's `waitUntil` holds: `TelemetryFlusher.schedule`).
+   */
+  flush: (env: Env) => Promise<void> | undefined;
   /** Tracer of the server span. Default: the service tracer (./tracer-provider.ts). */
   tracer?: Tracer;
   /** Write one JSON log line per request (./logger.ts). Default true. */
@@ -173,10 +177,11 @@ function endServerSpan(span: Span, method: string, route: string, status: number
  * astra_http_request_size_bytes and astra_http_response_size_bytes {endpoint}, and
  * astra_errors_total {error_type, endpoint} for responses ≥ 400, with attribute sets made once
  * per route (./bound-attributes.ts), through the isolate's recording queue (applied at the next
- * collection, ./recording-queue.ts). Resolves when sizes that need a body read (a request body
- * without Content-Length, a response not built by `c.json`) are recorded.
+ * collection, ./recording-queue.ts). Answers undefined when all is recorded, else a promise that
+ * resolves when sizes that need a body read (a request body without Content-Length, a response
+ * not built by `c.json`) are recorded.
  */
-function recordMetrics(c: Context, endpoint: string, status: number, seconds: number, jsonBytes: number | undefined): Promise<void> {
+function recordMetrics(c: Context, endpoint: string, status: number, seconds: number, jsonBytes: number | undefined): Promise<void> | undefined {
   let pending: Promise<unknown>[] | undefined;
   safely(() => {
     const byEndpoint = endpointAttributes(endpoint);
@@ -194,7 +199,16 @@ function recordMetrics(c: Context, endpoint: string, status: number, seconds: nu
     // Any other body (none in this API today): measured from a clone, off the response path.
     else (pending ??= []).push(res.clone().arrayBuffer().then((b) => recordingQueue.record(instruments.httpResponseSize, b.byteLength, byEndpoint)));
   });
-  return pending ? Promise.all(pending.map((p) => p.catch(() => undefined))).then(() => undefined) : Promise.resolve();
+  return pending && Promise.all(pending.map((p) => p.catch(() => undefined))).then(() => undefined);
+}
+
+/** Calls the flush once the request's metrics are recorded, and keeps what it answers alive with `waitUntil`. */
+function flushAfter(c: Context, recorded: Promise<void> | undefined, flush: RequestTelemetryOptions["flush"]): void {
+  safely(() => {
+    const env = c.env as Env;
+    const pending = recorded ? recorded.then(() => flush(env)) : flush(env);
+    if (pending) c.executionCtx.waitUntil(pending);
+  });
 }
 
 /**
@@ -204,13 +218,13 @@ function recordMetrics(c: Context, endpoint: string, status: number, seconds: nu
  * `server.address`, `user_agent.original` ≤ 256 chars, `cloud.provider`, `cloud.region` = colo;
  * 5xx → ERROR with `error.type`), the service-health metrics, in-flight requests
  * (astra_active_connections), one JSON log line with `trace_id`/`span_id` (held for the flush
- * with `logQueue`), then the flush in `waitUntil`. The response is never rebuilt (the runtime sets Content-Length; the size metric
+ * with `logQueue`), then the flush, in `waitUntil` when it answers a promise. The response is never rebuilt (the runtime sets Content-Length; the size metric
  * comes from the body `c.json` serialized). Recording never throws.
  *
  * @example
  * const app = new Hono<AppEnv>();
  * app.use("*", requestId());
- * app.use("*", requestTelemetry({ flush: (env) => flusher.flush(env), logQueue }));
+ * app.use("*", requestTelemetry({ flush: (env) => flusher.schedule(env), logQueue }));
  */
 export function requestTelemetry(options: RequestTelemetryOptions): MiddlewareHandler {
   const { flush } = options;
@@ -258,7 +272,7 @@ export function requestTelemetry(options: RequestTelemetryOptions): MiddlewareHa
           server?.span,
           logQueue,
         );
-      safely(() => c.executionCtx.waitUntil(recorded.then(() => flush(c.env as Env))));
+      flushAfter(c, recorded, flush);
     }
   };
 }

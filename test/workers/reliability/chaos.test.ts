@@ -18,22 +18,34 @@ const inject = (body: Record<string, unknown>) => call("POST", "/api/v1/chaos", 
  * future once the real clock is back. The chaos view's timers are manual: a latency fault waits
  * until the test lets it pass, and a call to ChaosControl is never abandoned because the machine is
  * slow (its timeout never fires; that is not what these tests are about).
+ *
+ * The test and the request under test never resolve each other's promises: workerd runs each in
+ * its own request context, and a request's timers and I/O objects are its own. A manual timer is
+ * a flag: the test sets it (`pass`), and the request that set the timer sees it on a 1 ms poll
+ * of its own and runs the callback itself; the test sees a wait appear (`pending`) the same way.
  */
 let fakeNow = Date.now() - 60_000;
 function testTime() {
   vi.useFakeTimers({ toFake: ["Date"], now: fakeNow });
-  const timers: Array<{ id: number; ms: number; fn: () => void }> = [];
+  const timers: Array<{ id: number; ms: number; passed: boolean }> = [];
   /** Every chaos timer's length, in the order set. */
   const waits: number[] = [];
-  let onTimer: Array<() => void> = [];
   let ids = 0;
+  /** Polls of a timer at most (1 ms apart): a wait the test never passes ends the poll, not the suite. */
+  const MAX_POLLS = 20_000;
   setChaosClock({
     now: () => Date.now(),
     setTimeout: (fn, ms) => {
       waits.push(ms);
-      timers.push({ id: ++ids, ms, fn });
-      for (const wake of onTimer.splice(0)) wake();
-      return ids;
+      const timer = { id: ++ids, ms, passed: false };
+      timers.push(timer);
+      let polls = 0;
+      const poll = () => {
+        if (timer.passed) fn();
+        else if (timers.includes(timer) && polls++ < MAX_POLLS) setTimeout(poll, 1);
+      };
+      setTimeout(poll, 1);
+      return timer.id;
     },
     clearTimeout: (id) => {
       const i = timers.findIndex((t) => t.id === id);
@@ -44,17 +56,17 @@ function testTime() {
     waits,
     /** Moves the clock `ms` forward (timers do not fire: nothing waits on time but latency faults). */
     advance: (ms: number) => vi.setSystemTime(Date.now() + ms),
-    /** Resolves once a wait of `ms` is pending. */
+    /** Resolves once a wait of `ms` is pending (seen on the test's own 1 ms poll). */
     async pending(ms: number): Promise<void> {
-      while (!timers.some((t) => t.ms === ms)) await new Promise<void>((wake) => onTimer.push(wake));
+      while (!timers.some((t) => t.ms === ms && !t.passed)) await new Promise<void>((wake) => setTimeout(wake, 1));
     },
-    /** Lets the pending wait of `ms` pass: the clock moves `ms` forward and the wait ends. */
+    /** Lets the pending wait of `ms` pass: the clock moves `ms` forward and the wait ends (on its request's next poll). */
     pass(ms: number): void {
-      const i = timers.findIndex((t) => t.ms === ms);
+      const i = timers.findIndex((t) => t.ms === ms && !t.passed);
       if (i < 0) throw new Error(`no wait of ${ms} ms is pending`);
       const [timer] = timers.splice(i, 1);
       vi.setSystemTime(Date.now() + ms);
-      timer!.fn();
+      timer!.passed = true;
     },
   };
 }

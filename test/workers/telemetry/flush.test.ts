@@ -51,7 +51,9 @@ function manualClock() {
     t = end;
     await settle();
   }
-  return { clock, advance, waits, now: () => t };
+  /** Moves the clock without firing any timer: what a request context that is gone does to its timers. */
+  const jump = (ms: number) => void (t += ms);
+  return { clock, advance, jump, waits, now: () => t };
 }
 
 /** Whether `promise` has settled, tracked from now on. */
@@ -508,5 +510,43 @@ describe("TelemetryFlusher and the request log lines held for it", () => {
     logs.hold("info", '{"msg":"request"}');
     await flusher.flush({ ...testEnv, OTEL_EXPORTER_OTLP_ENDPOINT: "" });
     expect(written).toEqual(['{"msg":"request"}']);
+  });
+});
+
+describe("TelemetryFlusher.schedule (per request)", () => {
+  it("answers a promise only to the call that scheduled the export; joiners' data leaves in it", async () => {
+    const { meter, sent, flusher, time } = setup({ minIntervalMillis: 100 });
+    const counter = meter.createCounter("requests_total");
+    await flusher.flush(testEnv); // an export just started: the next one waits out the interval
+    counter.add(1);
+    const scheduled = flusher.schedule(testEnv);
+    expect(scheduled).toBeInstanceOf(Promise);
+    for (let i = 0; i < 9; i++) {
+      counter.add(1);
+      expect(flusher.schedule(testEnv)).toBeUndefined();
+    }
+    await time.advance(100);
+    await scheduled;
+    expect(flusher.stats.exports).toBe(2);
+    expect(total(sent, "requests_total")).toBe(10);
+    // The next call after that export started schedules again.
+    expect(flusher.schedule(testEnv)).toBeInstanceOf(Promise);
+  });
+
+  it("replaces a scheduled export whose timers never fire (its request context is gone): later calls are not held by it", async () => {
+    const { meter, sent, flusher, time } = setup({ minIntervalMillis: 100 });
+    const counter = meter.createCounter("requests_total");
+    await flusher.flush(testEnv);
+    counter.add(1);
+    const stuck = tracked(flusher.schedule(testEnv)!);
+    time.jump(60_000); // far past any export's longest wait, without its timer firing
+    counter.add(1);
+    const next = flusher.schedule(testEnv);
+    expect(next).toBeInstanceOf(Promise); // not joined to the stuck one
+    await time.advance(100); // fires both timers: the abandoned one does nothing
+    await next;
+    expect(stuck.settled).toBe(true);
+    expect(flusher.stats.exports).toBe(2);
+    expect(total(sent, "requests_total")).toBe(2);
   });
 });
