@@ -4,7 +4,7 @@
  * export, before it collects: ./export/flush.ts).
  *
  * Why: on workerd the first console call of an invocation costs far more than the next ones
- * (~40–60 µs against ~7 µs, `node bench/primitives.mjs --ops request.none,request.log,request.log.held`):
+ * (34–70 µs against ~7 µs in two runs, `node bench/primitives.mjs --ops request.none,request.log,request.log.held`):
  * written one per request, every request pays it; written by the flush, one invocation pays it
  * for all the lines of that interval (README, Benchmarks). A line keeps the `time` it was built
  * with, so it reads the same; it is written at most one flush interval later (~1 s), like the
