@@ -3,8 +3,9 @@
  * bundle that wrangler built (its `// path` module markers name the source file of each line).
  *
  * Each sample is charged to one category:
- *   1. the innermost frame on its stack that belongs to an EXPORT category (span encoding, metric
- *      export, the aggregator object) — work done by the flush, whatever it calls;
+ *   1. the innermost frame on its stack that belongs to a CLAIMING category: an export category
+ *      (span encoding, metric export, the aggregator object) — work done by the flush, whatever
+ *      it calls — or the JSON log line (the flush writes the request lines held for it);
  *   2. else the category of the innermost JavaScript frame of the bundle (a native call such as
  *      JSON.stringify or `new Response` is charged to the JavaScript that called it; code that a
  *      span wraps is charged to itself, not to the span);
@@ -34,7 +35,7 @@ export const CATEGORIES = [
 ];
 
 /** Categories whose frames claim everything they call (rule 1 above). */
-const EXPORT = new Set(['span buffer + OTLP encoding', 'metric export (collect, RPC)', 'aggregator object (merge, OTLP push)']);
+const CLAIMING = new Set(['span buffer + OTLP encoding', 'metric export (collect, RPC)', 'aggregator object (merge, OTLP push)', 'JSON log line']);
 
 /** Function-level rules first (module + function name), then module rules; first match wins. */
 const FUNCTION_RULES = [
@@ -51,7 +52,7 @@ const FUNCTION_RULES = [
   [/bench\/variants\/ours\.ts$/, /^(ingest|benchReceived)$/, 'aggregator object (merge, OTLP push)'],
 ];
 const MODULE_RULES = [
-  [/lib\/telemetry\/logger\.ts$/, 'JSON log line'],
+  [/lib\/telemetry\/(logger|log-queue)\.ts$/, 'JSON log line'],
   [/lib\/telemetry\/json-size\.ts$/, 'Content-Length rewrite'],
   [/lib\/telemetry\/(request-telemetry|labels)\.ts$/, 'telemetry middleware (other)'],
   [/@opentelemetry\/context-async-hooks\//, 'AsyncLocalStorage context'],
@@ -135,7 +136,7 @@ export function categorize(profile, bundleLines, scriptMatch) {
         const frame = info.get(at);
         if (!frame) break;
         if (innermost === undefined && frame.inBundle) innermost = frame.category ?? 'app and runtime (not telemetry)';
-        if (frame.category && EXPORT.has(frame.category)) claim = frame.category;
+        if (frame.category && CLAIMING.has(frame.category)) claim = frame.category;
       }
       cat = claim ?? innermost ?? 'app and runtime (not telemetry)';
     }
