@@ -64,6 +64,13 @@ export const ENTRY_ONSET_V = 0.12;
 /** An unknown spell this short cannot hide an orbit phase (the shortest, an eclipse, lasts 31 min). */
 export const MAX_UNKNOWN_SKY_MS = 5 * 60_000;
 
+/**
+ * The shortest orbit phases: sunlight lasts ≥ 59 min (94 min orbit, 37 % eclipse), an eclipse
+ * ≥ 31 min; less the sky's reading delay at both ends (≤ 3 samples at entry, minutes of charging
+ * at exit) and a margin: 50 and 25 min. A change of sky read sooner after a seen start is not the orbit.
+ */
+export const MIN_PHASE_SECONDS: Record<"sunlit" | "eclipse", number> = { sunlit: 50 * 60, eclipse: 25 * 60 };
+
 /** What the rate limits may depend on besides the value they apply at. */
 export interface TrackContext {
   sky: Sky;
@@ -262,3 +269,28 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
 
 /** A gap longer than this between two readings restarts the trackers (the state moved unobserved). */
 export const MAX_GAP_SECONDS = 30 * 60;
+
+/**
+ * The satellite's own thermal cycle and the runaway latch (detector-trend.ts ThermalCycle). A
+ * healthy bus repeats its temperature over every orbit: it is learned per satellite as a
+ * piecewise-linear curve over the time since the sky (sunlit, eclipse) began, with knots every
+ * 5 min (a 15 min time constant bends less than 0.5 °C between knots), for the longest phases
+ * (sunlight ≤ 65 min of a 96 min orbit at 33 % eclipse, eclipse ≤ 36 min). Once a runaway is
+ * confirmed (THERMAL_HIGH), the alarm holds while the temperature stays more than `margin` above
+ * that curve plus the bus's offset from it just before (a payload session's heat, decaying with
+ * the bus's 20 min time constant); it ends at the first reading back within the margin, and
+ * after `maxLatchSeconds` whatever the readings (no runaway heats and cools for longer).
+ */
+export const CYCLE = {
+  knotSeconds: 300,
+  knots: { sunlit: 14, eclipse: 8 },
+  /** Share of a reading's error given to its two knots (LMS): a few orbits to settle. */
+  learn: 0.2,
+  /** Share of a nominal reading's residual taken into the bus's offset from its cycle. */
+  offsetLearn: 0.2,
+  offsetTauSeconds: 1200,
+  /** Above the cycle by more than this (2.5 °C, the tracker's threshold) the runaway goes on. */
+  margin: 2.5,
+  span: 20,
+  maxLatchSeconds: 60 * 60,
+} as const;

@@ -8,8 +8,8 @@
  * its other side, is nominal again at once (recovery), so a fault that has ended stops being
  * flagged and a healthy change during a fault never traps an alarm.
  */
-import type { Sky, TrackContext, TrackerSpec } from "./detector-bands";
-import type { FieldState } from "./detector-state";
+import { CYCLE, type Sky, type TrackContext, type TrackerSpec } from "./detector-bands";
+import type { FieldState, ThermalCycle } from "./detector-state";
 import { clamp01, round, type Field, type Finding } from "./detector-types";
 
 /** The tracker's verdict on one value: a finding (or none) and the field memory to keep. */
@@ -157,4 +157,39 @@ function dumpingNow(spec: TrackerSpec, tracked: number, before: FieldState["dump
 /** The tracker started again from `value` (a learned rate is kept). */
 function restarted(memory: FieldState, value: number): FieldState {
   return { ...memory, track: value, frozenSince: undefined, side: undefined, up: undefined, down: undefined };
+}
+
+/** Where the satellite's own cycle puts a healthy bus `seconds` into a sunlit or eclipse phase; undefined until learned there. */
+export function cycleAt(cycle: ThermalCycle | undefined, sky: "sunlit" | "eclipse", seconds: number): number | undefined {
+  const knots = cycle?.[sky];
+  if (!knots) return undefined;
+  const { k, f } = knotOf(knots.length, seconds);
+  const a = knots[k];
+  const b = knots[k + 1];
+  return a === null || a === undefined || b === null || b === undefined ? undefined : a + (b - a) * f;
+}
+
+/**
+ * The cycle after a nominal reading `value` at `seconds` into the phase: its two knots move
+ * towards it in proportion to their interpolation weights (least mean squares), so the curve
+ * learns where in the phase each temperature belongs, not just a mean per bin.
+ */
+export function learnCycle(cycle: ThermalCycle | undefined, sky: "sunlit" | "eclipse", seconds: number, value: number): ThermalCycle {
+  const n = CYCLE.knots[sky];
+  const knots = [...(cycle?.[sky] ?? new Array<number | null>(n).fill(null))];
+  const { k, f } = knotOf(n, seconds);
+  knots[k] ??= value;
+  knots[k + 1] ??= value;
+  const error = value - (knots[k]! + (knots[k + 1]! - knots[k]!) * f);
+  knots[k] = round(knots[k]! + CYCLE.learn * (1 - f) * error, 2);
+  knots[k + 1] = round(knots[k + 1]! + CYCLE.learn * f * error, 2);
+  const other = sky === "sunlit" ? "eclipse" : "sunlit";
+  return { [sky]: knots, [other]: cycle?.[other] ?? new Array<number | null>(CYCLE.knots[other]).fill(null) } as unknown as ThermalCycle;
+}
+
+/** The knot before `seconds` and the share of the way to the next (held at the last knot). */
+function knotOf(n: number, seconds: number): { k: number; f: number } {
+  const x = Math.min(Math.max(0, seconds) / CYCLE.knotSeconds, n - 1);
+  const k = Math.min(Math.floor(x), n - 2);
+  return { k, f: x - k };
 }
