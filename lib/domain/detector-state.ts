@@ -22,6 +22,8 @@ export interface FieldState {
   goodTime?: number;
   /** The value last given to the tracker (after compensation), for its step check. */
   input?: number;
+  /** The compensation last taken off the value (wheel: the slew's momentum, rpm). */
+  offset?: number;
   /** The tracked value the physics allows (see detector-trend.ts). */
   track?: number;
   /** The tracker's learned nominal rate (units per second), for fields that have one (wheel). */

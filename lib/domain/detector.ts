@@ -87,7 +87,14 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       // Compensate with the other field's last nominal value (judged just before: a gyro spike
       // is not a slew, so it must not move the wheel's tracked value).
       const other = comp ? fields[comp.field]?.good : undefined;
-      const input = comp && other !== undefined ? value - comp.factor * other : value;
+      let offset = comp && other !== undefined ? comp.factor * other : 0;
+      // The other field's value counts as the body's motion only once it was nominal at this reading
+      // and the one before: a spike's second point, plausible from its first, is no slew; until
+      // then the last compensation stands.
+      const otherNow = comp ? fields[comp.field] : undefined;
+      const steady = otherNow?.goodTime === current.time && before.fields[comp?.field ?? field]?.goodTime === recent.at(-1)?.time;
+      if (comp && !gap && !steady && memory.offset !== undefined) offset = memory.offset;
+      const input = value - offset;
       const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky, skySeconds);
       result.memory.input = input;
       if (result.finding) own.push(result.finding);
@@ -96,6 +103,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       // It freezes on the reading's side, so that a reading past the other side ends the fault.
       const side = memory.side ?? (memory.track !== undefined && input < memory.track ? -1 : 1);
       next = result.finding || result.restarted === "step" || own.length === 0 ? result.memory : { ...memory, frozenSince: memory.frozenSince ?? current.time, side };
+      if (comp) next = { ...next, offset: round(offset, 2) };
     }
     if (field === "temperature") {
       // Where in its orbit the bus is: the sky (as the voltage showed it before judging the
