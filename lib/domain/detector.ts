@@ -251,7 +251,11 @@ function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky
 function skyClock(sky: Sky, before: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge"> {
   if (sky === "unknown") return { skyKnown: before.skyKnown, skySince: before.skySince, knownTime: before.knownTime, skyEdge: before.skyEdge };
   const recent = before.skySince !== undefined && before.knownTime !== undefined && now - before.knownTime <= MAX_UNKNOWN_SKY_MS;
-  if (before.skyKnown === sky && recent) return { skyKnown: sky, skySince: before.skySince, knownTime: now, skyEdge: before.skyEdge };
+  // The same sky after an unknown spell shorter than the shortest phase of the other kind is the
+  // same phase: the other could not have come and gone meanwhile.
+  const other = sky === "sunlit" ? "eclipse" : "sunlit";
+  const same = before.skyKnown === sky && before.skySince !== undefined && before.knownTime !== undefined && now - before.knownTime <= MIN_PHASE_SECONDS[other] * 1000;
+  if (same) return { skyKnown: sky, skySince: before.skySince, knownTime: now, skyEdge: before.skyEdge };
   // A new phase: its start is known to the sample only if the other sky was seen just before
   // (not after a gap or a long unknown spell, when it may have begun unobserved) and had lasted
   // as long as a phase of its kind does (a shorter one was a misread voltage, not the orbit).
