@@ -124,6 +124,8 @@ export interface TrackerSpec {
   /** The type of a reading above / below what the tracker allows; undefined: that side is not judged. */
   above: AnomalyType | undefined;
   below: AnomalyType | undefined;
+  /** Judge the side above only in this sky (where nothing nominal can outrun the limits). */
+  aboveOnlyIn?: Sky;
   /**
    * Track `value - factor * other` instead of the value: the wheel absorbs the body's momentum in a
    * slew (350 rpm per deg/s of body rate), so a slew is not a wheel anomaly.
@@ -159,6 +161,8 @@ const CHARGE_TAU_S = 360;
 const ENTRY_STEP_V = 0.9;
 const ENTRY_TAU_S = 60;
 const ECLIPSE_DISCHARGE_V_S = 0.0015;
+/** In eclipse nothing charges: the tracker does not rise (noise and the heater switching off stay within the threshold). */
+const ECLIPSE_RISE_V_S = 0;
 /**
  * Fastest fall of a sunlit bus: a payload's 0.18 V IR drop settles with the charge time constant
  * (≥ 6 min), 0.0005 V/s; + 0.0003 V/s for the noise of the smoothed tracker.
@@ -183,7 +187,9 @@ const WHEEL_BUILDUP_MAX_RPM_S = 0.4;
 export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   voltage: {
     smoothSeconds: 20,
-    riseMax: (v) => Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S),
+    // In eclipse nothing charges the battery: the bus only rises by noise and a load switching off
+    // (the heater's 0.08 V, within the threshold).
+    riseMax: (v, { sky }) => (sky === "eclipse" ? ECLIPSE_RISE_V_S : Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S)),
     // In sunlight the bus sits on its end-of-charge plateau (a payload's IR drop relaxes over
     // minutes); only in eclipse does it discharge, fastest at entry.
     fallMax: (_v, { sky, skySeconds }) =>
@@ -196,8 +202,10 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     span: 4,
     widen: 0.5,
     maxFreezeSeconds: 15 * 60,
-    // Above the tracker the band's 29.8 V judges: a battery charging back is never a fault here.
-    above: undefined,
+    // Above the tracker the band's 29.8 V judges (a battery charging back is never a fault here),
+    // but in eclipse, where nothing charges it, a rising bus is a sensor drifting up.
+    above: "DRIFT",
+    aboveOnlyIn: "eclipse",
     below: "POWER_UNDERVOLTAGE",
     physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.0015 V/s in eclipse after the entry's 0.9 V step (60 s time constant), 0.0008 V/s in sunlight",
   },

@@ -88,7 +88,7 @@ export function track(
   const lagHigh = high + (spec.lagAllowance === "both" ? riseMax * spec.smoothSeconds : 0);
   const lagLow = low - (spec.lagAllowance ? fallMax * spec.smoothSeconds : 0);
   const outside = value > lagHigh ? value - lagHigh : value < lagLow ? value - lagLow : 0;
-  const type = outside > 0 ? spec.above : spec.below;
+  const type = outside > 0 ? (spec.aboveOnlyIn === undefined || spec.aboveOnlyIn === sky ? spec.above : undefined) : spec.below;
   const side = outside > 0 ? 1 : -1;
   // A fault pushes one way: a reading past the other side of the envelope means it is over.
   const crossed = memory.side !== undefined && memory.side !== side;
