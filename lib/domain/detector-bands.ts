@@ -98,6 +98,8 @@ export interface TrackerSpec {
   /** Distance beyond the threshold where the score reaches 1. */
   span: number;
   step?: number;
+  /** A rise of at least this much between two readings restarts a tracker not frozen by a fault (a bus coming back). */
+  stepUp?: number;
   /**
    * Learn the field's own steady rate (e.g. a wheel's momentum build-up) with this time constant,
    * from readings whose rate is at most `ignoreAbove` (a dump is not the steady rate); the limits
@@ -206,6 +208,9 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     // but in eclipse, where nothing charges it, a rising bus is a sensor drifting up.
     above: "DRIFT",
     aboveOnlyIn: "eclipse",
+    // A rise of 1 V in one sample is no charging (an exit charges ≤ 0.14 V a sample) but the bus
+    // coming back from a fault or a bias clearing: a tracker no fault froze starts again from it.
+    stepUp: 1,
     below: "POWER_UNDERVOLTAGE",
     physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.0015 V/s in eclipse after the entry's 0.9 V step (60 s time constant), 0.0008 V/s in sunlight",
   },

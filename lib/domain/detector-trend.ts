@@ -39,7 +39,7 @@ export function track(
   skySeconds = 0,
 ): TrackResult {
   const tracked = memory.track;
-  const stepped = spec.step !== undefined && previous !== undefined && Math.abs(value - previous) >= spec.step;
+  const stepped = previous !== undefined && ((spec.step !== undefined && Math.abs(value - previous) >= spec.step) || (spec.stepUp !== undefined && memory.frozenSince === undefined && value - previous >= spec.stepUp));
   // A gap or a released sensor forgets the learned rate too; a load step or a new level keeps it.
   // After a restart nobody knows whether a dump is under way: the next reading's rate tells.
   const unknownDump = spec.dump ? ("maybe" as const) : undefined;
