@@ -299,6 +299,8 @@ export const CYCLE = {
   knots: { sunlit: 14, eclipse: 8 },
   /** Share of a reading's error given to its two knots (LMS): a few orbits to settle. */
   learn: 0.2,
+  /** A reading's error is clipped to this before learning (healthy residuals: 99 % within 2.5 °C). */
+  learnClipC: 3,
   /** Share of a nominal reading's residual taken into the bus's offset from its cycle. */
   offsetLearn: 0.2,
   offsetTauSeconds: 1200,
@@ -306,4 +308,10 @@ export const CYCLE = {
   margin: 2.5,
   span: 20,
   maxLatchSeconds: 60 * 60,
+  /** A knot not learned yet is bridged from learned ones at most this many knots (5 min each) away. */
+  bridgeKnots: 2,
+  /** A payload switched on during a latch: ≥ 1 A more than at its start (payloads draw 1.2..1.8 A), warming the bus by ≤ 4.5 °C (15 min). */
+  payloadStepA: 1,
+  payloadHeatC: 4.5,
+  payloadTauSeconds: 900,
 } as const;

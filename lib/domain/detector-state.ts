@@ -67,8 +67,11 @@ export interface DetectorState {
   cycle?: ThermalCycle;
   /** The last nominal temperature's offset from its cycle (smoothed) and when it was seen. */
   cycleOffset?: { value: number; time: number };
-  /** A confirmed thermal runaway: since when, and the bus's offset from its cycle just before. */
-  latch?: { since: number; offset: number };
+  /**
+   * A confirmed thermal runaway: since when, the bus's offset from its cycle just before, the bus
+   * current then, and since when a payload has been on beyond it.
+   */
+  latch?: { since: number; offset: number; load?: number; loadSince?: number };
   /** Readings judged with this state (capped), for the verdict's confidence. */
   seen: number;
 }

@@ -164,9 +164,17 @@ export function cycleAt(cycle: ThermalCycle | undefined, sky: "sunlit" | "eclips
   const knots = cycle?.[sky];
   if (!knots) return undefined;
   const { k, f } = knotOf(knots.length, seconds);
-  const a = knots[k];
-  const b = knots[k + 1];
-  return a === null || a === undefined || b === null || b === undefined ? undefined : a + (b - a) * f;
+  // A knot not learned yet (its part of the orbit was always faulty) is bridged from the nearest
+  // learned ones, at most CYCLE.bridgeKnots away on either side.
+  const x = k + f;
+  let lo = k;
+  while (lo > k - CYCLE.bridgeKnots && lo > 0 && typeof knots[lo] !== "number") lo--;
+  let hi = k + 1;
+  while (hi < k + 1 + CYCLE.bridgeKnots && hi < knots.length - 1 && typeof knots[hi] !== "number") hi++;
+  const a = knots[lo];
+  const b = knots[hi];
+  if (typeof a !== "number" || typeof b !== "number") return undefined;
+  return a + ((b - a) * (x - lo)) / (hi - lo);
 }
 
 /**
@@ -180,7 +188,9 @@ export function learnCycle(cycle: ThermalCycle | undefined, sky: "sunlit" | "ecl
   const { k, f } = knotOf(n, seconds);
   knots[k] ??= value;
   knots[k + 1] ??= value;
-  const error = value - (knots[k]! + (knots[k + 1]! - knots[k]!) * f);
+  // Clipped (Huber): an unflagged fault's first readings cannot drag the curve far.
+  const raw = value - (knots[k]! + (knots[k + 1]! - knots[k]!) * f);
+  const error = Math.max(-CYCLE.learnClipC, Math.min(CYCLE.learnClipC, raw));
   knots[k] = round(knots[k]! + CYCLE.learn * (1 - f) * error, 2);
   knots[k + 1] = round(knots[k + 1]! + CYCLE.learn * f * error, 2);
   const other = sky === "sunlit" ? "eclipse" : "sunlit";

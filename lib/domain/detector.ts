@@ -80,6 +80,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     const stuck = stuckFinding(field, current, recent);
     if (stuck) own.push(stuck);
     let next: FieldState = memory;
+    let stepped = false;
     const spec = TRACKERS[field];
     if (spec) {
       const released = memory.stuck === true && !stuck;
@@ -97,6 +98,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       const input = value - offset;
       const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky, skySeconds);
       result.memory.input = input;
+      stepped = result.restarted === "step";
       if (result.finding) own.push(result.finding);
       // Another check flagged the value: the tracker must not follow it either (unless it has just
       // started again from it: a sensor offset step is flagged by the rate check once, then tracked).
@@ -110,7 +112,9 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       // voltage) and its clock, which survives short unknown spells.
       const phase = cyclePhase(sky, skySeconds, clockBefore, current.time);
       const expected = phase && cycleAt(cycle, phase.sky, phase.seconds);
-      const runaway = runawayLatch(value, current.time, own, expected, latch, cycleOffset);
+      // A jump beyond any heat balance in one sample (a sensor step, a bias clearing) says the
+      // readings were not the bus's heat: a latch ends there.
+      const runaway = runawayLatch(value, current.time, own, expected, stepped ? undefined : latch, cycleOffset, current.current);
       latch = runaway.latch;
       if (runaway.finding) own.push(runaway.finding);
       if (runaway.dropLow || runaway.ended) {
@@ -187,13 +191,20 @@ function runawayLatch(
   expected: number | undefined,
   before: DetectorState["latch"],
   offset: DetectorState["cycleOffset"],
+  load: number | undefined,
 ): { latch: DetectorState["latch"]; finding?: Finding; dropLow?: boolean; ended?: boolean } {
   const heat = own.some((f) => f.type === "THERMAL_HIGH");
   let latch = before;
   if (latch && (expected === undefined || (now - latch.since) / 1000 > CYCLE.maxLatchSeconds)) return { latch: undefined };
-  if (!latch && heat && expected !== undefined) latch = { since: now, offset: offset !== undefined && now - offset.time <= OFFSET_FRESH_MS ? offset.value : 0 };
+  if (!latch && heat && expected !== undefined) latch = { since: now, offset: offset !== undefined && now - offset.time <= OFFSET_FRESH_MS ? offset.value : 0, ...(load !== undefined && { load }) };
   if (!latch || expected === undefined) return { latch: undefined };
-  const baseline = expected + latch.offset * Math.exp(-(now - latch.since) / 1000 / CYCLE.offsetTauSeconds);
+  // A payload switched on since the latch began (the bus current up by a payload's ≥ 1 A) warms
+  // the bus by up to its 4.5 °C with the shortest thermal time constant: allowed on top.
+  const payloadOn = load !== undefined && latch.load !== undefined && load - latch.load >= CYCLE.payloadStepA;
+  const loadSince = payloadOn ? (latch.loadSince ?? now) : undefined;
+  latch = { since: latch.since, offset: latch.offset, ...(latch.load !== undefined && { load: latch.load }), ...(loadSince !== undefined && { loadSince }) };
+  const payload = loadSince !== undefined ? CYCLE.payloadHeatC * (1 - Math.exp(-(now - loadSince) / 1000 / CYCLE.payloadTauSeconds)) : 0;
+  const baseline = expected + latch.offset * Math.exp(-(now - latch.since) / 1000 / CYCLE.offsetTauSeconds) + payload;
   const excess = value - baseline;
   if (excess <= CYCLE.margin) return { latch: undefined, ended: before !== undefined };
   const since = new Date(latch.since).toISOString();
