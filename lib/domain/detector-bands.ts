@@ -64,6 +64,13 @@ export const ENTRY_ONSET_V = 0.12;
 /** An unknown spell this short cannot hide an orbit phase (the shortest, an eclipse, lasts 31 min). */
 export const MAX_UNKNOWN_SKY_MS = 5 * 60_000;
 
+/**
+ * The shortest orbit phases: sunlight lasts ≥ 59 min (94 min orbit, 37 % eclipse), an eclipse
+ * ≥ 31 min; less the sky's reading delay at both ends (≤ 3 samples at entry, minutes of charging
+ * at exit) and a margin: 50 and 25 min. A change of sky read sooner after a seen start is not the orbit.
+ */
+export const MIN_PHASE_SECONDS: Record<"sunlit" | "eclipse", number> = { sunlit: 50 * 60, eclipse: 25 * 60 };
+
 /** What the rate limits may depend on besides the value they apply at. */
 export interface TrackContext {
   sky: Sky;
@@ -91,6 +98,8 @@ export interface TrackerSpec {
   /** Distance beyond the threshold where the score reaches 1. */
   span: number;
   step?: number;
+  /** A rise of at least this much between two readings restarts a tracker not frozen by a fault (a bus coming back). */
+  stepUp?: number;
   /**
    * Learn the field's own steady rate (e.g. a wheel's momentum build-up) with this time constant,
    * from readings whose rate is at most `ignoreAbove` (a dump is not the steady rate); the limits
@@ -117,6 +126,8 @@ export interface TrackerSpec {
   /** The type of a reading above / below what the tracker allows; undefined: that side is not judged. */
   above: AnomalyType | undefined;
   below: AnomalyType | undefined;
+  /** Judge the side above only in this sky (where nothing nominal can outrun the limits). */
+  aboveOnlyIn?: Sky;
   /**
    * Track `value - factor * other` instead of the value: the wheel absorbs the body's momentum in a
    * slew (350 rpm per deg/s of body rate), so a slew is not a wheel anomaly.
@@ -152,6 +163,8 @@ const CHARGE_TAU_S = 360;
 const ENTRY_STEP_V = 0.9;
 const ENTRY_TAU_S = 60;
 const ECLIPSE_DISCHARGE_V_S = 0.0015;
+/** In eclipse nothing charges: the tracker does not rise (noise and the heater switching off stay within the threshold). */
+const ECLIPSE_RISE_V_S = 0;
 /**
  * Fastest fall of a sunlit bus: a payload's 0.18 V IR drop settles with the charge time constant
  * (≥ 6 min), 0.0005 V/s; + 0.0003 V/s for the noise of the smoothed tracker.
@@ -176,7 +189,9 @@ const WHEEL_BUILDUP_MAX_RPM_S = 0.4;
 export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   voltage: {
     smoothSeconds: 20,
-    riseMax: (v) => Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S),
+    // In eclipse nothing charges the battery: the bus only rises by noise and a load switching off
+    // (the heater's 0.08 V, within the threshold).
+    riseMax: (v, { sky }) => (sky === "eclipse" ? ECLIPSE_RISE_V_S : Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S)),
     // In sunlight the bus sits on its end-of-charge plateau (a payload's IR drop relaxes over
     // minutes); only in eclipse does it discharge, fastest at entry.
     fallMax: (_v, { sky, skySeconds }) =>
@@ -189,8 +204,13 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     span: 4,
     widen: 0.5,
     maxFreezeSeconds: 15 * 60,
-    // Above the tracker the band's 29.8 V judges: a battery charging back is never a fault here.
-    above: undefined,
+    // Above the tracker the band's 29.8 V judges (a battery charging back is never a fault here),
+    // but in eclipse, where nothing charges it, a rising bus is a sensor drifting up.
+    above: "DRIFT",
+    aboveOnlyIn: "eclipse",
+    // A rise of 1 V in one sample is no charging (an exit charges ≤ 0.14 V a sample) but the bus
+    // coming back from a fault or a bias clearing: a tracker no fault froze starts again from it.
+    stepUp: 1,
     below: "POWER_UNDERVOLTAGE",
     physics: "the battery charges at most (29.3 V - v)/360 s and discharges at most 0.0015 V/s in eclipse after the entry's 0.9 V step (60 s time constant), 0.0008 V/s in sunlight",
   },
@@ -262,3 +282,36 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
 
 /** A gap longer than this between two readings restarts the trackers (the state moved unobserved). */
 export const MAX_GAP_SECONDS = 30 * 60;
+
+/**
+ * The satellite's own thermal cycle and the runaway latch (detector-trend.ts ThermalCycle). A
+ * healthy bus repeats its temperature over every orbit: it is learned per satellite as a
+ * piecewise-linear curve over the time since the sky (sunlit, eclipse) began, with knots every
+ * 5 min (a 15 min time constant bends less than 0.5 °C between knots), for the longest phases
+ * (sunlight ≤ 65 min of a 96 min orbit at 33 % eclipse, eclipse ≤ 36 min). Once a runaway is
+ * confirmed (THERMAL_HIGH), the alarm holds while the temperature stays more than `margin` above
+ * that curve plus the bus's offset from it just before (a payload session's heat, decaying with
+ * the bus's 20 min time constant); it ends at the first reading back within the margin, and
+ * after `maxLatchSeconds` whatever the readings (no runaway heats and cools for longer).
+ */
+export const CYCLE = {
+  knotSeconds: 300,
+  knots: { sunlit: 14, eclipse: 8 },
+  /** Share of a reading's error given to its two knots (LMS): a few orbits to settle. */
+  learn: 0.2,
+  /** A reading's error is clipped to this before learning (healthy residuals: 99 % within 2.5 °C). */
+  learnClipC: 3,
+  /** Share of a nominal reading's residual taken into the bus's offset from its cycle. */
+  offsetLearn: 0.2,
+  offsetTauSeconds: 1200,
+  /** Above the cycle by more than this (2.5 °C, the tracker's threshold) the runaway goes on. */
+  margin: 2.5,
+  span: 20,
+  maxLatchSeconds: 60 * 60,
+  /** A knot not learned yet is bridged from learned ones at most this many knots (5 min each) away. */
+  bridgeKnots: 2,
+  /** A payload switched on during a latch: ≥ 1 A more than at its start (payloads draw 1.2..1.8 A), warming the bus by ≤ 4.5 °C (15 min). */
+  payloadStepA: 1,
+  payloadHeatC: 4.5,
+  payloadTauSeconds: 900,
+} as const;

@@ -7,6 +7,7 @@
  * values, under 2 KiB as JSON whatever the input (checked by a fuzz test; ≤ 1.3 KiB seen in
  * simulator runs).
  */
+import { CYCLE } from "./detector-bands";
 import { FIELDS, type Field, type Reading } from "./detector-types";
 
 /** The version of {@link DetectorState}; a state of any other version is replaced by a fresh one. */
@@ -21,6 +22,8 @@ export interface FieldState {
   goodTime?: number;
   /** The value last given to the tracker (after compensation), for its step check. */
   input?: number;
+  /** The compensation last taken off the value (wheel: the slew's momentum, rpm). */
+  offset?: number;
   /** The tracked value the physics allows (see detector-trend.ts). */
   track?: number;
   /** The tracker's learned nominal rate (units per second), for fields that have one (wheel). */
@@ -55,8 +58,27 @@ export interface DetectorState {
   skyKnown?: "sunlit" | "eclipse";
   skySince?: number;
   knownTime?: number;
+  /** The sky's clock started at a change of sky that was seen (so it tells the orbit's phase). */
+  skyEdge?: boolean;
+  /**
+   * The satellite's own temperature over its orbit (see CYCLE in detector-bands.ts): knots in °C
+   * every 5 min since the sunlit / eclipse phase began, null until a reading has come near.
+   */
+  cycle?: ThermalCycle;
+  /** The last nominal temperature's offset from its cycle (smoothed) and when it was seen. */
+  cycleOffset?: { value: number; time: number };
+  /**
+   * A confirmed thermal runaway: since when, the bus's offset from its cycle just before, the bus
+   * current then, and since when a payload has been on beyond it.
+   */
+  latch?: { since: number; offset: number; load?: number; loadSince?: number };
   /** Readings judged with this state (capped), for the verdict's confidence. */
   seen: number;
+}
+
+export interface ThermalCycle {
+  sunlit: (number | null)[];
+  eclipse: (number | null)[];
 }
 
 /** The state before a satellite's first reading. */
@@ -82,7 +104,19 @@ export function usableState(state: unknown): DetectorState {
     typeof s.seen === "number";
   if (!ok) return freshState();
   // JSON turns -Infinity into null: a stored fresh state comes back with time null.
-  return { ...(s as DetectorState), time: typeof s.time === "number" ? s.time : Number.NEGATIVE_INFINITY };
+  const out: DetectorState = { ...(s as DetectorState), time: typeof s.time === "number" ? s.time : Number.NEGATIVE_INFINITY };
+  // The thermal cycle and latch are optional: a malformed one is dropped, the rest kept.
+  if (out.cycle !== undefined && !cycleOk(out.cycle)) delete out.cycle;
+  if (out.cycleOffset !== undefined && !(typeof out.cycleOffset?.value === "number" && typeof out.cycleOffset?.time === "number")) delete out.cycleOffset;
+  if (out.latch !== undefined && !(typeof out.latch?.since === "number" && typeof out.latch?.offset === "number")) delete out.latch;
+  return out;
+}
+
+function cycleOk(cycle: unknown): boolean {
+  if (typeof cycle !== "object" || cycle === null) return false;
+  const c = cycle as Partial<ThermalCycle>;
+  const knots = (k: unknown, n: number) => Array.isArray(k) && k.length === n && k.every((x) => x === null || typeof x === "number");
+  return knots(c.sunlit, CYCLE.knots.sunlit) && knots(c.eclipse, CYCLE.knots.eclipse);
 }
 
 /** The known fields of a stored field map (drops anything else a state may carry). */

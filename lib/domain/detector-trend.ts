@@ -8,8 +8,8 @@
  * its other side, is nominal again at once (recovery), so a fault that has ended stops being
  * flagged and a healthy change during a fault never traps an alarm.
  */
-import type { Sky, TrackContext, TrackerSpec } from "./detector-bands";
-import type { FieldState } from "./detector-state";
+import { CYCLE, type Sky, type TrackContext, type TrackerSpec } from "./detector-bands";
+import type { FieldState, ThermalCycle } from "./detector-state";
 import { clamp01, round, type Field, type Finding } from "./detector-types";
 
 /** The tracker's verdict on one value: a finding (or none) and the field memory to keep. */
@@ -39,7 +39,7 @@ export function track(
   skySeconds = 0,
 ): TrackResult {
   const tracked = memory.track;
-  const stepped = spec.step !== undefined && previous !== undefined && Math.abs(value - previous) >= spec.step;
+  const stepped = previous !== undefined && ((spec.step !== undefined && Math.abs(value - previous) >= spec.step) || (spec.stepUp !== undefined && memory.frozenSince === undefined && value - previous >= spec.stepUp));
   // A gap or a released sensor forgets the learned rate too; a load step or a new level keeps it.
   // After a restart nobody knows whether a dump is under way: the next reading's rate tells.
   const unknownDump = spec.dump ? ("maybe" as const) : undefined;
@@ -88,7 +88,7 @@ export function track(
   const lagHigh = high + (spec.lagAllowance === "both" ? riseMax * spec.smoothSeconds : 0);
   const lagLow = low - (spec.lagAllowance ? fallMax * spec.smoothSeconds : 0);
   const outside = value > lagHigh ? value - lagHigh : value < lagLow ? value - lagLow : 0;
-  const type = outside > 0 ? spec.above : spec.below;
+  const type = outside > 0 ? (spec.aboveOnlyIn === undefined || spec.aboveOnlyIn === sky ? spec.above : undefined) : spec.below;
   const side = outside > 0 ? 1 : -1;
   // A fault pushes one way: a reading past the other side of the envelope means it is over.
   const crossed = memory.side !== undefined && memory.side !== side;
@@ -157,4 +157,49 @@ function dumpingNow(spec: TrackerSpec, tracked: number, before: FieldState["dump
 /** The tracker started again from `value` (a learned rate is kept). */
 function restarted(memory: FieldState, value: number): FieldState {
   return { ...memory, track: value, frozenSince: undefined, side: undefined, up: undefined, down: undefined };
+}
+
+/** Where the satellite's own cycle puts a healthy bus `seconds` into a sunlit or eclipse phase; undefined until learned there. */
+export function cycleAt(cycle: ThermalCycle | undefined, sky: "sunlit" | "eclipse", seconds: number): number | undefined {
+  const knots = cycle?.[sky];
+  if (!knots) return undefined;
+  const { k, f } = knotOf(knots.length, seconds);
+  // A knot not learned yet (its part of the orbit was always faulty) is bridged from the nearest
+  // learned ones, at most CYCLE.bridgeKnots away on either side.
+  const x = k + f;
+  let lo = k;
+  while (lo > k - CYCLE.bridgeKnots && lo > 0 && typeof knots[lo] !== "number") lo--;
+  let hi = k + 1;
+  while (hi < k + 1 + CYCLE.bridgeKnots && hi < knots.length - 1 && typeof knots[hi] !== "number") hi++;
+  const a = knots[lo];
+  const b = knots[hi];
+  if (typeof a !== "number" || typeof b !== "number") return undefined;
+  return a + ((b - a) * (x - lo)) / (hi - lo);
+}
+
+/**
+ * The cycle after a nominal reading `value` at `seconds` into the phase: its two knots move
+ * towards it in proportion to their interpolation weights (least mean squares), so the curve
+ * learns where in the phase each temperature belongs, not just a mean per bin.
+ */
+export function learnCycle(cycle: ThermalCycle | undefined, sky: "sunlit" | "eclipse", seconds: number, value: number): ThermalCycle {
+  const n = CYCLE.knots[sky];
+  const knots = [...(cycle?.[sky] ?? new Array<number | null>(n).fill(null))];
+  const { k, f } = knotOf(n, seconds);
+  knots[k] ??= value;
+  knots[k + 1] ??= value;
+  // Clipped (Huber): an unflagged fault's first readings cannot drag the curve far.
+  const raw = value - (knots[k]! + (knots[k + 1]! - knots[k]!) * f);
+  const error = Math.max(-CYCLE.learnClipC, Math.min(CYCLE.learnClipC, raw));
+  knots[k] = round(knots[k]! + CYCLE.learn * (1 - f) * error, 2);
+  knots[k + 1] = round(knots[k + 1]! + CYCLE.learn * f * error, 2);
+  const other = sky === "sunlit" ? "eclipse" : "sunlit";
+  return { [sky]: knots, [other]: cycle?.[other] ?? new Array<number | null>(CYCLE.knots[other]).fill(null) } as unknown as ThermalCycle;
+}
+
+/** The knot before `seconds` and the share of the way to the next (held at the last knot). */
+function knotOf(n: number, seconds: number): { k: number; f: number } {
+  const x = Math.min(Math.max(0, seconds) / CYCLE.knotSeconds, n - 1);
+  const k = Math.min(Math.floor(x), n - 2);
+  return { k, f: x - k };
 }

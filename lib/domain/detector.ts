@@ -11,10 +11,10 @@
  * satellite's newest time. A gap longer than MAX_GAP_SECONDS restarts the trackers and the stuck
  * window (the physics moved unobserved); the rate check spans any gap by the real time between.
  */
-import { CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
+import { CYCLE, MIN_PHASE_SECONDS, CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
 import { limitFinding, rateFinding, stuckFinding } from "./detector-checks";
-import { DETECTOR_STATE_VERSION, RECENT_LENGTH, knownFields, usableState, type DetectorState, type FieldState } from "./detector-state";
-import { track } from "./detector-trend";
+import { DETECTOR_STATE_VERSION, RECENT_LENGTH, knownFields, usableState, type DetectorState, type FieldState, type ThermalCycle } from "./detector-state";
+import { cycleAt, learnCycle, track } from "./detector-trend";
 import { FIELDS, clamp01, round, type Detection, type Finding, type Reading } from "./detector-types";
 
 export { BANDS, TRACKERS } from "./detector-bands";
@@ -60,10 +60,14 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const recent = gap ? [] : before.recent;
   const fields = knownFields(before.fields);
   const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
-  let sky = skyOf(current, recent, skyBefore);
-  // Since when the sky is what it is: an eclipse entry's step and an exit's warming decay from there.
   const clockBefore = gap ? {} : before;
+  let sky = phaseLasts(skyOf(current, recent, skyBefore), clockBefore, current.time);
+  // Since when the sky is what it is: an eclipse entry's step and an exit's warming decay from there.
   const skySeconds = sky === "unknown" ? 0 : (current.time - skyClock(sky, clockBefore, current.time).skySince!) / 1000;
+  // The thermal cycle outlives a gap (it is the satellite's own); its offset and a latch do not.
+  let cycle = before.cycle;
+  let cycleOffset = gap ? undefined : before.cycleOffset;
+  let latch = gap ? undefined : before.latch;
   for (const field of FIELDS) {
     const value = current[field];
     if (value === undefined) continue;
@@ -76,6 +80,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     const stuck = stuckFinding(field, current, recent);
     if (stuck) own.push(stuck);
     let next: FieldState = memory;
+    let stepped = false;
     const spec = TRACKERS[field];
     if (spec) {
       const released = memory.stuck === true && !stuck;
@@ -83,15 +88,49 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       // Compensate with the other field's last nominal value (judged just before: a gyro spike
       // is not a slew, so it must not move the wheel's tracked value).
       const other = comp ? fields[comp.field]?.good : undefined;
-      const input = comp && other !== undefined ? value - comp.factor * other : value;
+      let offset = comp && other !== undefined ? comp.factor * other : 0;
+      // The other field's value counts as the body's motion only once it was nominal at this reading
+      // and the one before: a spike's second point, plausible from its first, is no slew; until
+      // then the last compensation stands.
+      const otherNow = comp ? fields[comp.field] : undefined;
+      const steady = otherNow?.goodTime === current.time && before.fields[comp?.field ?? field]?.goodTime === recent.at(-1)?.time;
+      if (comp && !gap && !steady && memory.offset !== undefined) offset = memory.offset;
+      const input = value - offset;
       const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky, skySeconds);
       result.memory.input = input;
+      stepped = result.restarted === "step";
       if (result.finding) own.push(result.finding);
       // Another check flagged the value: the tracker must not follow it either (unless it has just
       // started again from it: a sensor offset step is flagged by the rate check once, then tracked).
       // It freezes on the reading's side, so that a reading past the other side ends the fault.
       const side = memory.side ?? (memory.track !== undefined && input < memory.track ? -1 : 1);
       next = result.finding || result.restarted === "step" || own.length === 0 ? result.memory : { ...memory, frozenSince: memory.frozenSince ?? current.time, side };
+      if (comp) next = { ...next, offset: round(offset, 2) };
+    }
+    if (field === "temperature") {
+      // Where in its orbit the bus is: the sky (as the voltage showed it before judging the
+      // voltage) and its clock, which survives short unknown spells.
+      const phase = cyclePhase(sky, skySeconds, clockBefore, current.time);
+      const expected = phase && cycleAt(cycle, phase.sky, phase.seconds);
+      // A jump beyond any heat balance in one sample (a sensor step, a bias clearing) says the
+      // readings were not the bus's heat: a latch ends there.
+      const runaway = runawayLatch(value, current.time, own, expected, stepped ? undefined : latch, cycleOffset, current.current);
+      latch = runaway.latch;
+      if (runaway.finding) own.push(runaway.finding);
+      if (runaway.dropLow || runaway.ended) {
+        // The runaway's cool-down falls faster than a healthy bus: not THERMAL_LOW; and once it is
+        // back within the margin, the tracker starts again from the reading (its heat leaving).
+        for (let k = own.length - 1; k >= 0; k--) if (own[k]!.type === "THERMAL_LOW" && own[k]!.check === "drift") own.splice(k, 1);
+        if (own.every((f) => f.check !== "drift")) next = { ...next, track: value, frozenSince: undefined, side: undefined, up: undefined, down: undefined, recover: 1 };
+      }
+      if (own.length === 0 && latch === undefined && phase) {
+        if (expected !== undefined) {
+          const residual = value - expected;
+          const fresh = cycleOffset !== undefined && current.time - cycleOffset.time <= OFFSET_FRESH_MS;
+          cycleOffset = { value: round(fresh ? cycleOffset!.value + CYCLE.offsetLearn * (residual - cycleOffset!.value) : residual, 2), time: current.time };
+        }
+        cycle = learnCycle(cycle, phase.sky, phase.seconds, value);
+      }
     }
     const flagged = own.length > 0;
     // A flagged voltage (a collapse, a drift) says nothing about the sky: judge as if unknown.
@@ -106,9 +145,79 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     fields,
     sky,
     ...skyClock(sky, clockBefore, current.time),
+    ...(cycle && { cycle }),
+    ...(cycleOffset && { cycleOffset }),
+    ...(latch && { latch }),
     seen: Math.min(SEEN_CAP, before.seen + 1),
   };
   return { detection: verdict(current, findings, before.seen), state: nextState };
+}
+
+/**
+ * No orbit phase ends sooner than the shortest of its kind (MIN_PHASE_SECONDS): a change of sky
+ * read from the voltage sooner after a phase's seen start is a voltage fault (a downward drift in
+ * sunlight is no eclipse), and the sky stays what it was.
+ */
+function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): Sky {
+  const known = clock.skyKnown;
+  if (sky === "unknown" || known === undefined || sky === known || !clock.skyEdge || clock.skySince === undefined || clock.knownTime === undefined) return sky;
+  if (now - clock.knownTime > MAX_UNKNOWN_SKY_MS) return sky;
+  return (now - clock.skySince) / 1000 < MIN_PHASE_SECONDS[known] ? known : sky;
+}
+
+/** A bus's offset from its cycle is forgotten after 10 min without a nominal temperature. */
+const OFFSET_FRESH_MS = 10 * 60_000;
+
+/** Sunlit or eclipse and the seconds since it began, for the thermal cycle; undefined when nobody knows. */
+function cyclePhase(sky: Sky, skySeconds: number, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): { sky: "sunlit" | "eclipse"; seconds: number } | undefined {
+  // Only a phase whose start was seen tells where in the orbit the bus is.
+  const edge = skyClock(sky, clock, now).skyEdge;
+  if (!edge) return undefined;
+  if (sky !== "unknown") return { sky, seconds: skySeconds };
+  if (clock.skyKnown === undefined || clock.skySince === undefined || clock.knownTime === undefined || now - clock.knownTime > MAX_UNKNOWN_SKY_MS) return undefined;
+  return { sky: clock.skyKnown, seconds: (now - clock.skySince) / 1000 };
+}
+
+/**
+ * The runaway latch (alarm hysteresis, see CYCLE): a THERMAL_HIGH finding starts it where the
+ * satellite's cycle is known; while latched, a reading more than the margin above the cycle (plus
+ * the bus's decaying offset from it before the fault) is still the runaway, the first one within
+ * the margin ends it, and so does the cycle's being unknown or the latch's outlasting any runaway.
+ */
+function runawayLatch(
+  value: number,
+  now: number,
+  own: readonly Finding[],
+  expected: number | undefined,
+  before: DetectorState["latch"],
+  offset: DetectorState["cycleOffset"],
+  load: number | undefined,
+): { latch: DetectorState["latch"]; finding?: Finding; dropLow?: boolean; ended?: boolean } {
+  const heat = own.some((f) => f.type === "THERMAL_HIGH");
+  let latch = before;
+  if (latch && (expected === undefined || (now - latch.since) / 1000 > CYCLE.maxLatchSeconds)) return { latch: undefined };
+  if (!latch && heat && expected !== undefined) latch = { since: now, offset: offset !== undefined && now - offset.time <= OFFSET_FRESH_MS ? offset.value : 0, ...(load !== undefined && { load }) };
+  if (!latch || expected === undefined) return { latch: undefined };
+  // A payload switched on since the latch began (the bus current up by a payload's ≥ 1 A) warms
+  // the bus by up to its 4.5 °C with the shortest thermal time constant: allowed on top.
+  const payloadOn = load !== undefined && latch.load !== undefined && load - latch.load >= CYCLE.payloadStepA;
+  const loadSince = payloadOn ? (latch.loadSince ?? now) : undefined;
+  latch = { since: latch.since, offset: latch.offset, ...(latch.load !== undefined && { load: latch.load }), ...(loadSince !== undefined && { loadSince }) };
+  const payload = loadSince !== undefined ? CYCLE.payloadHeatC * (1 - Math.exp(-(now - loadSince) / 1000 / CYCLE.payloadTauSeconds)) : 0;
+  const baseline = expected + latch.offset * Math.exp(-(now - latch.since) / 1000 / CYCLE.offsetTauSeconds) + payload;
+  const excess = value - baseline;
+  if (excess <= CYCLE.margin) return { latch: undefined, ended: before !== undefined };
+  const since = new Date(latch.since).toISOString();
+  const finding: Finding | undefined = heat
+    ? undefined
+    : {
+        field: "temperature",
+        check: "drift",
+        score: clamp01(0.5 + (0.5 * (excess - CYCLE.margin)) / CYCLE.span),
+        type: "THERMAL_HIGH",
+        reason: `temperature ${value} is ${round(excess, 2)} above the ${round(baseline, 2)} this satellite's own orbit cycle expects (thermal runaway latched since ${since}; it ends within ${CYCLE.margin} of the cycle)`,
+      };
+  return { latch, finding, dropLow: true };
 }
 
 /**
@@ -150,10 +259,19 @@ function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky
  * The last known sky and since when: an unknown spell shorter than MAX_UNKNOWN_SKY_MS (a misread
  * sample, a voltage fault of minutes: no orbit phase is that short) does not restart it.
  */
-function skyClock(sky: Sky, before: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime">, now: number): Pick<DetectorState, "skyKnown" | "skySince" | "knownTime"> {
-  if (sky === "unknown") return { skyKnown: before.skyKnown, skySince: before.skySince, knownTime: before.knownTime };
-  const continues = before.skyKnown === sky && before.skySince !== undefined && before.knownTime !== undefined && now - before.knownTime <= MAX_UNKNOWN_SKY_MS;
-  return { skyKnown: sky, skySince: continues ? before.skySince : now, knownTime: now };
+function skyClock(sky: Sky, before: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge"> {
+  if (sky === "unknown") return { skyKnown: before.skyKnown, skySince: before.skySince, knownTime: before.knownTime, skyEdge: before.skyEdge };
+  const recent = before.skySince !== undefined && before.knownTime !== undefined && now - before.knownTime <= MAX_UNKNOWN_SKY_MS;
+  // The same sky after an unknown spell shorter than the shortest phase of the other kind is the
+  // same phase: the other could not have come and gone meanwhile.
+  const other = sky === "sunlit" ? "eclipse" : "sunlit";
+  const same = before.skyKnown === sky && before.skySince !== undefined && before.knownTime !== undefined && now - before.knownTime <= MIN_PHASE_SECONDS[other] * 1000;
+  if (same) return { skyKnown: sky, skySince: before.skySince, knownTime: now, skyEdge: before.skyEdge };
+  // A new phase: its start is known to the sample only if the other sky was seen just before
+  // (not after a gap or a long unknown spell, when it may have begun unobserved) and had lasted
+  // as long as a phase of its kind does (a shorter one was a misread voltage, not the orbit).
+  const seen = recent && before.skyKnown !== undefined && (now - before.skySince!) / 1000 >= MIN_PHASE_SECONDS[before.skyKnown];
+  return { skyKnown: sky, skySince: now, knownTime: now, skyEdge: seen || undefined };
 }
 
 function verdict(current: Reading, findings: Finding[], seen: number): Detection {

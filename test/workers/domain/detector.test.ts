@@ -352,3 +352,106 @@ describe("detect: the state", () => {
     expect(after.detection.isAnomaly).toBe(false);
   });
 });
+
+/**
+ * Whole orbits of a satellite, one reading every 20 s: 95 min, of which 33 min eclipse (from
+ * `eclipseAt` points into each orbit); the bus voltage sits on 29 V in sunlight, steps down 0.6 V
+ * at entry (60 s time constant) and discharges 2 V over the eclipse, charging back after it (6 min);
+ * the temperature follows 33 °C in sunlight and -3 °C in eclipse with a 20 min time constant.
+ * `over(i, healthy)` may change a reading (given the healthy one).
+ */
+function orbits(points: number, seed: number, over: (i: number, r: Reading) => Partial<Reading> = () => ({})): Reading[] {
+  const n = noise(seed);
+  const period = 285;
+  const eclipseAt = 185;
+  let t = 20;
+  let v = 29;
+  return Array.from({ length: points }, (_, i) => {
+    const u = i % period;
+    const eclipse = u >= eclipseAt;
+    t += ((eclipse ? -3 : 33) - t) * (1 - Math.exp(-20 / 1200));
+    const target = eclipse ? 28.4 - (2 * (u - eclipseAt)) / (period - eclipseAt) : 29;
+    v += (target - v) * (1 - Math.exp(-20 / (eclipse ? 60 : 360)));
+    const r = at(i * 20, {
+      voltage: round(v + n(0.03), 2),
+      temperature: round(t + n(0.25), 1),
+      gyro: round(0.063 + n(0.003), 3),
+      current: round(1.3 + n(0.025), 2),
+      wheel_speed: Math.round(3000 + 150 * Math.sin((2 * Math.PI * i) / period) + n(3)),
+    });
+    return { ...r, ...over(i, r) };
+  });
+}
+
+describe("detect: the satellite's own thermal cycle (issue 17)", () => {
+  // Four orbits learned, then a runaway 40 min into the fifth orbit's sunlight: 0.05 °C/s for
+  // 10 min, cooling back with a 10 min time constant.
+  const start = 4 * 285 + 120;
+  const excessAt = (i: number) => {
+    const j = i - start;
+    return j < 0 ? 0 : j < 30 ? 0.05 * 20 * (j + 1) : 30 * Math.exp((-(j - 29) * 20) / 600);
+  };
+  const runaway = orbits(start + 150, 41, (i, r) => ({ temperature: round(r.temperature + excessAt(i), 1) }));
+
+  it("keeps a confirmed runaway latched through its cool-down while it is more than 2.5 °C above the cycle", () => {
+    const { detections } = run(runaway);
+    expect(detections.slice(0, start).filter((d) => d.isAnomaly && d.findings.some((f) => f.field === "temperature"))).toEqual([]);
+    // The cool-down points with an excess of 4..8 °C: beyond what the physics envelope catches,
+    // within what the satellite's own cycle tells apart.
+    const cooling = detections.map((d, i) => ({ d, e: excessAt(i) })).filter(({ e }, i) => i >= start + 30 && e >= 4 && e <= 8);
+    expect(cooling.length).toBeGreaterThan(15);
+    expect(cooling.filter(({ d }) => d.isAnomaly && d.type === "THERMAL_HIGH").length).toBeGreaterThanOrEqual(cooling.length - 1);
+    expect(cooling.some(({ d }) => /own orbit cycle expects .*latched since/.test(d.findings[0]!.reason))).toBe(true);
+  });
+
+  it("ends the latch once the bus is back within the margin, and flags nothing after", () => {
+    const { detections, state } = run(runaway);
+    // Below 1 °C of excess (600·ln 30 ≈ 2040 s after the peak) the runaway is over.
+    const after = detections.slice(start + 30 + 102);
+    expect(after.filter((d) => d.findings.some((f) => f.field === "temperature" && f.check !== "stuck"))).toEqual([]);
+    expect(state!.latch).toBeUndefined();
+    // The cycle is bounded: 14 sunlit and 8 eclipse knots.
+    expect(state!.cycle!.sunlit).toHaveLength(14);
+    expect(state!.cycle!.eclipse).toHaveLength(8);
+  });
+});
+
+describe("detect: orbit phases and slews (issue 17)", () => {
+  it("keeps the sky sunlit when the voltage falls like an entry too soon after a seen exit (no sunlight is that short)", () => {
+    // Two orbits, then 10 min into the third sunlight a downward voltage drift of 0.12 V a sample.
+    const from = 2 * 285 + 30;
+    const readings = orbits(from + 6, 43, (i, r) => (i >= from ? { voltage: round(r.voltage - 0.12 * (i - from + 1), 2) } : {}));
+    const { state } = run(readings);
+    expect(state!.sky).not.toBe("eclipse");
+    expect(state!.skyKnown).toBe("sunlit");
+    // A real entry, at the end of the sunlight, still reads as eclipse.
+    expect(run(orbits(2 * 285 + 190, 43)).state!.sky).toBe("eclipse");
+  });
+
+  it("does not take a gyro spike's second point as a slew: the wheel is not flagged after it", () => {
+    const base = orbits(400, 44);
+    // The spike's second point is plausible from its first (0.014 deg/s²), so it became nominal; the
+    // wheel meanwhile moves 30 rpm a sample (as in a dump) and stays there. Taken as a slew, its
+    // 375 rpm of momentum (+ the wheel's 30) restarts the wheel's tracker from a reading 375 rpm off.
+    const spike = base.map((r, i) => ({
+      ...r,
+      ...(i === 380 && { gyro: -0.8 }),
+      ...(i === 381 && { gyro: -1.07 }),
+      ...(i >= 381 && { wheel_speed: r.wheel_speed! + (i === 381 ? 30 : 60) }),
+    }));
+    const { detections } = run(spike);
+    expect(detections.slice(382).flatMap((d) => d.findings).filter((f) => f.field === "wheel_speed")).toEqual([]);
+  });
+
+  it("flags a voltage rising in eclipse, where nothing charges the battery", () => {
+    // Two orbits, then from 5 min into the third eclipse a sensor drifting up 0.05 V a sample.
+    const from = 2 * 285 + 200;
+    const readings = orbits(from + 40, 45, (i, r) => (i >= from ? { voltage: round(r.voltage + 0.05 * (i - from + 1), 2) } : {}));
+    const { detections } = run(readings);
+    const first = detections.findIndex((d, i) => i >= from && d.findings.some((f) => f.field === "voltage" && f.check === "drift" && f.type === "DRIFT"));
+    expect(first).toBeGreaterThanOrEqual(from);
+    // 0.05 V a sample against a discharge of 0.02: 0.6 V above the tracker after ~20 samples, smoothed.
+    expect(first - from).toBeLessThanOrEqual(40);
+    expect(detections.slice(0, from).filter((d) => d.isAnomaly)).toEqual([]);
+  });
+});
