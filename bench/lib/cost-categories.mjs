@@ -3,9 +3,10 @@
  * bundle that wrangler built (its `// path` module markers name the source file of each line).
  *
  * Each sample is charged to one category:
- *   1. the innermost frame on its stack that belongs to a CLAIMING category: an export category
+ *   1. the innermost frame on its stack that claims what it calls: one of an export category
  *      (span encoding, metric export, the aggregator object) — work done by the flush, whatever
- *      it calls — or the JSON log line (the flush writes the request lines held for it);
+ *      it calls — or of the log queue (the flush writing the request lines held for it: the JSON
+ *      log line);
  *   2. else the category of the innermost JavaScript frame of the bundle (a native call such as
  *      JSON.stringify or `new Response` is charged to the JavaScript that called it; code that a
  *      span wraps is charged to itself, not to the span);
@@ -35,7 +36,9 @@ export const CATEGORIES = [
 ];
 
 /** Categories whose frames claim everything they call (rule 1 above). */
-const CLAIMING = new Set(['span buffer + OTLP encoding', 'metric export (collect, RPC)', 'aggregator object (merge, OTLP push)', 'JSON log line']);
+const EXPORT = new Set(['span buffer + OTLP encoding', 'metric export (collect, RPC)', 'aggregator object (merge, OTLP push)']);
+/** The log queue's frames claim what they call too (only the flush writes through it). */
+const LOG_QUEUE = /lib\/telemetry\/log-queue\.ts$/;
 
 /** Function-level rules first (module + function name), then module rules; first match wins. */
 const FUNCTION_RULES = [
@@ -136,7 +139,7 @@ export function categorize(profile, bundleLines, scriptMatch) {
         const frame = info.get(at);
         if (!frame) break;
         if (innermost === undefined && frame.inBundle) innermost = frame.category ?? 'app and runtime (not telemetry)';
-        if (frame.category && CLAIMING.has(frame.category)) claim = frame.category;
+        if (frame.category && (EXPORT.has(frame.category) || LOG_QUEUE.test(frame.module))) claim = frame.category;
       }
       cat = claim ?? innermost ?? 'app and runtime (not telemetry)';
     }
