@@ -42,6 +42,8 @@ const LOG_QUEUE = /lib\/telemetry\/log-queue\.ts$/;
 
 /** Function-level rules first (module + function name), then module rules; first match wins. */
 const FUNCTION_RULES = [
+  // The request id rides in the OpenTelemetry context: context work, not the log line (bare runs them too).
+  [/lib\/telemetry\/logger\.ts$/, /^(withRequestId|activeRequestId)$/, 'AsyncLocalStorage context'],
   // The response rebuilt to set Content-Length (before issue 15), and what replaced it: the size
   // taken from the body c.json serialized (json-size.ts).
   [/lib\/(telemetry|http)\/[\w/-]*\.ts$/, /^withContentLength$/, 'Content-Length rewrite'],
