@@ -100,7 +100,7 @@ export const PRIMITIVES: Record<string, { what: string; run: (n: number) => numb
     what: "gzip through CompressionStream (level 6), per span",
     run: async (n) => new Uint8Array(await new Response(new Blob([encodedSpans(n)]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer()).length,
   },
-  "log.request": { what: "the per-request JSON log line (logRequest → console.log)", run: (n) => { for (let i = 0; i < n; i++) logRequest("info", { method: "POST", route: "/api/v1/telemetry", status: 200, duration_ms: 12.3 + i, request_id: "bench-request-id", user_agent: "wrk/4.1.0" }); return n; } },
+  "log.request": { what: "the per-request JSON log line (logRequest → console.log)", run: (n) => { for (let i = 0; i < n; i++) logRequest("info", { ...REQUEST_LINE, duration_ms: 12.3 + i }); return n; } },
   // One request each (n=1): the difference to request.none is what a request's line costs, the
   // invocation's first console call included; held, the line waits for a "flush" every 20 requests.
   "request.none": { what: "a request that logs nothing (the baseline of the two below)", run: () => 0 },
