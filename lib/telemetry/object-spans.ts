@@ -12,7 +12,7 @@ import type { Resource } from "@opentelemetry/resources";
 import { AlwaysOffSampler, BasicTracerProvider, ParentBasedSampler, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { SERVICE_NAME, serviceResource } from "./meter-provider";
 import { safely } from "../support/safely";
-import { extractTraceContext, withDefaultTracer, withSpan, type TraceCarrier } from "./spans";
+import { extractTraceContext, sampledOut, withDefaultTracer, withSpan, type TraceCarrier } from "./spans";
 import { spanBuffer } from "./tracer-provider";
 
 /** A finished span as plain data (structured-clone safe), to hand back over RPC. */
@@ -127,7 +127,7 @@ export async function continueTrace<T>(carrier: TraceCarrier | undefined, name: 
   // (parent-based sampling), so none is made; `fn` runs under the caller's span, whose trace id
   // its log lines carry.
   const caller = trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT;
-  if (!isSpanContextValid(caller) || (caller.traceFlags & TraceFlags.SAMPLED) === 0)
+  if (!isSpanContextValid(caller) || sampledOut(caller))
     return { result: await context.with(withDefaultTracer(parent, objectTracer), fn), spans: [] };
   let spanId: string | undefined;
   try {

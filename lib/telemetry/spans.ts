@@ -19,6 +19,7 @@ import {
   type AttributeValue,
   type Context as OtelContext,
   type Span,
+  type SpanContext,
   type TextMapGetter,
   type TextMapSetter,
   type Tracer,
@@ -62,11 +63,11 @@ const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT"
  */
 function unsampledActiveSpan(parent: OtelContext): Span | undefined {
   const span = trace.getSpan(parent);
-  if (!span) return undefined;
-  const sc = span.spanContext();
-  return (sc.traceFlags & TraceFlags.SAMPLED) === 0 && isSpanContextValid(sc) ? span : undefined;
+  return span && sampledOut(span.spanContext()) ? span : undefined;
 }
 
+/** A valid span context without the sampled flag: under parent-based sampling, nothing below it records. */
+export const sampledOut = (sc: SpanContext): boolean => (sc.traceFlags & TraceFlags.SAMPLED) === 0 && isSpanContextValid(sc);
 
 
 /** Records `err` on `span`: exception event, ERROR status, `error.type`. */
