@@ -314,4 +314,10 @@ export const CYCLE = {
   payloadStepA: 1,
   payloadHeatC: 4.5,
   payloadTauSeconds: 900,
+  /**
+   * After a runaway's last THERMAL_HIGH (its latch ended within the margin, or the tracker let it
+   * go), the heat left over leaves within the bus's shortest thermal time constant (15 min):
+   * a THERMAL_LOW for cooling too fast meanwhile is that heat leaving, not a new fault.
+   */
+  heatLeavesSeconds: 900,
 } as const;

@@ -72,6 +72,8 @@ export interface DetectorState {
    * current then, and since when a payload has been on beyond it.
    */
   latch?: { since: number; offset: number; load?: number; loadSince?: number };
+  /** The time of the temperature's last THERMAL_HIGH finding (kept for the longest runaway). */
+  heat?: number;
   /** Readings judged with this state (capped), for the verdict's confidence. */
   seen: number;
 }
@@ -109,6 +111,7 @@ export function usableState(state: unknown): DetectorState {
   if (out.cycle !== undefined && !cycleOk(out.cycle)) delete out.cycle;
   if (out.cycleOffset !== undefined && !(typeof out.cycleOffset?.value === "number" && typeof out.cycleOffset?.time === "number")) delete out.cycleOffset;
   if (out.latch !== undefined && !(typeof out.latch?.since === "number" && typeof out.latch?.offset === "number")) delete out.latch;
+  if (out.heat !== undefined && typeof out.heat !== "number") delete out.heat;
   return out;
 }
 

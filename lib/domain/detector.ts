@@ -68,6 +68,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   let cycle = before.cycle;
   let cycleOffset = gap ? undefined : before.cycleOffset;
   let latch = gap ? undefined : before.latch;
+  let heat = gap ? undefined : before.heat;
   for (const field of FIELDS) {
     const value = current[field];
     if (value === undefined) continue;
@@ -94,7 +95,11 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       // then the last compensation stands.
       const otherNow = comp ? fields[comp.field] : undefined;
       const steady = otherNow?.goodTime === current.time && before.fields[comp?.field ?? field]?.goodTime === recent.at(-1)?.time;
-      if (comp && !gap && !steady && memory.offset !== undefined) offset = memory.offset;
+      // Not yet steady, the compensation that leaves the wheel's input nearer its tracked value
+      // is the body's motion: in a slew the wheel absorbs the body's momentum (both sensors move
+      // together, even while a spike kept the gyro from being steady), and a spike moves neither.
+      const agrees = memory.track !== undefined && Math.abs(value - offset - memory.track) < Math.abs(value - (memory.offset ?? 0) - memory.track);
+      if (comp && !gap && !steady && memory.offset !== undefined && !agrees) offset = memory.offset;
       const input = value - offset;
       const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky, skySeconds);
       result.memory.input = input;
@@ -117,7 +122,11 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       const runaway = runawayLatch(value, current.time, own, expected, stepped ? undefined : latch, cycleOffset, current.current);
       latch = runaway.latch;
       if (runaway.finding) own.push(runaway.finding);
-      if (runaway.dropLow || runaway.ended) {
+      // The runaway's heat leaves after its latch too: a bus that ran hot within the longest
+      // runaway (its last THERMAL_HIGH) cools faster than a healthy one, down to where it was.
+      if (own.some((f) => f.type === "THERMAL_HIGH")) heat = current.time;
+      const cooling = heat !== undefined && (current.time - heat) / 1000 <= CYCLE.heatLeavesSeconds && own.some((f) => f.type === "THERMAL_LOW" && f.check === "drift");
+      if (runaway.dropLow || runaway.ended || cooling) {
         // The runaway's cool-down falls faster than a healthy bus: not THERMAL_LOW; and once it is
         // back within the margin, the tracker starts again from the reading (its heat leaving).
         for (let k = own.length - 1; k >= 0; k--) if (own[k]!.type === "THERMAL_LOW" && own[k]!.check === "drift") own.splice(k, 1);
@@ -148,6 +157,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     ...(cycle && { cycle }),
     ...(cycleOffset && { cycleOffset }),
     ...(latch && { latch }),
+    ...(heat !== undefined && current.time - heat <= CYCLE.heatLeavesSeconds * 1000 && { heat }),
     seen: Math.min(SEEN_CAP, before.seen + 1),
   };
   return { detection: verdict(current, findings, before.seen), state: nextState };
