@@ -24,6 +24,8 @@ export { DETECTORS, FIELDS, type AnomalyType, type Check, type Detection, type F
 export const ANOMALY_THRESHOLD = 0.5;
 /** An eclipse entry's step is judged over this many samples (0.38 V of its 0.6 V). */
 const ENTRY_SAMPLES = 3;
+/** An eclipse entry's whole step (0.9 V at most, ENTRY_STEP_V in detector-bands.ts) never comes in one sample. */
+const ENTRY_MAX_FALL_V = 0.9;
 /** `seen` is capped: it only feeds the confidence, which saturates at 5. */
 const SEEN_CAP = 1000;
 
@@ -61,7 +63,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const fields = knownFields(before.fields);
   const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
   const clockBefore = gap ? {} : before;
-  let sky = phaseLasts(skyOf(current, recent, skyBefore), clockBefore, current.time);
+  let sky = phaseLasts(skyOf(current, recent, skyBefore), clockBefore, current.time, current.voltage);
   // Since when the sky is what it is: an eclipse entry's step and an exit's warming decay from there.
   const skySeconds = sky === "unknown" ? 0 : (current.time - skyClock(sky, clockBefore, current.time).skySince!) / 1000;
   // The thermal cycle outlives a gap (it is the satellite's own); its offset and a latch do not.
@@ -168,9 +170,12 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
  * read from the voltage sooner after a phase's seen start is a voltage fault (a downward drift in
  * sunlight is no eclipse), and the sky stays what it was.
  */
-function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): Sky {
+function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number, voltage: number): Sky {
   const known = clock.skyKnown;
   if (sky === "unknown" || known === undefined || sky === known || !clock.skyEdge || clock.skySince === undefined || clock.knownTime === undefined) return sky;
+  // Back on the end-of-charge plateau and no longer falling (skyOf), the bus is not discharging:
+  // that eclipse was a misread voltage (a downward drift read as an entry), not the orbit.
+  if (known === "eclipse" && sky === "sunlit" && voltage >= SUNLIT_MIN_V) return sky;
   if (now - clock.knownTime > MAX_UNKNOWN_SKY_MS) return sky;
   return (now - clock.skySince) / 1000 < MIN_PHASE_SECONDS[known] ? known : sky;
 }
@@ -242,7 +247,10 @@ function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky
   const v = current.voltage;
   if (last === undefined) return v >= SUNLIT_MIN_V ? "sunlit" : previous;
   // Over the last samples only: a slow downward drift must not look like an entry.
-  if (Math.max(...recent.slice(-ENTRY_SAMPLES).map((r) => r.voltage)) - v >= ECLIPSE_FALL_V) return "eclipse";
+  // No entry falls by its whole step in one sample (0.9 V; 0.26 V in its first 20 s): a larger
+  // fall is a voltage fault starting or ending (an upward drift's bias clearing), not the orbit.
+  const entry = [...recent.slice(-ENTRY_SAMPLES).map((r) => r.voltage), v];
+  if (Math.max(...entry) - v >= ECLIPSE_FALL_V && entry.every((x, k) => k === 0 || entry[k - 1]! - x < ENTRY_MAX_FALL_V)) return "eclipse";
   // A smaller fall in one sample may be an entry's first: judge as unknown until the sky is plain.
   if (last.voltage - v >= ENTRY_ONSET_V && previous === "sunlit") return "unknown";
   if (previous === "eclipse" && v >= SUNLIT_MIN_V && v >= Math.max(...recent.map((r) => r.voltage))) {
