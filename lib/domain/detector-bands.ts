@@ -71,6 +71,13 @@ export const MAX_UNKNOWN_SKY_MS = 5 * 60_000;
  */
 export const MIN_PHASE_SECONDS: Record<"sunlit" | "eclipse", number> = { sunlit: 50 * 60, eclipse: 25 * 60 };
 
+/**
+ * The longest orbit phases: sunlight ≤ 64.3 min (96 min orbit, 33 % eclipse), an eclipse
+ * ≤ 35.5 min (96 min, 37 %); plus the sky's reading delay (≤ 3 samples at entry, a few minutes of
+ * charging at exit) and a margin: 68 and 40 min. A sky read for longer since a seen start is unknown.
+ */
+export const MAX_PHASE_SECONDS: Record<"sunlit" | "eclipse", number> = { sunlit: 68 * 60, eclipse: 40 * 60 };
+
 /** What the rate limits may depend on besides the value they apply at. */
 export interface TrackContext {
   sky: Sky;

@@ -58,8 +58,12 @@ export interface DetectorState {
   skyKnown?: "sunlit" | "eclipse";
   skySince?: number;
   knownTime?: number;
-  /** The sky's clock started at a change of sky that was seen (so it tells the orbit's phase). */
-  skyEdge?: boolean;
+  /**
+   * The sky's clock started at a change of sky that was seen (so it tells the orbit's phase), or
+   * "timed": sunlight known from the longest eclipse's end, its start within minutes (held by the
+   * orbit's timing, too loose for the thermal cycle).
+   */
+  skyEdge?: boolean | "timed";
   /**
    * The satellite's own temperature over its orbit (see CYCLE in detector-bands.ts): knots in °C
    * every 5 min since the sunlit / eclipse phase began, null until a reading has come near.

@@ -11,7 +11,7 @@
  * satellite's newest time. A gap longer than MAX_GAP_SECONDS restarts the trackers and the stuck
  * window (the physics moved unobserved); the rate check spans any gap by the real time between.
  */
-import { CYCLE, MIN_PHASE_SECONDS, CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
+import { CYCLE, MAX_PHASE_SECONDS, MIN_PHASE_SECONDS, CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
 import { limitFinding, rateFinding, stuckFinding } from "./detector-checks";
 import { DETECTOR_STATE_VERSION, RECENT_LENGTH, knownFields, usableState, type DetectorState, type FieldState } from "./detector-state";
 import { cycleAt, learnCycle, track } from "./detector-trend";
@@ -63,7 +63,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const fields = knownFields(before.fields);
   const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
   const clockBefore = gap ? {} : before;
-  let sky = phaseLasts(skyOf(current, recent, skyBefore), clockBefore, current.time, current.voltage);
+  let sky = phaseEnds(phaseLasts(skyOf(current, recent, skyBefore), clockBefore, current.time, current.voltage), clockBefore, current.time);
   // Since when the sky is what it is: an eclipse entry's step and an exit's warming decay from there.
   const skySeconds = sky === "unknown" ? 0 : (current.time - skyClock(sky, clockBefore, current.time).skySince!) / 1000;
   // The thermal cycle outlives a gap (it is the satellite's own); its offset and a latch do not.
@@ -180,6 +180,18 @@ function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince"
   return (now - clock.skySince) / 1000 < MIN_PHASE_SECONDS[known] ? known : sky;
 }
 
+/**
+ * No orbit phase lasts longer than the longest of its kind (MAX_PHASE_SECONDS): a sky read from
+ * the voltage for longer since its seen start missed its end (a voltage fault hid it, such as a
+ * downward drift hiding an exit's charging). After the longest eclipse the bus is sunlit (from an
+ * unseen start); after the longest sunlight nobody knows (its start may have been misread).
+ */
+function phaseEnds(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): Sky {
+  if (sky === "unknown" || sky !== clock.skyKnown || !clock.skyEdge || clock.skySince === undefined) return sky;
+  if ((now - clock.skySince) / 1000 <= MAX_PHASE_SECONDS[sky]) return sky;
+  return sky === "eclipse" ? "sunlit" : "unknown";
+}
+
 /** A bus's offset from its cycle is forgotten after 10 min without a nominal temperature. */
 const OFFSET_FRESH_MS = 10 * 60_000;
 
@@ -187,7 +199,7 @@ const OFFSET_FRESH_MS = 10 * 60_000;
 function cyclePhase(sky: Sky, skySeconds: number, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): { sky: "sunlit" | "eclipse"; seconds: number } | undefined {
   // Only a phase whose start was seen tells where in the orbit the bus is.
   const edge = skyClock(sky, clock, now).skyEdge;
-  if (!edge) return undefined;
+  if (edge !== true) return undefined;
   if (sky !== "unknown") return { sky, seconds: skySeconds };
   if (clock.skyKnown === undefined || clock.skySince === undefined || clock.knownTime === undefined || now - clock.knownTime > MAX_UNKNOWN_SKY_MS) return undefined;
   return { sky: clock.skyKnown, seconds: (now - clock.skySince) / 1000 };
@@ -287,9 +299,14 @@ function skyClock(sky: Sky, before: Pick<DetectorState, "skyKnown" | "skySince" 
   if (same) return { skyKnown: sky, skySince: before.skySince, knownTime: now, skyEdge: before.skyEdge };
   // A new phase: its start is known to the sample only if the other sky was seen just before
   // (not after a gap or a long unknown spell, when it may have begun unobserved) and had lasted
-  // as long as a phase of its kind does (a shorter one was a misread voltage, not the orbit).
-  const seen = recent && before.skyKnown !== undefined && (now - before.skySince!) / 1000 >= MIN_PHASE_SECONDS[before.skyKnown];
-  return { skyKnown: sky, skySince: now, knownTime: now, skyEdge: seen || undefined };
+  // as long as a phase of its kind does (a shorter one was a misread voltage, not the orbit) and
+  // no longer (a longer one missed its end: this one began unseen).
+  const lasted = (now - before.skySince!) / 1000;
+  const seen = recent && before.skyKnown !== undefined && lasted >= MIN_PHASE_SECONDS[before.skyKnown] && lasted <= MAX_PHASE_SECONDS[before.skyKnown];
+  // Sunlight forced by the longest eclipse (phaseEnds) began within minutes of now: too loose for
+  // the thermal cycle, but its length still holds (phaseLasts): "timed".
+  const timed = recent && sky === "sunlit" && before.skyKnown === "eclipse" && before.skyEdge !== undefined && lasted > MAX_PHASE_SECONDS.eclipse;
+  return { skyKnown: sky, skySince: now, knownTime: now, skyEdge: seen ? true : timed ? "timed" : undefined };
 }
 
 function verdict(current: Reading, findings: Finding[], seen: number): Detection {
