@@ -63,7 +63,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const fields = knownFields(before.fields);
   const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
   const clockBefore = gap ? {} : before;
-  let sky = phaseEnds(phaseLasts(skyOf(current, recent, skyBefore), clockBefore, current.time, current.voltage), clockBefore, current.time);
+  let sky = phaseEnds(phaseLasts(skyOf(current, recent, skyBefore), clockBefore, current.time, current.voltage - (recent.at(-1)?.voltage ?? current.voltage), current.voltage), clockBefore, current.time);
   // Since when the sky is what it is: an eclipse entry's step and an exit's warming decay from there.
   const skySeconds = sky === "unknown" ? 0 : (current.time - skyClock(sky, clockBefore, current.time).skySince!) / 1000;
   // The thermal cycle outlives a gap (it is the satellite's own); its offset and a latch do not.
@@ -170,12 +170,13 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
  * read from the voltage sooner after a phase's seen start is a voltage fault (a downward drift in
  * sunlight is no eclipse), and the sky stays what it was.
  */
-function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number, voltage: number): Sky {
+function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number, rise: number, voltage: number): Sky {
   const known = clock.skyKnown;
   if (sky === "unknown" || known === undefined || sky === known || !clock.skyEdge || clock.skySince === undefined || clock.knownTime === undefined) return sky;
-  // Back on the end-of-charge plateau and no longer falling (skyOf), the bus is not discharging:
-  // that eclipse was a misread voltage (a downward drift read as an entry), not the orbit.
-  if (known === "eclipse" && sky === "sunlit" && voltage >= SUNLIT_MIN_V) return sky;
+  // Back on the end-of-charge plateau in one jump beyond any charging (≤ 0.25 V a sample), the
+  // bus was not discharging: that eclipse was a misread voltage (a downward drift read as an
+  // entry, its bias clearing), not the orbit.
+  if (known === "eclipse" && sky === "sunlit" && voltage >= SUNLIT_MIN_V && rise > MAX_CHARGE_STEP_V) return sky;
   if (now - clock.knownTime > MAX_UNKNOWN_SKY_MS) return sky;
   return (now - clock.skySince) / 1000 < MIN_PHASE_SECONDS[known] ? known : sky;
 }
