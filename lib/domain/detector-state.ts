@@ -41,6 +41,13 @@ export interface FieldState {
   side?: 1 | -1;
   /** A fault on this side (1 above, -1 below) has just ended: its readings are on their way back. */
   recover?: 1 | -1;
+  /**
+   * The value last trusted before a fault that the widening envelope let back in on its side (a
+   * slow drift may go on), since when, and the fault's side: a return towards it is a recovery.
+   */
+  anchor?: number;
+  anchorTime?: number;
+  anchorSide?: 1 | -1;
   /** The field was flagged as stuck at the previous reading (its next change is a release). */
   stuck?: boolean;
 }

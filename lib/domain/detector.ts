@@ -14,7 +14,7 @@
 import { CYCLE, MAX_PHASE_SECONDS, MIN_PHASE_SECONDS, CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
 import { limitFinding, rateFinding, stuckFinding } from "./detector-checks";
 import { DETECTOR_STATE_VERSION, RECENT_LENGTH, knownFields, usableState, type DetectorState, type FieldState } from "./detector-state";
-import { cycleAt, learnCycle, track } from "./detector-trend";
+import { cycleAt, learnCycle, returnsToAnchor, track } from "./detector-trend";
 import { FIELDS, clamp01, round, type Detection, type Finding, type Reading } from "./detector-types";
 
 export { BANDS, TRACKERS } from "./detector-bands";
@@ -105,6 +105,15 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       const input = value - offset;
       const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky, skySeconds);
       result.memory.input = input;
+      // Only a jump beyond the physics (the rate check, the tracker's step) can be a bias clearing.
+      const jumped = own.some((f) => f.check === "rate") || result.restarted === "step";
+      if (jumped && !gap && returnsToAnchor(spec, memory, input, memory.input, current.time, { sky, skySeconds, dumping: false, base: memory.anchor ?? input })) {
+        // Back to where the field was last trusted: the fault's bias cleared. The jump is no new
+        // fault, and the tracker starts again from it.
+        for (let k = own.length - 1; k >= 0; k--) if (own[k]!.check === "rate") own.splice(k, 1);
+        result.finding = undefined;
+        result.memory = { ...result.memory, track: input, frozenSince: undefined, side: undefined, up: undefined, down: undefined, recover: undefined, anchor: undefined, anchorTime: undefined, anchorSide: undefined };
+      }
       stepped = result.restarted === "step";
       if (result.finding) own.push(result.finding);
       // Another check flagged the value: the tracker must not follow it either (unless it has just
