@@ -124,8 +124,9 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       if (comp) next = { ...next, offset: round(offset, 2) };
     }
     if (field === "temperature") {
-      // Where in its orbit the bus is: the sky (as the voltage showed it before judging the
-      // voltage) and its clock, which survives short unknown spells.
+      // Where in its orbit the bus is: the sky as judged after this reading's voltage (the voltage
+      // is judged first, and a flagged voltage leaves the sky unknown), else the last known sky and
+      // its clock if seen within MAX_UNKNOWN_SKY_MS; only a phase whose start was seen counts.
       const phase = cyclePhase(sky, skySeconds, clockBefore, current.time);
       const expected = phase && cycleAt(cycle, phase.sky, phase.seconds);
       // A jump beyond any heat balance in one sample (a sensor step, a bias clearing) says the
