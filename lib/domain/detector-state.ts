@@ -2,10 +2,11 @@
  * The detector's per-satellite memory: small, bounded, plain JSON, versioned. `detect()` takes one
  * and returns the next; storage keeps it as one row per satellite.
  *
- * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 9
- * numbers, two signs and two flags, plus the sky, its clock (3 values) and two counters: under 90
- * values, under 2 KiB as JSON whatever the input (checked by a fuzz test; ≤ 1.3 KiB seen in
- * simulator runs).
+ * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 12
+ * numbers, three signs and two flags, plus the sky, its clock (3 values and an edge mark), two
+ * counters, the thermal cycle (22 knots), the bus's offset from it (2), a runaway latch (≤ 4) and
+ * the last runaway finding's time: under 2 KiB as JSON whatever the input (checked by a fuzz test;
+ * ≤ 1.43 KiB seen in simulator runs).
  */
 import { CYCLE } from "./detector-bands";
 import { FIELDS, type Field, type Reading } from "./detector-types";
