@@ -71,6 +71,13 @@ export const MAX_UNKNOWN_SKY_MS = 5 * 60_000;
  */
 export const MIN_PHASE_SECONDS: Record<"sunlit" | "eclipse", number> = { sunlit: 50 * 60, eclipse: 25 * 60 };
 
+/**
+ * The longest orbit phases: sunlight ≤ 64.3 min (96 min orbit, 33 % eclipse), an eclipse
+ * ≤ 35.5 min (96 min, 37 %); plus the sky's reading delay (≤ 3 samples at entry, a few minutes of
+ * charging at exit) and a margin: 68 and 40 min. A sky read for longer since a seen start is unknown.
+ */
+export const MAX_PHASE_SECONDS: Record<"sunlit" | "eclipse", number> = { sunlit: 68 * 60, eclipse: 40 * 60 };
+
 /** What the rate limits may depend on besides the value they apply at. */
 export interface TrackContext {
   sky: Sky;
@@ -216,13 +223,15 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   },
   temperature: {
     smoothSeconds: 30,
-    // In eclipse the warmest equilibrium is the heater's 5 °C: the bus cannot warm above it.
+    // In eclipse the warmest equilibrium is the heater's 5 °C: the bus cannot warm above it, and
+    // above it the bus must cool towards it at least with the longest time constant (25 min; less
+    // the noise): nothing else heats an eclipsed bus (a sensor drifting up there held it level).
     // In sunlight it warms towards 42 °C at most with the shortest time constant, and an exit's
     // transient decays: from any start (≥ -8 °C) with any time constant of 15..25 min its rate is at
     // most 50 °C / 15 min × e^(-t / 25 min) after t in sunlight. Besides, a payload session can
     // warm it 4 °C above where it was.
     riseMax: (t, { sky, skySeconds, base }) =>
-      sky === "eclipse" ? Math.max(0.001, (WARMEST_ECLIPSE_C - t) / THERMAL_TAU_S)
+      sky === "eclipse" ? (t > WARMEST_ECLIPSE_C ? (WARMEST_ECLIPSE_C - t) / THERMAL_TAU_MAX_S + THERMAL_NOISE_C_S : Math.max(0.001, (WARMEST_ECLIPSE_C - t) / THERMAL_TAU_S))
       : Math.max(0, base + PAYLOAD_HEAT_C - t) / THERMAL_TAU_S +
         Math.min(Math.max(0, WARMEST_C - t), sky === "sunlit" ? (WARMEST_C - COLDEST_C) * Math.exp(-skySeconds / THERMAL_TAU_MAX_S) : Infinity) / THERMAL_TAU_S,
     // It cools at most towards the coldest equilibrium of its sky with the same time constant:
@@ -242,7 +251,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     maxFreezeSeconds: 60 * 60,
     above: "THERMAL_HIGH",
     below: "THERMAL_LOW",
-    physics: "the heat balance warms it at most towards 5 °C in eclipse (heater on), in sunlight towards 42 °C as an exit's transient allows (50 °C/15 min × e^(-t/25 min)) plus a payload's 4 °C, and cools it at most towards 28 °C in sunlight, -8 °C in eclipse, with a 15 min time constant",
+    physics: "the heat balance warms it at most towards 5 °C in eclipse (heater on; above 5 °C it must cool towards it, 25 min time constant), in sunlight towards 42 °C as an exit's transient allows (50 °C/15 min × e^(-t/25 min)) plus a payload's 4 °C, and cools it at most towards 28 °C in sunlight, -8 °C in eclipse, with a 15 min time constant",
   },
   current: {
     smoothSeconds: 400,
@@ -314,4 +323,10 @@ export const CYCLE = {
   payloadStepA: 1,
   payloadHeatC: 4.5,
   payloadTauSeconds: 900,
+  /**
+   * After a runaway's last THERMAL_HIGH (its latch ended within the margin, or the tracker let it
+   * go), the heat left over leaves within the bus's shortest thermal time constant (15 min):
+   * a THERMAL_LOW for cooling too fast meanwhile is that heat leaving, not a new fault.
+   */
+  heatLeavesSeconds: 900,
 } as const;

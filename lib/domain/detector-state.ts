@@ -2,10 +2,11 @@
  * The detector's per-satellite memory: small, bounded, plain JSON, versioned. `detect()` takes one
  * and returns the next; storage keeps it as one row per satellite.
  *
- * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 9
- * numbers, two signs and two flags, plus the sky, its clock (3 values) and two counters: under 90
- * values, under 2 KiB as JSON whatever the input (checked by a fuzz test; ≤ 1.3 KiB seen in
- * simulator runs).
+ * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 12
+ * numbers, three signs and two flags, plus the sky, its clock (3 values and an edge mark), two
+ * counters, the thermal cycle (22 knots), the bus's offset from it (2), a runaway latch (≤ 4) and
+ * the last runaway finding's time: under 2 KiB as JSON whatever the input (checked by a fuzz test;
+ * ≤ 1.43 KiB seen in simulator runs).
  */
 import { CYCLE } from "./detector-bands";
 import { FIELDS, type Field, type Reading } from "./detector-types";
@@ -41,6 +42,13 @@ export interface FieldState {
   side?: 1 | -1;
   /** A fault on this side (1 above, -1 below) has just ended: its readings are on their way back. */
   recover?: 1 | -1;
+  /**
+   * The value last trusted before a fault that the widening envelope let back in on its side (a
+   * slow drift may go on), since when, and the fault's side: a return towards it is a recovery.
+   */
+  anchor?: number;
+  anchorTime?: number;
+  anchorSide?: 1 | -1;
   /** The field was flagged as stuck at the previous reading (its next change is a release). */
   stuck?: boolean;
 }
@@ -58,8 +66,12 @@ export interface DetectorState {
   skyKnown?: "sunlit" | "eclipse";
   skySince?: number;
   knownTime?: number;
-  /** The sky's clock started at a change of sky that was seen (so it tells the orbit's phase). */
-  skyEdge?: boolean;
+  /**
+   * The sky's clock started at a change of sky that was seen (so it tells the orbit's phase), or
+   * "timed": sunlight known from the longest eclipse's end, its start within minutes (held by the
+   * orbit's timing, too loose for the thermal cycle).
+   */
+  skyEdge?: boolean | "timed";
   /**
    * The satellite's own temperature over its orbit (see CYCLE in detector-bands.ts): knots in °C
    * every 5 min since the sunlit / eclipse phase began, null until a reading has come near.
@@ -72,6 +84,8 @@ export interface DetectorState {
    * current then, and since when a payload has been on beyond it.
    */
   latch?: { since: number; offset: number; load?: number; loadSince?: number };
+  /** The time of the temperature's last THERMAL_HIGH finding (kept for the longest runaway). */
+  heat?: number;
   /** Readings judged with this state (capped), for the verdict's confidence. */
   seen: number;
 }
@@ -109,6 +123,7 @@ export function usableState(state: unknown): DetectorState {
   if (out.cycle !== undefined && !cycleOk(out.cycle)) delete out.cycle;
   if (out.cycleOffset !== undefined && !(typeof out.cycleOffset?.value === "number" && typeof out.cycleOffset?.time === "number")) delete out.cycleOffset;
   if (out.latch !== undefined && !(typeof out.latch?.since === "number" && typeof out.latch?.offset === "number")) delete out.latch;
+  if (out.heat !== undefined && typeof out.heat !== "number") delete out.heat;
   return out;
 }
 

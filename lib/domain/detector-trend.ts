@@ -38,12 +38,14 @@ export function track(
   sky: Sky = "unknown",
   skySeconds = 0,
 ): TrackResult {
+  // An anchor older than the longest fault is forgotten.
+  if (memory.anchorTime !== undefined && (time - memory.anchorTime) / 1000 > spec.maxFreezeSeconds) memory = { ...memory, ...NO_ANCHOR };
   const tracked = memory.track;
   const stepped = previous !== undefined && ((spec.step !== undefined && Math.abs(value - previous) >= spec.step) || (spec.stepUp !== undefined && memory.frozenSince === undefined && value - previous >= spec.stepUp));
   // A gap or a released sensor forgets the learned rate too; a load step or a new level keeps it.
   // After a restart nobody knows whether a dump is under way: the next reading's rate tells.
   const unknownDump = spec.dump ? ("maybe" as const) : undefined;
-  if (tracked === undefined || restart) return { finding: undefined, memory: { ...restarted(memory, value), slope: undefined, learned: undefined, dump: unknownDump }, restarted: "other" };
+  if (tracked === undefined || restart) return { finding: undefined, memory: { ...restarted(memory, value), slope: undefined, learned: undefined, dump: unknownDump, ...NO_ANCHOR }, restarted: "other" };
   if (stepped) return { finding: undefined, memory: { ...restarted(memory, value), dump: unknownDump }, restarted: "step" };
   const slope = memory.slope ?? 0;
   const alpha = 1 - Math.exp(-seconds / spec.smoothSeconds);
@@ -113,7 +115,12 @@ export function track(
     };
   }
   // Back inside the envelope (or past its other side): the fault is over and its return begins.
-  if (frozen) return { finding: undefined, memory: { ...restarted(memory, value), recover: memory.side }, restarted: "other" };
+  // Back inside on the fault's side, only because the envelope widened, the fault may go on (a
+  // slow drift the physics could almost follow): the value last trusted stays as its anchor.
+  if (frozen) {
+    const anchor = crossed ? NO_ANCHOR : memory.anchor !== undefined ? {} : { anchor: round(tracked, 2), anchorTime: memory.frozenSince, anchorSide: memory.side };
+    return { finding: undefined, memory: { ...restarted(memory, value), recover: memory.side, ...anchor }, restarted: "other" };
+  }
   if (Math.abs(outside) > spec.threshold && !returning) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
   const free = alpha * (value - expected);
   // The return is over once the readings move back no faster than the physics allows.
@@ -138,6 +145,39 @@ export function track(
     next.learned = learned;
   }
   return { finding: undefined, memory: next };
+}
+
+const NO_ANCHOR = { anchor: undefined, anchorTime: undefined, anchorSide: undefined } as const;
+/** The step (s) by which the envelope around an anchor is moved on: a minute, under any time constant. */
+const ANCHOR_STEP_S = 60;
+
+/**
+ * Recovery to the anchor (the value last trusted before a fault the envelope let back in): a
+ * reading that jumps from beyond where the physics could have taken the field from the anchor
+ * since (its learned rate, the rise and fall limits over the time, and the threshold), on the
+ * fault's side, back into it is the fault's bias clearing (a drift's end), not a new fault: a
+ * fault moves a reading away from where the field was trusted, never back to it.
+ */
+export function returnsToAnchor(spec: TrackerSpec, memory: FieldState, value: number, previous: number | undefined, time: number, ctx: TrackContext): boolean {
+  const { anchor, anchorTime, anchorSide } = memory;
+  if (anchor === undefined || anchorTime === undefined || anchorSide === undefined || previous === undefined) return false;
+  const seconds = (time - anchorTime) / 1000;
+  if (seconds > spec.maxFreezeSeconds || (value - previous) * anchorSide >= 0) return false;
+  // The envelope's edges moved by the rate limits (taken at the edges, in this reading's sky) in
+  // steps of a minute since the anchor, around its learned rate.
+  const at = { ...ctx, base: anchor };
+  let high = anchor;
+  let low = anchor;
+  for (let t = 0; t < seconds; t += ANCHOR_STEP_S) {
+    const dt = Math.min(ANCHOR_STEP_S, seconds - t);
+    high += spec.riseMax(high, at) * dt;
+    low -= spec.fallMax(low, at) * dt;
+  }
+  const drift = (memory.slope ?? 0) * seconds;
+  high += drift + spec.threshold;
+  low += drift - spec.threshold;
+  // From beyond that envelope on the fault's side back into it.
+  return value >= low && value <= high && (anchorSide > 0 ? previous > high : previous < low);
 }
 
 /** Seconds of readings counted towards a learned rate (beyond this, it is an EWMA). */

@@ -11,10 +11,10 @@
  * satellite's newest time. A gap longer than MAX_GAP_SECONDS restarts the trackers and the stuck
  * window (the physics moved unobserved); the rate check spans any gap by the real time between.
  */
-import { CYCLE, MIN_PHASE_SECONDS, CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
+import { CYCLE, MAX_PHASE_SECONDS, MIN_PHASE_SECONDS, CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
 import { limitFinding, rateFinding, stuckFinding } from "./detector-checks";
 import { DETECTOR_STATE_VERSION, RECENT_LENGTH, knownFields, usableState, type DetectorState, type FieldState } from "./detector-state";
-import { cycleAt, learnCycle, track } from "./detector-trend";
+import { cycleAt, learnCycle, returnsToAnchor, track } from "./detector-trend";
 import { FIELDS, clamp01, round, type Detection, type Finding, type Reading } from "./detector-types";
 
 export { BANDS, TRACKERS } from "./detector-bands";
@@ -24,6 +24,8 @@ export { DETECTORS, FIELDS, type AnomalyType, type Check, type Detection, type F
 export const ANOMALY_THRESHOLD = 0.5;
 /** An eclipse entry's step is judged over this many samples (0.38 V of its 0.6 V). */
 const ENTRY_SAMPLES = 3;
+/** An eclipse entry's whole step (0.9 V at most, ENTRY_STEP_V in detector-bands.ts) never comes in one sample. */
+const ENTRY_MAX_FALL_V = 0.9;
 /** `seen` is capped: it only feeds the confidence, which saturates at 5. */
 const SEEN_CAP = 1000;
 
@@ -61,13 +63,14 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const fields = knownFields(before.fields);
   const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
   const clockBefore = gap ? {} : before;
-  let sky = phaseLasts(skyOf(current, recent, skyBefore), clockBefore, current.time);
+  let sky = phaseEnds(phaseLasts(skyOf(current, recent, skyBefore), clockBefore, current.time, current.voltage - (recent.at(-1)?.voltage ?? current.voltage), current.voltage), clockBefore, current.time);
   // Since when the sky is what it is: an eclipse entry's step and an exit's warming decay from there.
   const skySeconds = sky === "unknown" ? 0 : (current.time - skyClock(sky, clockBefore, current.time).skySince!) / 1000;
   // The thermal cycle outlives a gap (it is the satellite's own); its offset and a latch do not.
   let cycle = before.cycle;
   let cycleOffset = gap ? undefined : before.cycleOffset;
   let latch = gap ? undefined : before.latch;
+  let heat = gap ? undefined : before.heat;
   for (const field of FIELDS) {
     const value = current[field];
     if (value === undefined) continue;
@@ -94,10 +97,23 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       // then the last compensation stands.
       const otherNow = comp ? fields[comp.field] : undefined;
       const steady = otherNow?.goodTime === current.time && before.fields[comp?.field ?? field]?.goodTime === recent.at(-1)?.time;
-      if (comp && !gap && !steady && memory.offset !== undefined) offset = memory.offset;
+      // Not yet steady, the compensation that leaves the wheel's input nearer its tracked value
+      // is the body's motion: in a slew the wheel absorbs the body's momentum (both sensors move
+      // together, even while a spike kept the gyro from being steady), and a spike moves neither.
+      const agrees = memory.track !== undefined && Math.abs(value - offset - memory.track) < Math.abs(value - (memory.offset ?? 0) - memory.track);
+      if (comp && !gap && !steady && memory.offset !== undefined && !agrees) offset = memory.offset;
       const input = value - offset;
       const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky, skySeconds);
       result.memory.input = input;
+      // Only a jump beyond the physics (the rate check, the tracker's step) can be a bias clearing.
+      const jumped = own.some((f) => f.check === "rate") || result.restarted === "step";
+      if (jumped && !gap && returnsToAnchor(spec, memory, input, memory.input, current.time, { sky, skySeconds, dumping: false, base: memory.anchor ?? input })) {
+        // Back to where the field was last trusted: the fault's bias cleared. The jump is no new
+        // fault, and the tracker starts again from it.
+        for (let k = own.length - 1; k >= 0; k--) if (own[k]!.check === "rate") own.splice(k, 1);
+        result.finding = undefined;
+        result.memory = { ...result.memory, track: input, frozenSince: undefined, side: undefined, up: undefined, down: undefined, recover: undefined, anchor: undefined, anchorTime: undefined, anchorSide: undefined };
+      }
       stepped = result.restarted === "step";
       if (result.finding) own.push(result.finding);
       // Another check flagged the value: the tracker must not follow it either (unless it has just
@@ -108,8 +124,9 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       if (comp) next = { ...next, offset: round(offset, 2) };
     }
     if (field === "temperature") {
-      // Where in its orbit the bus is: the sky (as the voltage showed it before judging the
-      // voltage) and its clock, which survives short unknown spells.
+      // Where in its orbit the bus is: the sky as judged after this reading's voltage (the voltage
+      // is judged first, and a flagged voltage leaves the sky unknown), else the last known sky and
+      // its clock if seen within MAX_UNKNOWN_SKY_MS; only a phase whose start was seen counts.
       const phase = cyclePhase(sky, skySeconds, clockBefore, current.time);
       const expected = phase && cycleAt(cycle, phase.sky, phase.seconds);
       // A jump beyond any heat balance in one sample (a sensor step, a bias clearing) says the
@@ -117,7 +134,11 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       const runaway = runawayLatch(value, current.time, own, expected, stepped ? undefined : latch, cycleOffset, current.current);
       latch = runaway.latch;
       if (runaway.finding) own.push(runaway.finding);
-      if (runaway.dropLow || runaway.ended) {
+      // The runaway's heat leaves after its latch too: a bus that ran hot within the longest
+      // runaway (its last THERMAL_HIGH) cools faster than a healthy one, down to where it was.
+      if (own.some((f) => f.type === "THERMAL_HIGH")) heat = current.time;
+      const cooling = heat !== undefined && (current.time - heat) / 1000 <= CYCLE.heatLeavesSeconds && own.some((f) => f.type === "THERMAL_LOW" && f.check === "drift");
+      if (runaway.dropLow || runaway.ended || cooling) {
         // The runaway's cool-down falls faster than a healthy bus: not THERMAL_LOW; and once it is
         // back within the margin, the tracker starts again from the reading (its heat leaving).
         for (let k = own.length - 1; k >= 0; k--) if (own[k]!.type === "THERMAL_LOW" && own[k]!.check === "drift") own.splice(k, 1);
@@ -148,6 +169,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     ...(cycle && { cycle }),
     ...(cycleOffset && { cycleOffset }),
     ...(latch && { latch }),
+    ...(heat !== undefined && current.time - heat <= CYCLE.heatLeavesSeconds * 1000 && { heat }),
     seen: Math.min(SEEN_CAP, before.seen + 1),
   };
   return { detection: verdict(current, findings, before.seen), state: nextState };
@@ -158,11 +180,27 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
  * read from the voltage sooner after a phase's seen start is a voltage fault (a downward drift in
  * sunlight is no eclipse), and the sky stays what it was.
  */
-function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): Sky {
+function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number, rise: number, voltage: number): Sky {
   const known = clock.skyKnown;
   if (sky === "unknown" || known === undefined || sky === known || !clock.skyEdge || clock.skySince === undefined || clock.knownTime === undefined) return sky;
+  // Back on the end-of-charge plateau in one jump beyond any charging (≤ 0.25 V a sample), the
+  // bus was not discharging: that eclipse was a misread voltage (a downward drift read as an
+  // entry, its bias clearing), not the orbit.
+  if (known === "eclipse" && sky === "sunlit" && voltage >= SUNLIT_MIN_V && rise > MAX_CHARGE_STEP_V) return sky;
   if (now - clock.knownTime > MAX_UNKNOWN_SKY_MS) return sky;
   return (now - clock.skySince) / 1000 < MIN_PHASE_SECONDS[known] ? known : sky;
+}
+
+/**
+ * No orbit phase lasts longer than the longest of its kind (MAX_PHASE_SECONDS): a sky read from
+ * the voltage for longer since its seen start missed its end (a voltage fault hid it, such as a
+ * downward drift hiding an exit's charging). After the longest eclipse the bus is sunlit (from an
+ * unseen start); after the longest sunlight nobody knows (its start may have been misread).
+ */
+function phaseEnds(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): Sky {
+  if (sky === "unknown" || sky !== clock.skyKnown || !clock.skyEdge || clock.skySince === undefined) return sky;
+  if ((now - clock.skySince) / 1000 <= MAX_PHASE_SECONDS[sky]) return sky;
+  return sky === "eclipse" ? "sunlit" : "unknown";
 }
 
 /** A bus's offset from its cycle is forgotten after 10 min without a nominal temperature. */
@@ -172,7 +210,7 @@ const OFFSET_FRESH_MS = 10 * 60_000;
 function cyclePhase(sky: Sky, skySeconds: number, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): { sky: "sunlit" | "eclipse"; seconds: number } | undefined {
   // Only a phase whose start was seen tells where in the orbit the bus is.
   const edge = skyClock(sky, clock, now).skyEdge;
-  if (!edge) return undefined;
+  if (edge !== true) return undefined;
   if (sky !== "unknown") return { sky, seconds: skySeconds };
   if (clock.skyKnown === undefined || clock.skySince === undefined || clock.knownTime === undefined || now - clock.knownTime > MAX_UNKNOWN_SKY_MS) return undefined;
   return { sky: clock.skyKnown, seconds: (now - clock.skySince) / 1000 };
@@ -232,7 +270,10 @@ function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky
   const v = current.voltage;
   if (last === undefined) return v >= SUNLIT_MIN_V ? "sunlit" : previous;
   // Over the last samples only: a slow downward drift must not look like an entry.
-  if (Math.max(...recent.slice(-ENTRY_SAMPLES).map((r) => r.voltage)) - v >= ECLIPSE_FALL_V) return "eclipse";
+  // No entry falls by its whole step in one sample (0.9 V; 0.26 V in its first 20 s): a larger
+  // fall is a voltage fault starting or ending (an upward drift's bias clearing), not the orbit.
+  const entry = [...recent.slice(-ENTRY_SAMPLES).map((r) => r.voltage), v];
+  if (Math.max(...entry) - v >= ECLIPSE_FALL_V && entry.every((x, k) => k === 0 || entry[k - 1]! - x < ENTRY_MAX_FALL_V)) return "eclipse";
   // A smaller fall in one sample may be an entry's first: judge as unknown until the sky is plain.
   if (last.voltage - v >= ENTRY_ONSET_V && previous === "sunlit") return "unknown";
   if (previous === "eclipse" && v >= SUNLIT_MIN_V && v >= Math.max(...recent.map((r) => r.voltage))) {
@@ -269,9 +310,14 @@ function skyClock(sky: Sky, before: Pick<DetectorState, "skyKnown" | "skySince" 
   if (same) return { skyKnown: sky, skySince: before.skySince, knownTime: now, skyEdge: before.skyEdge };
   // A new phase: its start is known to the sample only if the other sky was seen just before
   // (not after a gap or a long unknown spell, when it may have begun unobserved) and had lasted
-  // as long as a phase of its kind does (a shorter one was a misread voltage, not the orbit).
-  const seen = recent && before.skyKnown !== undefined && (now - before.skySince!) / 1000 >= MIN_PHASE_SECONDS[before.skyKnown];
-  return { skyKnown: sky, skySince: now, knownTime: now, skyEdge: seen || undefined };
+  // as long as a phase of its kind does (a shorter one was a misread voltage, not the orbit) and
+  // no longer (a longer one missed its end: this one began unseen).
+  const lasted = (now - before.skySince!) / 1000;
+  const seen = recent && before.skyKnown !== undefined && lasted >= MIN_PHASE_SECONDS[before.skyKnown] && lasted <= MAX_PHASE_SECONDS[before.skyKnown];
+  // Sunlight forced by the longest eclipse (phaseEnds) began within minutes of now: too loose for
+  // the thermal cycle, but its length still holds (phaseLasts): "timed".
+  const timed = recent && sky === "sunlit" && before.skyKnown === "eclipse" && before.skyEdge !== undefined && lasted > MAX_PHASE_SECONDS.eclipse;
+  return { skyKnown: sky, skySince: now, knownTime: now, skyEdge: seen ? true : timed ? "timed" : undefined };
 }
 
 function verdict(current: Reading, findings: Finding[], seen: number): Detection {

@@ -154,11 +154,13 @@ describe("detect: slow faults (the physics trackers)", () => {
     expect(first).toBeGreaterThanOrEqual(60);
     expect((first - 60 + 1) * 20).toBeLessThanOrEqual(900);
     expect(detections[first]!.findings.find((f) => f.field === "temperature")).toMatchObject({ type: "THERMAL_LOW" });
-    // The same fall in eclipse (the bus 0.6 V lower and discharging) is what eclipse cooling does.
+    // Such a fall (and a faster one) in eclipse, the bus 0.6 V lower and discharging from the
+    // fall's start, is what eclipse cooling does: towards -3 °C with a 20 min time constant (an
+    // eclipsed bus above the heater's 5 °C cannot stay at 32 °C nor cool slower than 25 min allow).
     const m = noise(29);
     const eclipse = nominal(150, 29, -1200, (i) => ({
-      voltage: round(28.2 - 0.01 * i + m(0.03), 2),
-      temperature: round(i < 60 ? 32 : 32 - (15 * (i - 59)) / 90 + m(0.25), 1),
+      voltage: round((i < 60 ? 28.9 : 28.2 - 0.01 * (i - 60)) + m(0.03), 2),
+      temperature: round(i < 60 ? 32 : -3 + 35 * Math.exp((-(i - 59) * 20) / 1200) + m(0.25), 1),
     }));
     expect(run(eclipse).detections.flatMap((d) => d.findings).filter((f) => f.field === "temperature" && f.check === "drift")).toEqual([]);
   });
@@ -453,5 +455,109 @@ describe("detect: orbit phases and slews (issue 17)", () => {
     // 0.05 V a sample against a discharge of 0.02: 0.6 V above the tracker after ~20 samples, smoothed.
     expect(first - from).toBeLessThanOrEqual(40);
     expect(detections.slice(0, from).filter((d) => d.isAnomaly)).toEqual([]);
+  });
+});
+
+describe("detect: recovery and the orbit's timing (issue 17, fourth pass)", () => {
+  it("does not take a runaway's heat leaving after its last THERMAL_HIGH for THERMAL_LOW (within 15 min)", () => {
+    // The bus heats 10 °C in 10 samples (a runaway, THERMAL_HIGH), the tracker lets it back in,
+    // then the last of the heat leaves in one sample (3 °C).
+    const readings = (drop: number) =>
+      nominal(drop + 10, 3).map((r, i) => ({ ...r, temperature: round(r.temperature! + (i < 100 ? 0 : i < 110 ? i - 99 : i < drop ? 10 : 7), 1) }));
+    const soon = run(readings(150)).detections;
+    const lastHigh = Math.max(...soon.map((d, i) => (i < 150 && d.findings.some((f) => f.type === "THERMAL_HIGH") ? i : -1)));
+    expect(lastHigh).toBeGreaterThan(100);
+    expect(150 - lastHigh).toBeLessThan(45);
+    expect(soon.slice(150).filter((d) => d.findings.some((f) => f.type === "THERMAL_LOW"))).toEqual([]);
+    // Later than the bus's shortest time constant after it, such a fall is judged again.
+    const late = run(readings(200)).detections;
+    expect(late[200]!.type).toBe("THERMAL_LOW");
+  });
+
+  it("follows a slew that starts during a gyro spike: the wheel that moved with it is no drift", () => {
+    // A 3-point spike; the body turns at 0.9 deg/s from its last point on, and the wheel absorbs
+    // the 315 rpm of momentum (350 rpm per deg/s) as it starts. The gyro is nominal only once
+    // after the spike, but the wheel agrees with it.
+    const readings = nominal(420, 5).map((r, i) => ({
+      ...r,
+      ...(i >= 380 && i <= 382 && { gyro: 25 + i - 380 }),
+      ...(i >= 383 && { gyro: round(r.gyro! + 0.9, 3) }),
+      ...(i >= 382 && { wheel_speed: r.wheel_speed! + 315 }),
+    }));
+    const { detections } = run(readings);
+    expect(detections.slice(383).flatMap((d) => d.findings).filter((f) => f.field === "wheel_speed")).toEqual([]);
+  });
+
+  it("flags a bus that stops cooling in eclipse above the heater's 5 °C (it must cool, 25 min time constant)", () => {
+    // From 5 min into the third eclipse the temperature reads level (a sensor drifting up as fast
+    // as the bus cools, 0.02 °C/s here).
+    const from = 2 * 285 + 200;
+    let held = 0;
+    const readings = orbits(from + 40, 47, (i, r) => {
+      if (i === from) held = r.temperature!;
+      return i >= from ? { temperature: round(held + (i % 2) * 0.1, 1) } : {};
+    });
+    const { detections } = run(readings);
+    expect(held).toBeGreaterThan(15);
+    const first = detections.findIndex((d, i) => i >= from && d.findings.some((f) => f.field === "temperature" && f.type === "THERMAL_HIGH"));
+    expect(first).toBeGreaterThanOrEqual(from);
+    expect(first - from).toBeLessThanOrEqual(25);
+    expect(detections.slice(0, from).filter((d) => d.isAnomaly)).toEqual([]);
+  });
+
+  it("does not read an eclipse entry from a fall of a whole entry step in one sample (an upward drift clearing)", () => {
+    // 20 min into the third sunlight the voltage sensor drifts up 0.05 V a sample for 40 samples
+    // (2 V, flagged by the band), then the bias clears: a fall of 2 V in one sample.
+    const from = 2 * 285 + 60;
+    const to = from + 40;
+    const readings = orbits(to + 10, 48, (i, r) => (i >= from && i < to ? { voltage: round(r.voltage! + 0.05 * (i - from + 1), 2) } : {}));
+    let state: DetectorState | undefined;
+    const skies: string[] = [];
+    readings.forEach((r, i) => {
+      state = detect(r, state).state;
+      if (i >= to) skies.push(state.sky ?? "");
+    });
+    expect(skies).not.toContain("eclipse");
+  });
+
+  it("ends an eclipse misread from a downward voltage drift when the bus jumps back onto the plateau", () => {
+    // 53 min into the third sunlight (an entry is due: the timing allows it) the voltage drifts
+    // down 0.12 V a sample for 15 samples, read as an entry; then the bias clears in one sample.
+    const from = 2 * 285 + 160;
+    const to = from + 15;
+    const readings = orbits(to + 8, 49, (i, r) => (i >= from && i < to ? { voltage: round(r.voltage! - 0.12 * (i - from + 1), 2) } : {}));
+    let state: DetectorState | undefined;
+    const skies: string[] = [];
+    readings.forEach((r) => {
+      state = detect(r, state).state;
+      skies.push(state.sky ?? "");
+    });
+    expect(skies.slice(from + 2, to)).toContain("eclipse");
+    expect(skies.slice(to + 1)).toEqual(new Array(7).fill("sunlit"));
+  });
+
+  it("ends an eclipse read for longer than the longest eclipse (40 min): the bus is sunlit, its start timed", () => {
+    // A downward voltage drift from the end of the third eclipse hides the exit's charging.
+    const from = 2 * 285 + 270;
+    let held = 0;
+    const readings = orbits(from + 60, 50, (i, r) => {
+      if (i === from) held = r.voltage!;
+      return i >= from ? { voltage: round(held - 0.003 * (i - from) + (i % 2) * 0.02, 2) } : {};
+    });
+    const { state } = run(readings);
+    expect(state!.sky).toBe("sunlit");
+    // Sunlight known from the orbit's timing, not seen: held by it, too loose for the thermal cycle.
+    expect(state!.skyEdge).toBe("timed");
+  });
+
+  it("does not flag the jump back when a drift clears after the envelope let it back in (a return to its anchor)", () => {
+    // A temperature bias of +20 °C in 20 samples, flagged; the envelope widens until the readings
+    // are back in; 50 min after the drift began, the bias clears (a fall of 20 °C in one sample).
+    const jump = 260;
+    const readings = nominal(jump + 10, 7).map((r, i) => ({ ...r, temperature: round(r.temperature! + (i < 100 ? 0 : i < 120 ? i - 99 : i < jump ? 20 : 0), 1) }));
+    const { detections } = run(readings);
+    expect(detections.slice(100, 120).some((d) => d.findings.some((f) => f.field === "temperature" && f.type === "THERMAL_HIGH"))).toBe(true);
+    expect(detections.slice(jump - 20, jump).filter((d) => d.isAnomaly)).toEqual([]);
+    expect(detections.slice(jump).filter((d) => d.findings.some((f) => f.field === "temperature"))).toEqual([]);
   });
 });
