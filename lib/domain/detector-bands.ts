@@ -118,9 +118,12 @@ export interface TrackerSpec {
    * A momentum dump: it starts only when the tracked value leaves `start` (the momentum
    * management's limits, less the orbital cycle), and lasts until the value is within `endWithin`
    * of `target` and moves towards it slower than `endBelowRate` (the cycle hides where exactly
-   * it stops); only then do the rate limits allow the dump's rate towards the target.
+   * it stops); only then do the rate limits allow the dump's rate towards the target. A dump seen
+   * moving at `minRate` or faster goes on at least that fast until within `endWithin` of the
+   * target (the momentum management does not stop half-way): a wheel that stops short of it reads
+   * a sensor bias, and the tracker moving on without it flags the reading.
    */
-  dump?: { start: [number, number]; target: number; endWithin: number; endBelowRate: number };
+  dump?: { start: [number, number]; target: number; endWithin: number; endBelowRate: number; minRate: number };
   /**
    * Allow the smoothed tracker's lag behind a value moving at its limit (rate × smoothSeconds), on
    * the side(s) whose limits nominal readings reach (a bus cooling at its fastest in eclipse).
@@ -186,6 +189,8 @@ const CHARGE_TAU_MAX_S = 600;
 /** Momentum dumps bring the wheel back to this speed, at 3 rpm/s (3.5 with noise and cycle). */
 const DUMP_TARGET_RPM = 2500;
 const DUMP_RATE_RPM_S = 3.5;
+/** A dump's slowest net rate: 3 rpm/s less the largest build-up (0.4), the orbital cycle (0.25) and noise. */
+const DUMP_MIN_RATE_RPM_S = 2;
 /** The orbital momentum cycle moves the wheel at most 200 rpm × 2π / 95 min ≈ 0.22 rpm/s. */
 const WHEEL_CYCLE_RPM_S = 0.25;
 /** The shortest orbit (94 min): a mean over it cancels the orbital cycle. */
@@ -275,7 +280,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     slope: { seconds: 2 * 3600, ignoreAbove: 1, trustAfterSeconds: ORBIT_S, untrusted: WHEEL_BUILDUP_MAX_RPM_S },
     // Dumps start beyond 800 / 4500 rpm (measured: ± the 200 rpm cycle and noise) and stop within
     // 100 rpm of 2500 (measured: ± the cycle), where it stops moving at 3 rpm/s.
-    dump: { start: [1050, 4250], target: DUMP_TARGET_RPM, endWithin: 350, endBelowRate: 1 },
+    dump: { start: [1050, 4250], target: DUMP_TARGET_RPM, endWithin: 350, endBelowRate: 1, minRate: DUMP_MIN_RATE_RPM_S },
     threshold: 150,
     // A change of 400 rpm in one sample is beyond the wheel's torque: a sensor offset, restart.
     step: 400,
@@ -284,7 +289,7 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     maxFreezeSeconds: 45 * 60,
     above: "DRIFT",
     below: "DRIFT",
-    physics: "after the slew momentum, it moves at its learned build-up rate ± 0.25 rpm/s (± 0.65 until an orbit is learned), or 3.5 rpm/s towards 2500 rpm in a dump started beyond 1050..4250 rpm",
+    physics: "after the slew momentum, it moves at its learned build-up rate ± 0.25 rpm/s (± 0.65 until an orbit is learned), or 3.5 rpm/s towards 2500 rpm in a dump started beyond 1050..4250 rpm, which once moving goes on at ≥ 2 rpm/s until within 350 rpm of 2500",
     compensate: { field: "gyro", factor: 350 },
   },
 };

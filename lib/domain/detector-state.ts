@@ -33,6 +33,8 @@ export interface FieldState {
   learned?: number;
   /** A momentum dump is under way (wheel); "maybe" just after a restart, until the rate tells. */
   dump?: boolean | "maybe";
+  /** Readings in a row the dump under way was seen moving at its slowest rate or faster (wheel, up to 3: then it goes on until near its target). */
+  dumpSeen?: number;
   /** Time the tracker froze (its field flagged), so a stuck alarm can be bounded. */
   frozenSince?: number;
   /** How far the frozen tracker's envelope has widened above and below the expected value. */

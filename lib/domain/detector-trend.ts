@@ -125,7 +125,14 @@ export function track(
   const free = alpha * (value - expected);
   // The return is over once the readings move back no faster than the physics allows.
   const stillReturning = memory.recover !== undefined && (memory.recover > 0 ? free < -fallMax * seconds : free > riseMax * seconds);
-  const move = stillReturning ? free : Math.min(riseMax * seconds, Math.max(-fallMax * seconds, free));
+  let move = stillReturning ? free : Math.min(riseMax * seconds, Math.max(-fallMax * seconds, free));
+  // A dump seen moving goes on towards its target at its slowest rate at least, whatever the
+  // readings do, until near it: readings that stop short are left behind (see TrackerSpec.dump).
+  const towards = d ? Math.sign(d.target - expected) : 0;
+  // Seen moving for a minute (three readings): a slew's momentum moves the wheel as fast, but for a sample or two.
+  const seen = memory.dumpSeen ?? 0;
+  const dumpSeen = d && dumping ? (seen >= DUMP_SEEN ? seen : towards * rawRate >= d.minRate ? seen + 1 : undefined) : undefined;
+  if (d && dumping && seen >= DUMP_SEEN && Math.abs(d.target - expected) >= d.endWithin) move = towards * Math.max(towards * move, d.minRate * seconds);
   const next: FieldState = {
     ...memory,
     track: expected + move,
@@ -134,9 +141,10 @@ export function track(
     up: undefined,
     down: undefined,
     dump: spec.dump ? dumping || undefined : undefined,
+    dumpSeen,
     recover: stillReturning ? memory.recover : undefined,
   };
-  if (learn && seconds > 0 && !dumping && Math.abs(slope + rawRate) <= learn.ignoreAbove) {
+  if (learn && seconds > 0 && !dumping && (move === free || widenBy > 0) && Math.abs(slope + rawRate) <= learn.ignoreAbove) {
     // A running mean over the first orbit (it cancels the orbital cycle), then an EWMA; of the
     // readings' own rate, not the limited move (a limit would teach itself).
     const learned = Math.min(LEARN_CAP_S, (memory.learned ?? 0) + seconds);
@@ -146,6 +154,9 @@ export function track(
   }
   return { finding: undefined, memory: next };
 }
+
+/** Readings in a row at a dump's rate before a dump counts as seen moving. */
+const DUMP_SEEN = 3;
 
 const NO_ANCHOR = { anchor: undefined, anchorTime: undefined, anchorSide: undefined } as const;
 /** The step (s) by which the envelope around an anchor is moved on: a minute, under any time constant. */

@@ -561,3 +561,31 @@ describe("detect: recovery and the orbit's timing (issue 17, fourth pass)", () =
     expect(detections.slice(jump).filter((d) => d.findings.some((f) => f.field === "temperature"))).toEqual([]);
   });
 });
+
+describe("detect: slow wheel drifts (issue 17, fifth pass)", () => {
+  it("does not learn a drift into the wheel's build-up rate while the readings outrun the physics", () => {
+    // Two orbits at a build-up of +0.1 rpm/s (learned), then a sensor drift of +0.3 rpm/s more:
+    // faster than the learned rate and the orbital cycle's 0.25 rpm/s allow. Learned into the rate
+    // (2 h time constant), it would widen what the tracker allows as it goes, hiding slow drifts.
+    const n = noise(41);
+    const wheel = (i: number) => Math.round(1500 + 2 * i + (i >= 300 ? 6 * (i - 299) : 0) + n(3));
+    const readings = nominal(330, 41, 0, (i) => ({ wheel_speed: wheel(i) }));
+    const before = run(readings.slice(0, 300)).state!;
+    const learned = (before.fields.wheel_speed as { slope: number }).slope;
+    expect(learned).toBeCloseTo(0.1, 1);
+    const after = run(readings.slice(300, 330), before).state!;
+    expect(Math.abs((after.fields.wheel_speed as { slope: number }).slope - learned)).toBeLessThan(0.005);
+  });
+
+  it("flags a momentum dump that stops short of 2500 rpm (a sensor bias), and not one that gets there", () => {
+    // A learned build-up of +0.3 rpm/s up to 4700 rpm, then the dump at 3 rpm/s towards 2500 rpm.
+    const n = noise(42);
+    const dump = (stop: number) => nominal(420, 42, 0, (i) => ({ wheel_speed: Math.round((i < 300 ? 2900 + 6 * i : Math.max(stop, 4700 - 60 * (i - 300)) + 6 * Math.max(0, i - 300 - (4700 - stop) / 60)) + n(3)) }));
+    // It reads 3200 rpm where it stops (700 rpm of bias): dumps run until within ~100 rpm of 2500.
+    const short = run(dump(3200)).detections;
+    expect(short.slice(0, 300).filter((d) => d.findings.some((f) => f.field === "wheel_speed"))).toEqual([]);
+    const stalled = 300 + (4700 - 3200) / 60;
+    expect(short.slice(stalled, stalled + 15).some((d) => d.findings.some((f) => f.field === "wheel_speed" && f.type === "DRIFT"))).toBe(true);
+    expect(run(dump(2450)).detections.flatMap((d) => d.findings).filter((f) => f.field === "wheel_speed")).toEqual([]);
+  });
+});
