@@ -170,7 +170,7 @@ const CHARGE_TAU_S = 360;
  * 60 s time constant, then at most 2 V over the shortest eclipse (31 min) plus the heater's 0.08 V
  * step: 0.0015 V/s.
  */
-const ENTRY_STEP_V = 0.9;
+export const ENTRY_STEP_V = 0.9;
 const ENTRY_TAU_S = 60;
 const ECLIPSE_DISCHARGE_V_S = 0.0015;
 /** In eclipse nothing charges: the tracker does not rise (noise and the heater switching off stay within the threshold). */

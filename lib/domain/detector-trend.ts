@@ -158,7 +158,8 @@ export function track(
 /** Readings in a row at a dump's rate before a dump counts as seen moving. */
 const DUMP_SEEN = 3;
 
-const NO_ANCHOR = { anchor: undefined, anchorTime: undefined, anchorSide: undefined } as const;
+/** A field state's anchor fields, cleared. */
+export const NO_ANCHOR = { anchor: undefined, anchorTime: undefined, anchorSide: undefined } as const;
 /** The step (s) by which the envelope around an anchor is moved on: a minute, under any time constant. */
 const ANCHOR_STEP_S = 60;
 
@@ -206,7 +207,7 @@ function dumpingNow(spec: TrackerSpec, tracked: number, before: FieldState["dump
 }
 
 /** The tracker started again from `value` (a learned rate is kept). */
-function restarted(memory: FieldState, value: number): FieldState {
+export function restarted(memory: FieldState, value: number): FieldState {
   return { ...memory, track: value, frozenSince: undefined, side: undefined, up: undefined, down: undefined };
 }
 

@@ -11,10 +11,10 @@
  * satellite's newest time. A gap longer than MAX_GAP_SECONDS restarts the trackers and the stuck
  * window (the physics moved unobserved); the rate check spans any gap by the real time between.
  */
-import { CYCLE, MAX_PHASE_SECONDS, MIN_PHASE_SECONDS, CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
+import { CYCLE, MAX_PHASE_SECONDS, MIN_PHASE_SECONDS, CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, ENTRY_STEP_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
 import { limitFinding, rateFinding, stuckFinding } from "./detector-checks";
 import { DETECTOR_STATE_VERSION, RECENT_LENGTH, knownFields, usableState, type DetectorState, type FieldState } from "./detector-state";
-import { cycleAt, learnCycle, returnsToAnchor, track } from "./detector-trend";
+import { cycleAt, learnCycle, NO_ANCHOR, restarted, returnsToAnchor, track } from "./detector-trend";
 import { FIELDS, clamp01, round, type Detection, type Finding, type Reading } from "./detector-types";
 
 export { BANDS, TRACKERS } from "./detector-bands";
@@ -24,8 +24,6 @@ export { DETECTORS, FIELDS, type AnomalyType, type Check, type Detection, type F
 export const ANOMALY_THRESHOLD = 0.5;
 /** An eclipse entry's step is judged over this many samples (0.38 V of its 0.6 V). */
 const ENTRY_SAMPLES = 3;
-/** An eclipse entry's whole step (0.9 V at most, ENTRY_STEP_V in detector-bands.ts) never comes in one sample. */
-const ENTRY_MAX_FALL_V = 0.9;
 /** `seen` is capped: it only feeds the confidence, which saturates at 5. */
 const SEEN_CAP = 1000;
 
@@ -110,9 +108,9 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       if (jumped && !gap && returnsToAnchor(spec, memory, input, memory.input, current.time, { sky, skySeconds, dumping: false, base: memory.anchor ?? input })) {
         // Back to where the field was last trusted: the fault's bias cleared. The jump is no new
         // fault, and the tracker starts again from it.
-        for (let k = own.length - 1; k >= 0; k--) if (own[k]!.check === "rate") own.splice(k, 1);
+        dropFindings(own, (f) => f.check === "rate");
         result.finding = undefined;
-        result.memory = { ...result.memory, track: input, frozenSince: undefined, side: undefined, up: undefined, down: undefined, recover: undefined, anchor: undefined, anchorTime: undefined, anchorSide: undefined };
+        result.memory = { ...restarted(result.memory, input), recover: undefined, ...NO_ANCHOR };
       }
       stepped = result.restarted === "step";
       if (result.finding) own.push(result.finding);
@@ -141,8 +139,8 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       if (runaway.dropLow || runaway.ended || cooling) {
         // The runaway's cool-down falls faster than a healthy bus: not THERMAL_LOW; and once it is
         // back within the margin, the tracker starts again from the reading (its heat leaving).
-        for (let k = own.length - 1; k >= 0; k--) if (own[k]!.type === "THERMAL_LOW" && own[k]!.check === "drift") own.splice(k, 1);
-        if (own.every((f) => f.check !== "drift")) next = { ...next, track: value, frozenSince: undefined, side: undefined, up: undefined, down: undefined, recover: 1 };
+        dropFindings(own, (f) => f.type === "THERMAL_LOW" && f.check === "drift");
+        if (own.every((f) => f.check !== "drift")) next = { ...restarted(next, value), recover: 1 };
       }
       if (own.length === 0 && latch === undefined && phase) {
         if (expected !== undefined) {
@@ -201,6 +199,11 @@ function phaseEnds(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" 
   if (sky === "unknown" || sky !== clock.skyKnown || !clock.skyEdge || clock.skySince === undefined) return sky;
   if ((now - clock.skySince) / 1000 <= MAX_PHASE_SECONDS[sky]) return sky;
   return sky === "eclipse" ? "sunlit" : "unknown";
+}
+
+/** Removes the findings that `match`, in place. */
+function dropFindings(findings: Finding[], match: (f: Finding) => boolean): void {
+  for (let k = findings.length - 1; k >= 0; k--) if (match(findings[k]!)) findings.splice(k, 1);
 }
 
 /** A bus's offset from its cycle is forgotten after 10 min without a nominal temperature. */
@@ -273,7 +276,7 @@ function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky
   // No entry falls by its whole step in one sample (0.9 V; 0.26 V in its first 20 s): a larger
   // fall is a voltage fault starting or ending (an upward drift's bias clearing), not the orbit.
   const entry = [...recent.slice(-ENTRY_SAMPLES).map((r) => r.voltage), v];
-  if (Math.max(...entry) - v >= ECLIPSE_FALL_V && entry.every((x, k) => k === 0 || entry[k - 1]! - x < ENTRY_MAX_FALL_V)) return "eclipse";
+  if (Math.max(...entry) - v >= ECLIPSE_FALL_V && entry.every((x, k) => k === 0 || entry[k - 1]! - x < ENTRY_STEP_V)) return "eclipse";
   // A smaller fall in one sample may be an entry's first: judge as unknown until the sky is plain.
   if (last.voltage - v >= ENTRY_ONSET_V && previous === "sunlit") return "unknown";
   if (previous === "eclipse" && v >= SUNLIT_MIN_V && v >= Math.max(...recent.map((r) => r.voltage))) {

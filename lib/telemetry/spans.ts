@@ -69,7 +69,6 @@ function unsampledActiveSpan(parent: OtelContext): Span | undefined {
 /** A valid span context without the sampled flag: under parent-based sampling, nothing below it records. */
 export const sampledOut = (sc: SpanContext): boolean => (sc.traceFlags & TraceFlags.SAMPLED) === 0 && isSpanContextValid(sc);
 
-
 /** Records `err` on `span`: exception event, ERROR status, `error.type`. */
 export function recordError(span: Span, err: unknown): void {
   safely(() => {
