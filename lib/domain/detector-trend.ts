@@ -98,7 +98,9 @@ export function track(
   // faster than the physics would move a healthy value (the fault's heat or bias leaves): that
   // return is not judged, until it has slowed to what the physics allows.
   const returning = memory.recover !== undefined && side === -memory.recover;
-  if (Math.abs(outside) > spec.threshold && type !== undefined && !crossed && !returning) {
+  // Frozen on this side by the tracker's own alarm or another check's: the deadband holds it.
+  const bar = frozen && memory.side === side ? spec.threshold * CLEAR_SHARE : spec.threshold;
+  if (Math.abs(outside) > bar && type !== undefined && !crossed && !returning) {
     const frozenSince = memory.frozenSince ?? time;
     // A level held longer than any fault lasts is a new operating point: start again from it.
     if ((time - frozenSince) / 1000 > spec.maxFreezeSeconds) return { finding: undefined, memory: restarted(memory, value), restarted: "other" };
@@ -107,7 +109,7 @@ export function track(
       finding: {
         field,
         check: "drift",
-        score: clamp01(0.5 + (0.5 * (Math.abs(outside) - spec.threshold)) / spec.span),
+        score: clamp01(0.5 + (0.5 * Math.max(0, Math.abs(outside) - spec.threshold)) / spec.span),
         type,
         reason: `${field} ${value} is ${round(Math.abs(outside), 3)} ${above ? "above" : "below"} the ${round(above ? lagHigh : lagLow, 3)} the physics allows (${spec.physics}; threshold ${spec.threshold})`,
       },
@@ -155,6 +157,12 @@ export function track(
   return { finding: undefined, memory: next };
 }
 
+/**
+ * A drift alarm clears only once its reading is back within this share of the threshold (a
+ * deadband): a slow drift's readings hover at the threshold, and noise there must neither clear
+ * the alarm (the tracker would start again from the drifted value) nor raise it anew.
+ */
+const CLEAR_SHARE = 0.75;
 /** Readings in a row at a dump's rate before a dump counts as seen moving. */
 const DUMP_SEEN = 3;
 

@@ -61,7 +61,10 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const fields = knownFields(before.fields);
   const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
   const clockBefore = gap ? {} : before;
-  let sky = phaseEnds(phaseLasts(skyOf(current, recent, skyBefore), clockBefore, current.time, current.voltage - (recent.at(-1)?.voltage ?? current.voltage), current.voltage), clockBefore, current.time);
+  const read = skyOf(current, recent, skyBefore);
+  // Back on the plateau in one jump from a known eclipse: that eclipse was misread (see phaseLasts).
+  const skyMisread = clockBefore.skyKnown === "eclipse" && read === "sunlit" && misreadEclipse(current.voltage, current.voltage - (recent.at(-1)?.voltage ?? current.voltage));
+  let sky = phaseEnds(phaseLasts(read, clockBefore, current.time, skyMisread), clockBefore, current.time);
   // Since when the sky is what it is: an eclipse entry's step and an exit's warming decay from there.
   const skySeconds = sky === "unknown" ? 0 : (current.time - skyClock(sky, clockBefore, current.time).skySince!) / 1000;
   // The thermal cycle outlives a gap (it is the satellite's own); its offset and a latch do not.
@@ -111,6 +114,12 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
         dropFindings(own, (f) => f.check === "rate");
         result.finding = undefined;
         result.memory = { ...restarted(result.memory, input), recover: undefined, ...NO_ANCHOR };
+      }
+      // The temperature judged meanwhile against an eclipse's heat balance was judged on a misread
+      // sky: its tracker starts again from the reading (the bus was sunlit all along).
+      if (skyMisread && field === "temperature" && (result.finding !== undefined || memory.frozenSince !== undefined)) {
+        result.finding = undefined;
+        result.memory = { ...restarted(result.memory, input), recover: undefined };
       }
       stepped = result.restarted === "step";
       if (result.finding) own.push(result.finding);
@@ -176,17 +185,23 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
 /**
  * No orbit phase ends sooner than the shortest of its kind (MIN_PHASE_SECONDS): a change of sky
  * read from the voltage sooner after a phase's seen start is a voltage fault (a downward drift in
- * sunlight is no eclipse), and the sky stays what it was.
+ * sunlight is no eclipse), and the sky stays what it was, however long the voltage was flagged
+ * meanwhile (an upward drift in eclipse must not end it). A `misread` eclipse ends at once.
  */
-function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number, rise: number, voltage: number): Sky {
+function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number, misread: boolean): Sky {
   const known = clock.skyKnown;
   if (sky === "unknown" || known === undefined || sky === known || !clock.skyEdge || clock.skySince === undefined || clock.knownTime === undefined) return sky;
-  // Back on the end-of-charge plateau in one jump beyond any charging (≤ 0.25 V a sample), the
-  // bus was not discharging: that eclipse was a misread voltage (a downward drift read as an
-  // entry, its bias clearing), not the orbit.
-  if (known === "eclipse" && sky === "sunlit" && voltage >= SUNLIT_MIN_V && rise > MAX_CHARGE_STEP_V) return sky;
-  if (now - clock.knownTime > MAX_UNKNOWN_SKY_MS) return sky;
+  if (misread) return sky;
   return (now - clock.skySince) / 1000 < MIN_PHASE_SECONDS[known] ? known : sky;
+}
+
+/**
+ * Back on the end-of-charge plateau in one jump beyond any charging (≤ 0.25 V a sample), the bus
+ * was not discharging: the eclipse it leaves was a misread voltage (a downward drift read as an
+ * entry, its bias clearing), not the orbit.
+ */
+function misreadEclipse(voltage: number, rise: number): boolean {
+  return voltage >= SUNLIT_MIN_V && rise > MAX_CHARGE_STEP_V;
 }
 
 /**

@@ -506,7 +506,7 @@ describe("detect: recovery and the orbit's timing (issue 17, fourth pass)", () =
   });
 
   it("does not read an eclipse entry from a fall of a whole entry step in one sample (an upward drift clearing)", () => {
-    // 20 min into the third sunlight the voltage sensor drifts up 0.05 V a sample for 40 samples
+    // 20 min into the third sunlight the voltage sensor drifts up 0.05 V a sample for 50 samples
     // (2 V, flagged by the band), then the bias clears: a fall of 2 V in one sample.
     const from = 2 * 285 + 60;
     const to = from + 40;
@@ -587,5 +587,52 @@ describe("detect: slow wheel drifts (issue 17, fifth pass)", () => {
     const stalled = 300 + (4700 - 3200) / 60;
     expect(short.slice(stalled, stalled + 15).some((d) => d.findings.some((f) => f.field === "wheel_speed" && f.type === "DRIFT"))).toBe(true);
     expect(run(dump(2450)).detections.flatMap((d) => d.findings).filter((f) => f.field === "wheel_speed")).toEqual([]);
+  });
+});
+
+describe("detect: alarms that hold and skies that last (issue 17, sixth pass)", () => {
+  it("holds a drift alarm while the reading stays beyond 3/4 of the threshold (a deadband), and clears it back at nominal", () => {
+    // The current drifts up 0.04 A a sample to +0.24 A (flagged past the 0.15 A threshold), then
+    // eases to +0.145 A: under the threshold, but still a drift; then the bias clears.
+    const bias = (i: number) => (i < 60 ? 0 : i < 66 ? 0.04 * (i - 59) : i < 69 ? 0.24 : i < 75 ? 0.145 : 0);
+    const readings = nominal(95, 11).map((r, i) => ({ ...r, current: round(1.3 + (i % 2) * 0.01 + bias(i), 2) }));
+    const { detections } = run(readings);
+    const drift = (i: number) => detections[i]!.findings.some((f) => f.field === "current" && f.check === "drift");
+    const current = (d: (typeof detections)[number]) => d.findings.some((f) => f.field === "current");
+    expect(detections.slice(0, 60).filter(current)).toEqual([]);
+    expect([66, 67, 68].every(drift)).toBe(true);
+    expect([69, 70, 71, 72, 73, 74].every((i) => drift(i) && detections[i]!.isAnomaly)).toBe(true);
+    expect(detections.slice(75).filter(current)).toEqual([]);
+  });
+
+  it("keeps an eclipse whose entry was seen for its shortest length (25 min), however long the voltage was flagged", () => {
+    // At the third eclipse's entry the voltage sensor drifts up 0.05 V a sample for 50 samples
+    // (flagged once 0.6 V above what the discharge allows, for more than the 5 min an unknown sky
+    // is otherwise held, then beyond the band's 29.8 V) and reads like a plateau: it is still
+    // eclipse 17 min after the entry, and every reading of it is flagged.
+    const from = 2 * 285 + 186;
+    const to = from + 50;
+    const readings = orbits(to, 51, (i, r) => (i >= from ? { voltage: round(r.voltage! + 0.05 * (i - from + 1), 2) } : {}));
+    const { detections } = run(readings);
+    const first = detections.findIndex((d, i) => i >= from && d.findings.some((f) => f.field === "voltage" && f.type === "DRIFT"));
+    expect(first).toBeGreaterThanOrEqual(from);
+    expect(to - first).toBeGreaterThan(16);
+    expect(detections.slice(first).filter((d) => !d.isAnomaly)).toEqual([]);
+  });
+
+  it("lets the temperature go when a misread eclipse ends: it was judged on the wrong sky", () => {
+    // 53 min into the third sunlight the voltage drifts down 0.12 V a sample for 15 samples, read
+    // as an entry, while a payload session warms the bus by 3 °C: it does not cool as an eclipsed
+    // bus must (flagged). Then the voltage's bias clears; the bus is still warm, as it may be.
+    const from = 2 * 285 + 160;
+    const to = from + 15;
+    const readings = orbits(to + 15, 49, (i, r) => ({
+      ...(i >= from && i < to && { voltage: round(r.voltage! - 0.12 * (i - from + 1), 2) }),
+      ...(i >= from && { temperature: round(r.temperature! + Math.min(3, 0.15 * (i - from + 1)), 1) }),
+    }));
+    const { detections } = run(readings);
+    const hot = (d: (typeof detections)[number]) => d.findings.some((f) => f.field === "temperature" && f.type === "THERMAL_HIGH");
+    expect(detections.slice(from, to).some(hot)).toBe(true);
+    expect(detections.slice(to).filter(hot)).toEqual([]);
   });
 });
