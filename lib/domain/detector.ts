@@ -27,6 +27,9 @@ const ENTRY_SAMPLES = 3;
 /** `seen` is capped: it only feeds the confidence, which saturates at 5. */
 const SEEN_CAP = 1000;
 
+/** The sky's clock in a state: the last known sky, since when, when last seen, and whether its start was seen. */
+type SkyClock = Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">;
+
 /** A verdict and the satellite's state after it. */
 export interface DetectResult {
   detection: Detection;
@@ -60,7 +63,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const recent = gap ? [] : before.recent;
   const fields = knownFields(before.fields);
   const skyBefore: Sky = gap ? "unknown" : (before.sky ?? "unknown");
-  const clockBefore = gap ? {} : before;
+  const clockBefore: SkyClock = gap ? {} : before;
   const read = skyOf(current, recent, skyBefore);
   // Back on the plateau in one jump from a known eclipse: that eclipse was misread (see phaseLasts).
   const skyMisread = clockBefore.skyKnown === "eclipse" && read === "sunlit" && misreadEclipse(current.voltage, current.voltage - (recent.at(-1)?.voltage ?? current.voltage));
@@ -188,7 +191,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
  * sunlight is no eclipse), and the sky stays what it was, however long the voltage was flagged
  * meanwhile (an upward drift in eclipse must not end it). A `misread` eclipse ends at once.
  */
-function phaseLasts(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number, misread: boolean): Sky {
+function phaseLasts(sky: Sky, clock: SkyClock, now: number, misread: boolean): Sky {
   const known = clock.skyKnown;
   if (sky === "unknown" || known === undefined || sky === known || !clock.skyEdge || clock.skySince === undefined || clock.knownTime === undefined) return sky;
   if (misread) return sky;
@@ -210,7 +213,7 @@ function misreadEclipse(voltage: number, rise: number): boolean {
  * downward drift hiding an exit's charging). After the longest eclipse the bus is sunlit (from an
  * unseen start); after the longest sunlight nobody knows (its start may have been misread).
  */
-function phaseEnds(sky: Sky, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): Sky {
+function phaseEnds(sky: Sky, clock: SkyClock, now: number): Sky {
   if (sky === "unknown" || sky !== clock.skyKnown || !clock.skyEdge || clock.skySince === undefined) return sky;
   if ((now - clock.skySince) / 1000 <= MAX_PHASE_SECONDS[sky]) return sky;
   return sky === "eclipse" ? "sunlit" : "unknown";
@@ -225,7 +228,7 @@ function dropFindings(findings: Finding[], match: (f: Finding) => boolean): void
 const OFFSET_FRESH_MS = 10 * 60_000;
 
 /** Sunlit or eclipse and the seconds since it began, for the thermal cycle; undefined when nobody knows. */
-function cyclePhase(sky: Sky, skySeconds: number, clock: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): { sky: "sunlit" | "eclipse"; seconds: number } | undefined {
+function cyclePhase(sky: Sky, skySeconds: number, clock: SkyClock, now: number): { sky: "sunlit" | "eclipse"; seconds: number } | undefined {
   // Only a phase whose start was seen tells where in the orbit the bus is.
   const edge = skyClock(sky, clock, now).skyEdge;
   if (edge !== true) return undefined;
@@ -318,7 +321,7 @@ function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky
  * The last known sky and since when: an unknown spell shorter than MAX_UNKNOWN_SKY_MS (a misread
  * sample, a voltage fault of minutes: no orbit phase is that short) does not restart it.
  */
-function skyClock(sky: Sky, before: Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge">, now: number): Pick<DetectorState, "skyKnown" | "skySince" | "knownTime" | "skyEdge"> {
+function skyClock(sky: Sky, before: SkyClock, now: number): SkyClock {
   if (sky === "unknown") return { skyKnown: before.skyKnown, skySince: before.skySince, knownTime: before.knownTime, skyEdge: before.skyEdge };
   const recent = before.skySince !== undefined && before.knownTime !== undefined && now - before.knownTime <= MAX_UNKNOWN_SKY_MS;
   // The same sky after an unknown spell shorter than the shortest phase of the other kind is the
