@@ -330,8 +330,9 @@ export const CYCLE = {
   payloadTauSeconds: 900,
   /**
    * After a runaway's last THERMAL_HIGH (its latch ended within the margin, or the tracker let it
-   * go), the heat left over leaves within the bus's shortest thermal time constant (15 min):
-   * a THERMAL_LOW for cooling too fast meanwhile is that heat leaving, not a new fault.
+   * go), the heat left over leaves within the bus's longest thermal time constant (25 min; the
+   * shortest, 15 min, left the last of a long cool-down flagged): a THERMAL_LOW for cooling too
+   * fast meanwhile is that heat leaving, not a new fault.
    */
-  heatLeavesSeconds: 900,
+  heatLeavesSeconds: THERMAL_TAU_MAX_S,
 } as const;
