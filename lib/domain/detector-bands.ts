@@ -234,10 +234,10 @@ export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
     // In sunlight it warms towards 42 °C at most with the shortest time constant, and an exit's
     // transient decays: from any start (≥ -8 °C) with any time constant of 15..25 min its rate is at
     // most 50 °C / 15 min × e^(-t / 25 min) after t in sunlight. Besides, a payload session can
-    // warm it 4 °C above where it was.
+    // warm it 4 °C above where it was, never above the warmest equilibrium (42 °C).
     riseMax: (t, { sky, skySeconds, base }) =>
       sky === "eclipse" ? (t > WARMEST_ECLIPSE_C ? (WARMEST_ECLIPSE_C - t) / THERMAL_TAU_MAX_S + THERMAL_NOISE_C_S : Math.max(0.001, (WARMEST_ECLIPSE_C - t) / THERMAL_TAU_S))
-      : Math.max(0, base + PAYLOAD_HEAT_C - t) / THERMAL_TAU_S +
+      : Math.max(0, Math.min(base + PAYLOAD_HEAT_C, WARMEST_C) - t) / THERMAL_TAU_S +
         Math.min(Math.max(0, WARMEST_C - t), sky === "sunlit" ? (WARMEST_C - COLDEST_C) * Math.exp(-skySeconds / THERMAL_TAU_MAX_S) : Infinity) / THERMAL_TAU_S,
     // It cools at most towards the coldest equilibrium of its sky with the same time constant:
     // in sunlight 28 °C (payload off), in eclipse (or unknown) -8 °C.

@@ -623,6 +623,21 @@ describe("detect: alarms that hold and skies that last (issue 17, sixth pass)", 
     expect(detections.slice(first).filter((d) => !d.isAnomaly)).toEqual([]);
   });
 
+  it("does not let a payload's allowance carry the bus above its warmest equilibrium (42 °C)", () => {
+    // A sunlit bus at 20 °C; its sensor drifts up 0.05 °C a sample (slower than a payload's heat
+    // may warm it) to 47 °C, under the band's 50 °C.
+    const readings = nominal(560, 12).map((r, i) => ({ ...r, temperature: round(r.temperature! + (i < 20 ? 0 : Math.min(27, 0.05 * (i - 19))), 1) }));
+    const { detections } = run(readings);
+    const hot = (i: number) => detections[i]!.findings.some((f) => f.field === "temperature" && f.check === "drift" && f.type === "THERMAL_HIGH");
+    const first = detections.findIndex((_, i) => hot(i));
+    expect(readings[first]!.temperature!).toBeGreaterThan(44);
+    expect(readings[first]!.temperature!).toBeLessThan(46);
+    // Released by a reading's noise back within the deadband, the tracker starts again from it
+    // (≤ 43.9 °C) and cannot rise: every reading more than the threshold above that is flagged.
+    expect(readings.filter((r, i) => r.temperature! > 46.4 && !detections[i]!.isAnomaly)).toEqual([]);
+    expect(readings.filter((r) => r.temperature! > 46.4).length).toBeGreaterThan(10);
+  });
+
   it("lets the temperature go when a misread eclipse ends: it was judged on the wrong sky", () => {
     // 53 min into the third sunlight the voltage drifts down 0.12 V a sample for 15 samples, read
     // as an entry, while a payload session warms the bus by 3 °C: it does not cool as an eclipsed
