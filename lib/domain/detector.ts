@@ -145,9 +145,10 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       latch = runaway.latch;
       if (runaway.finding) own.push(runaway.finding);
       // The runaway's heat leaves after its latch too: a bus that ran hot within the longest
-      // runaway (its last THERMAL_HIGH) cools faster than a healthy one, down to where it was.
+      // runaway (its last THERMAL_HIGH) cools faster than a healthy one, down to where it was
+      // (its own cycle, where known: below it, the fall is no heat leaving).
       if (own.some((f) => f.type === "THERMAL_HIGH")) heat = current.time;
-      const cooling = heat !== undefined && (current.time - heat) / 1000 <= CYCLE.heatLeavesSeconds && own.some((f) => f.type === "THERMAL_LOW" && f.check === "drift");
+      const cooling = heat !== undefined && (current.time - heat) / 1000 <= CYCLE.heatLeavesSeconds && own.some((f) => f.type === "THERMAL_LOW" && f.check === "drift") && (expected === undefined || value >= expected - CYCLE.margin);
       if (runaway.dropLow || runaway.ended || cooling) {
         // The runaway's cool-down falls faster than a healthy bus: not THERMAL_LOW; and once it is
         // back within the margin, the tracker starts again from the reading (its heat leaving).

@@ -416,6 +416,17 @@ describe("detect: the satellite's own thermal cycle (issue 17)", () => {
     expect(state!.cycle!.sunlit).toHaveLength(14);
     expect(state!.cycle!.eclipse).toHaveLength(8);
   });
+
+  it("takes a fall after a runaway for its heat leaving only down to the cycle: a drift below it is THERMAL_LOW", () => {
+    const hot = (d: { findings: readonly { type: string }[] }) => d.findings.some((f) => f.type === "THERMAL_HIGH");
+    const lastHigh = Math.max(...run(runaway).detections.map((d, i) => (hot(d) ? i : -1)));
+    // 10 min after the runaway's last THERMAL_HIGH (within the 25 min its heat may take to leave),
+    // the sensor drifts down 0.5 °C a sample to 6 °C below the bus.
+    const from = lastHigh + 30;
+    const drift = orbits(from + 20, 41, (i, r) => ({ temperature: round(r.temperature! + excessAt(i) - (i < from ? 0 : Math.min(6, 0.5 * (i - from + 1))), 1) }));
+    const { detections } = run(drift);
+    expect(detections.slice(from, from + 20).some((d) => d.type === "THERMAL_LOW")).toBe(true);
+  });
 });
 
 describe("detect: orbit phases and slews (issue 17)", () => {
