@@ -78,6 +78,14 @@ export const MIN_PHASE_SECONDS: Record<"sunlit" | "eclipse", number> = { sunlit:
  */
 export const MAX_PHASE_SECONDS: Record<"sunlit" | "eclipse", number> = { sunlit: 68 * 60, eclipse: 40 * 60 };
 
+/**
+ * A satellite's own phase lengths, once learned (two phases of a kind, both edges seen, agreeing
+ * within this): a phase then ends within this of its own length, not sooner (a voltage fault) and
+ * not later (its end was missed). Its orbit repeats to the second; the sky's edges are read to
+ * within a sample (measured: lengths agree within 20 s), so 2 min (6 samples) is wide.
+ */
+export const PHASE_WITHIN_S = 120;
+
 /** What the rate limits may depend on besides the value they apply at. */
 export interface TrackContext {
   sky: Sky;

@@ -4,9 +4,9 @@
  *
  * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 12
  * numbers, three signs and two flags, plus the sky, its clock (3 values and an edge mark), two
- * counters, the thermal cycle (22 knots), the bus's offset from it (2), a runaway latch (≤ 4) and
- * the last runaway finding's time: under 2 KiB as JSON whatever the input (checked by a fuzz test;
- * ≤ 1.43 KiB seen in simulator runs).
+ * counters, the thermal cycle (22 knots), the bus's offset from it (2), a runaway latch (≤ 4),
+ * the last runaway finding's time and the satellite's own phase lengths (4): under 2 KiB as JSON
+ * whatever the input (checked by a fuzz test; ≤ 1.7 KiB seen in simulator runs).
  */
 import { CYCLE } from "./detector-bands";
 import { FIELDS, type Field, type Reading } from "./detector-types";
@@ -86,6 +86,11 @@ export interface DetectorState {
    * current then, and since when a payload has been on beyond it.
    */
   latch?: { since: number; offset: number; load?: number; loadSince?: number };
+  /**
+   * The satellite's own sunlit and eclipse lengths (s) measured between seen edges, and how many
+   * measurements in a row agreed (capped at 3; trusted from 2, see PHASE_WITHIN_S).
+   */
+  phases?: Partial<Record<"sunlit" | "eclipse", { s: number; n: number }>>;
   /** The time of the temperature's last THERMAL_HIGH finding (kept for the longest runaway). */
   heat?: number;
   /** Readings judged with this state (capped), for the verdict's confidence. */
@@ -126,7 +131,14 @@ export function usableState(state: unknown): DetectorState {
   if (out.cycleOffset !== undefined && !(typeof out.cycleOffset?.value === "number" && typeof out.cycleOffset?.time === "number")) delete out.cycleOffset;
   if (out.latch !== undefined && !(typeof out.latch?.since === "number" && typeof out.latch?.offset === "number")) delete out.latch;
   if (out.heat !== undefined && typeof out.heat !== "number") delete out.heat;
+  if (out.phases !== undefined && !phasesOk(out.phases)) delete out.phases;
   return out;
+}
+
+function phasesOk(phases: unknown): boolean {
+  if (typeof phases !== "object" || phases === null) return false;
+  const p = phases as Record<string, unknown>;
+  return Object.keys(p).every((k) => (k === "sunlit" || k === "eclipse") && typeof (p[k] as { s?: unknown })?.s === "number" && typeof (p[k] as { n?: unknown })?.n === "number");
 }
 
 function cycleOk(cycle: unknown): boolean {

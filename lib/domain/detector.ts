@@ -11,7 +11,7 @@
  * satellite's newest time. A gap longer than MAX_GAP_SECONDS restarts the trackers and the stuck
  * window (the physics moved unobserved); the rate check spans any gap by the real time between.
  */
-import { CYCLE, MAX_PHASE_SECONDS, MIN_PHASE_SECONDS, CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, ENTRY_STEP_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
+import { CYCLE, MAX_PHASE_SECONDS, MIN_PHASE_SECONDS, CHARGING_ONSET_V, CHARGING_RISE_V, ECLIPSE_FALL_V, ENTRY_ONSET_V, ENTRY_STEP_V, MAX_CHARGE_STEP_V, MAX_GAP_SECONDS, MAX_UNKNOWN_SKY_MS, PHASE_WITHIN_S, SUNLIT_MIN_V, TRACKERS, type Sky } from "./detector-bands";
 import { limitFinding, rateFinding, stuckFinding } from "./detector-checks";
 import { DETECTOR_STATE_VERSION, RECENT_LENGTH, knownFields, usableState, type DetectorState, type FieldState } from "./detector-state";
 import { cycleAt, learnCycle, NO_ANCHOR, restarted, returnsToAnchor, track } from "./detector-trend";
@@ -67,9 +67,11 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
   const read = skyOf(current, recent, skyBefore);
   // Back on the plateau in one jump from a known eclipse: that eclipse was misread (see phaseLasts).
   const skyMisread = clockBefore.skyKnown === "eclipse" && read === "sunlit" && misreadEclipse(current.voltage, current.voltage - (recent.at(-1)?.voltage ?? current.voltage));
-  let sky = phaseEnds(phaseLasts(read, clockBefore, current.time, skyMisread), clockBefore, current.time);
+  // The satellite's own phase lengths outlive a gap (its orbit goes on).
+  const phases = before.phases;
+  let sky = phaseEnds(phaseLasts(read, clockBefore, current.time, skyMisread, phases), clockBefore, current.time, phases);
   // Since when the sky is what it is: an eclipse entry's step and an exit's warming decay from there.
-  const skySeconds = sky === "unknown" ? 0 : (current.time - skyClock(sky, clockBefore, current.time).skySince!) / 1000;
+  const skySeconds = sky === "unknown" ? 0 : (current.time - skyClock(sky, clockBefore, current.time, phases).skySince!) / 1000;
   // The thermal cycle outlives a gap (it is the satellite's own); its offset and a latch do not.
   let cycle = before.cycle;
   let cycleOffset = gap ? undefined : before.cycleOffset;
@@ -137,7 +139,7 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       // Where in its orbit the bus is: the sky as judged after this reading's voltage (the voltage
       // is judged first, and a flagged voltage leaves the sky unknown), else the last known sky and
       // its clock if seen within MAX_UNKNOWN_SKY_MS; only a phase whose start was seen counts.
-      const phase = cyclePhase(sky, skySeconds, clockBefore, current.time);
+      const phase = cyclePhase(sky, skySeconds, clockBefore, current.time, phases);
       const expected = phase && cycleAt(cycle, phase.sky, phase.seconds);
       // A jump beyond any heat balance in one sample (a sensor step, a bias clearing) says the
       // readings were not the bus's heat: a latch ends there.
@@ -170,13 +172,18 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
     fields[field] = { ...next, ...(flagged ? {} : { good: value, goodTime: current.time }), stuck: stuck !== undefined };
     findings.push(...own);
   }
+  const clock = skyClock(sky, clockBefore, current.time, phases);
+  // A phase whose start and end were both seen measured the satellite's own length of it.
+  const measured = clock.skySince === current.time && clock.skyEdge === true && clockBefore.skyEdge === true && clockBefore.skyKnown !== undefined;
+  const ownPhases = measured ? learnPhase(before.phases, clockBefore.skyKnown!, (current.time - clockBefore.skySince!) / 1000) : before.phases;
   const nextState: DetectorState = {
     v: DETECTOR_STATE_VERSION,
     time: current.time,
     recent: [...recent, current].slice(-RECENT_LENGTH),
     fields,
     sky,
-    ...skyClock(sky, clockBefore, current.time),
+    ...clock,
+    ...(ownPhases && { phases: ownPhases }),
     ...(cycle && { cycle }),
     ...(cycleOffset && { cycleOffset }),
     ...(latch && { latch }),
@@ -187,16 +194,48 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
 }
 
 /**
- * No orbit phase ends sooner than the shortest of its kind (MIN_PHASE_SECONDS): a change of sky
+ * No orbit phase ends sooner than the shortest of its kind (MIN_PHASE_SECONDS), or than this
+ * satellite's own length of it less PHASE_WITHIN_S once learned (phaseMin): a change of sky
  * read from the voltage sooner after a phase's seen start is a voltage fault (a downward drift in
  * sunlight is no eclipse), and the sky stays what it was, however long the voltage was flagged
  * meanwhile (an upward drift in eclipse must not end it). A `misread` eclipse ends at once.
  */
-function phaseLasts(sky: Sky, clock: SkyClock, now: number, misread: boolean): Sky {
+function phaseLasts(sky: Sky, clock: SkyClock, now: number, misread: boolean, phases: Phases): Sky {
   const known = clock.skyKnown;
   if (sky === "unknown" || known === undefined || sky === known || !clock.skyEdge || clock.skySince === undefined || clock.knownTime === undefined) return sky;
   if (misread) return sky;
-  return (now - clock.skySince) / 1000 < MIN_PHASE_SECONDS[known] ? known : sky;
+  return (now - clock.skySince) / 1000 < phaseMin(known, phases) ? known : sky;
+}
+
+type Phases = DetectorState["phases"];
+
+/** The satellite's own length of a phase, once two measurements in a row agreed. */
+function ownLength(phases: Phases, kind: "sunlit" | "eclipse"): number | undefined {
+  const p = phases?.[kind];
+  return p !== undefined && p.n >= 2 ? p.s : undefined;
+}
+
+/** The shortest a phase lasts: the satellite's own length less PHASE_WITHIN_S, else the shortest of its kind. */
+function phaseMin(kind: "sunlit" | "eclipse", phases: Phases): number {
+  const own = ownLength(phases, kind);
+  return own === undefined ? MIN_PHASE_SECONDS[kind] : Math.max(MIN_PHASE_SECONDS[kind], own - PHASE_WITHIN_S);
+}
+
+/** The longest a phase lasts: the satellite's own length plus PHASE_WITHIN_S, else the longest of its kind. */
+function phaseMax(kind: "sunlit" | "eclipse", phases: Phases): number {
+  const own = ownLength(phases, kind);
+  return own === undefined ? MAX_PHASE_SECONDS[kind] : Math.min(MAX_PHASE_SECONDS[kind], own + PHASE_WITHIN_S);
+}
+
+/**
+ * A measured length taken into the satellite's own: averaged with it when they agree within
+ * PHASE_WITHIN_S (and counted), else it starts again from the new one (one odd phase, say a
+ * fault that read as an edge, never becomes trusted alone).
+ */
+function learnPhase(phases: Phases, kind: "sunlit" | "eclipse", seconds: number): Phases {
+  const p = phases?.[kind];
+  const next = p !== undefined && Math.abs(seconds - p.s) <= PHASE_WITHIN_S ? { s: round((p.s + seconds) / 2, 0), n: Math.min(3, p.n + 1) } : { s: round(seconds, 0), n: 1 };
+  return { ...phases, [kind]: next };
 }
 
 /**
@@ -209,15 +248,17 @@ function misreadEclipse(voltage: number, rise: number): boolean {
 }
 
 /**
- * No orbit phase lasts longer than the longest of its kind (MAX_PHASE_SECONDS): a sky read from
+ * No orbit phase lasts longer than the longest of its kind (MAX_PHASE_SECONDS), or than this
+ * satellite's own length of it plus PHASE_WITHIN_S once learned (phaseMax): a sky read from
  * the voltage for longer since its seen start missed its end (a voltage fault hid it, such as a
  * downward drift hiding an exit's charging). After the longest eclipse the bus is sunlit (from an
- * unseen start); after the longest sunlight nobody knows (its start may have been misread).
+ * unseen start); after the longest sunlight nobody knows (its start may have been misread), but
+ * after this satellite's own sunlight it is in eclipse (an entry a voltage fault hid).
  */
-function phaseEnds(sky: Sky, clock: SkyClock, now: number): Sky {
+function phaseEnds(sky: Sky, clock: SkyClock, now: number, phases: Phases): Sky {
   if (sky === "unknown" || sky !== clock.skyKnown || !clock.skyEdge || clock.skySince === undefined) return sky;
-  if ((now - clock.skySince) / 1000 <= MAX_PHASE_SECONDS[sky]) return sky;
-  return sky === "eclipse" ? "sunlit" : "unknown";
+  if ((now - clock.skySince) / 1000 <= phaseMax(sky, phases)) return sky;
+  return sky === "eclipse" ? "sunlit" : ownLength(phases, "sunlit") !== undefined ? "eclipse" : "unknown";
 }
 
 /** Removes the findings that `match`, in place. */
@@ -229,9 +270,9 @@ function dropFindings(findings: Finding[], match: (f: Finding) => boolean): void
 const OFFSET_FRESH_MS = 10 * 60_000;
 
 /** Sunlit or eclipse and the seconds since it began, for the thermal cycle; undefined when nobody knows. */
-function cyclePhase(sky: Sky, skySeconds: number, clock: SkyClock, now: number): { sky: "sunlit" | "eclipse"; seconds: number } | undefined {
+function cyclePhase(sky: Sky, skySeconds: number, clock: SkyClock, now: number, phases: Phases): { sky: "sunlit" | "eclipse"; seconds: number } | undefined {
   // Only a phase whose start was seen tells where in the orbit the bus is.
-  const edge = skyClock(sky, clock, now).skyEdge;
+  const edge = skyClock(sky, clock, now, phases).skyEdge;
   if (edge !== true) return undefined;
   if (sky !== "unknown") return { sky, seconds: skySeconds };
   if (clock.skyKnown === undefined || clock.skySince === undefined || clock.knownTime === undefined || now - clock.knownTime > MAX_UNKNOWN_SKY_MS) return undefined;
@@ -322,7 +363,7 @@ function skyOf(current: Reading, recent: readonly Reading[], previous: Sky): Sky
  * The last known sky and since when: an unknown spell shorter than MAX_UNKNOWN_SKY_MS (a misread
  * sample, a voltage fault of minutes: no orbit phase is that short) does not restart it.
  */
-function skyClock(sky: Sky, before: SkyClock, now: number): SkyClock {
+function skyClock(sky: Sky, before: SkyClock, now: number, phases: Phases): SkyClock {
   if (sky === "unknown") return { skyKnown: before.skyKnown, skySince: before.skySince, knownTime: before.knownTime, skyEdge: before.skyEdge };
   const recent = before.skySince !== undefined && before.knownTime !== undefined && now - before.knownTime <= MAX_UNKNOWN_SKY_MS;
   // The same sky after an unknown spell shorter than the shortest phase of the other kind is the
@@ -335,10 +376,11 @@ function skyClock(sky: Sky, before: SkyClock, now: number): SkyClock {
   // as long as a phase of its kind does (a shorter one was a misread voltage, not the orbit) and
   // no longer (a longer one missed its end: this one began unseen).
   const lasted = (now - before.skySince!) / 1000;
-  const seen = recent && before.skyKnown !== undefined && lasted >= MIN_PHASE_SECONDS[before.skyKnown] && lasted <= MAX_PHASE_SECONDS[before.skyKnown];
-  // Sunlight forced by the longest eclipse (phaseEnds) began within minutes of now: too loose for
-  // the thermal cycle, but its length still holds (phaseLasts): "timed".
-  const timed = recent && sky === "sunlit" && before.skyKnown === "eclipse" && before.skyEdge !== undefined && lasted > MAX_PHASE_SECONDS.eclipse;
+  const seen = recent && before.skyKnown !== undefined && lasted >= MIN_PHASE_SECONDS[before.skyKnown] && lasted <= phaseMax(before.skyKnown, phases);
+  // A phase forced by the longest of the one before (phaseEnds) began within minutes of now: too
+  // loose for the thermal cycle, but its length still holds (phaseLasts): "timed".
+  const forced = before.skyKnown === "eclipse" ? sky === "sunlit" : sky === "eclipse" && ownLength(phases, "sunlit") !== undefined;
+  const timed = recent && forced && before.skyEdge !== undefined && before.skyKnown !== undefined && lasted > phaseMax(before.skyKnown, phases);
   return { skyKnown: sky, skySince: now, knownTime: now, skyEdge: seen ? true : timed ? "timed" : undefined };
 }
 

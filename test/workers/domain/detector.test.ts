@@ -649,6 +649,33 @@ describe("detect: alarms that hold and skies that last (issue 17, sixth pass)", 
     expect(readings.filter((r) => r.temperature! > 46.4).length).toBeGreaterThan(10);
   });
 
+  it("learns the satellite's own sunlight and eclipse lengths from phases whose edges were both seen", () => {
+    // The test orbit: 185 samples of sunlight (61.7 min), 100 of eclipse (33.3 min).
+    const { state } = run(orbits(4 * 285 + 10, 52));
+    expect(state!.phases!.sunlit!.n).toBeGreaterThanOrEqual(2);
+    expect(state!.phases!.eclipse!.n).toBeGreaterThanOrEqual(2);
+    expect(Math.abs(state!.phases!.sunlit!.s - 185 * 20)).toBeLessThan(60);
+    expect(Math.abs(state!.phases!.eclipse!.s - 100 * 20)).toBeLessThan(60);
+  });
+
+  it("once it knows its own sunlight, does not read an entry 8 min early: a downward voltage drift then is flagged", () => {
+    // 53 min into the fifth sunlight (the shortest of any orbit has passed, this satellite's has
+    // not) the voltage drifts down 0.12 V a sample for 15 samples.
+    const from = 4 * 285 + 160;
+    const to = from + 15;
+    const readings = orbits(to + 5, 53, (i, r) => (i >= from && i < to ? { voltage: round(r.voltage! - 0.12 * (i - from + 1), 2) } : {}));
+    let state: DetectorState | undefined;
+    const skies: string[] = [];
+    const detections = readings.map((r) => {
+      const out = detect(r, state);
+      state = out.state;
+      skies.push(out.state.skyKnown ?? "");
+      return out.detection;
+    });
+    expect(skies.slice(from, to)).not.toContain("eclipse");
+    expect(detections.slice(from, to).filter((d) => d.type === "POWER_UNDERVOLTAGE").length).toBeGreaterThan(8);
+  });
+
   it("lets the temperature go when a misread eclipse ends: it was judged on the wrong sky", () => {
     // 53 min into the third sunlight the voltage drifts down 0.12 V a sample for 15 samples, read
     // as an entry, while a payload session warms the bus by 3 °C: it does not cool as an eclipsed
