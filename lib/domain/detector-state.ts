@@ -3,7 +3,7 @@
  * and returns the next; storage keeps it as one row per satellite.
  *
  * Bound: at most {@link RECENT_LENGTH} readings (6 numbers each) plus, per field, at most 12
- * numbers, three signs and two flags, plus the sky, its clock (3 values and an edge mark), two
+ * numbers, three signs and three flags, plus the sky, its clock (3 values and an edge mark), two
  * counters, the thermal cycle (22 knots), the bus's offset from it (2), a runaway latch (≤ 4),
  * the last runaway finding's time and the satellite's own phase lengths (4): under 2 KiB as JSON
  * whatever the input (checked by a fuzz test; ≤ 1.7 KiB seen in simulator runs).
@@ -53,6 +53,8 @@ export interface FieldState {
   anchorSide?: 1 | -1;
   /** The field was flagged as stuck at the previous reading (its next change is a release). */
   stuck?: boolean;
+  /** The field compensated with (wheel: the gyro) has been stuck since the tracker last started. */
+  otherStuck?: boolean;
 }
 
 export interface DetectorState {

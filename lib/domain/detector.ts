@@ -110,6 +110,15 @@ export function detect(current: Reading, state: DetectorState | undefined): Dete
       if (comp && !gap && !steady && memory.offset !== undefined && !agrees) offset = memory.offset;
       const input = value - offset;
       const result = track(field, spec, input, gap ? 0 : seconds, current.time, memory, gap ? undefined : memory.input, gap || released, sky, skySeconds);
+      // While the other field was stuck, its compensation was a stuck value (a slew it hid moved
+      // the tracked value): once it is steady again, the tracker starts again from the input.
+      const otherStuck = comp !== undefined && (otherNow?.stuck === true || memory.otherStuck === true);
+      const otherBack = otherStuck && steady && otherNow?.stuck !== true;
+      if (otherBack) {
+        result.finding = undefined;
+        result.memory = restarted(result.memory, input);
+      }
+      result.memory.otherStuck = otherStuck && !otherBack ? true : undefined;
       result.memory.input = input;
       // Only a jump beyond the physics (the rate check, the tracker's step) can be a bias clearing.
       const jumped = own.some((f) => f.check === "rate") || result.restarted === "step";

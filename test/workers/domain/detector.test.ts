@@ -676,6 +676,21 @@ describe("detect: alarms that hold and skies that last (issue 17, sixth pass)", 
     expect(detections.slice(from, to).filter((d) => d.type === "POWER_UNDERVOLTAGE").length).toBeGreaterThan(8);
   });
 
+  it("starts the wheel's tracker again once a stuck gyro is back: a slew it hid is no wheel drift", () => {
+    // The gyro sticks at its reading for 30 samples; a momentum dump starts (3 rpm/s from 800 rpm
+    // towards 2500) and 6 samples before the gyro is freed a slew (-0.32 deg/s over three samples)
+    // takes 112 rpm off the wheel: within the dump's rates, so the tracker follows it.
+    const readings = nominal(400, 13).map((r, i) => {
+      const slew = i < 324 ? 0 : i < 327 ? (-0.32 * (i - 323)) / 3 : -0.32;
+      const dump = Math.min(2500, 800 + 60 * Math.max(0, i - 310));
+      const wheel = dump + Math.round(350 * slew) + (r.wheel_speed! - Math.round(3000 + 150 * Math.sin((2 * Math.PI * i) / 285)));
+      return { ...r, gyro: i >= 300 && i < 330 ? 0.063 : round(r.gyro! + slew, 3), wheel_speed: wheel };
+    });
+    const { detections } = run(readings);
+    expect(detections.slice(305, 330).every((d) => d.findings.some((f) => f.field === "gyro" && f.type === "SENSOR_STUCK"))).toBe(true);
+    expect(detections.slice(330).flatMap((d) => d.findings).filter((f) => f.field === "wheel_speed")).toEqual([]);
+  });
+
   it("lets the temperature go when a misread eclipse ends: it was judged on the wrong sky", () => {
     // 53 min into the third sunlight the voltage drifts down 0.12 V a sample for 15 samples, read
     // as an entry, while a payload session warms the bus by 3 °C: it does not cool as an eclipsed
