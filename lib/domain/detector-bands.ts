@@ -20,9 +20,10 @@ export interface Band {
 /**
  * - voltage: the battery's end-of-charge clamp is ≤ 29.2 V and its deepest eclipse discharge with
  *   the heater on ~26.2 V: the band is 25..29.8 V (0.6 V above the clamp is a regulator or sensor
- *   fault). A fall faster than 0.05 V/s (1 V
- *   between 20 s samples) is a collapse, not a discharge (≤ 0.012 V/s at eclipse entry); a fast
- *   rise is the bus coming back (a collapse recovering, a sensor bias clearing), judged by the band.
+ *   fault; below that, the tracker's ceiling flags a reading 4 σ above the clamp as a sensor
+ *   drifting up). A fall faster than 0.05 V/s (1 V between 20 s samples) is a collapse, not a
+ *   discharge (≤ 0.012 V/s at eclipse entry); a fast rise is the bus coming back (a collapse
+ *   recovering, a sensor bias clearing), judged by the band.
  * - temperature: -10..50 °C operating range; 0.5 °C/s between samples is beyond any heat balance.
  * - gyro: |rate| ≤ 1.5 deg/s (slews peak at 1 deg/s); the attitude control's acceleration limit is
  *   0.025 deg/s² (a slew ramps up in two 20 s steps), so a faster change is a glitch or a spike.
@@ -107,6 +108,8 @@ export interface TrackContext {
  */
 export interface TrackerSpec {
   smoothSeconds: number;
+  /** No healthy reading is above this in any sky (a clamp plus the sensor's noise): one that is, is of type `above`. */
+  ceiling?: { value: number; why: string };
   riseMax: (tracked: number, ctx: TrackContext) => number;
   fallMax: (tracked: number, ctx: TrackContext) => number;
   threshold: number;
@@ -209,6 +212,8 @@ const WHEEL_BUILDUP_MAX_RPM_S = 0.4;
 export const TRACKERS: Partial<Record<Field, TrackerSpec>> = {
   voltage: {
     smoothSeconds: 20,
+    // The charger clamps the bus at its end of charge (≤ 29.2 V; 29.3 V with margin): 4 σ of noise above it no bus reads.
+    ceiling: { value: END_OF_CHARGE_V + 0.12, why: "V no bus reads (the end-of-charge clamp, 29.3 V, plus 4 σ of noise)" },
     // In eclipse nothing charges the battery: the bus only rises by noise and a load switching off
     // (the heater's 0.08 V, within the threshold).
     riseMax: (v, { sky }) => (sky === "eclipse" ? ECLIPSE_RISE_V_S : Math.max(0.0005, (END_OF_CHARGE_V - v) / CHARGE_TAU_S)),

@@ -8,7 +8,7 @@
  * its other side, is nominal again at once (recovery), so a fault that has ended stops being
  * flagged and a healthy change during a fault never traps an alarm.
  */
-import { CYCLE, type Sky, type TrackContext, type TrackerSpec } from "./detector-bands";
+import { BANDS, CYCLE, type Sky, type TrackContext, type TrackerSpec } from "./detector-bands";
 import type { FieldState, ThermalCycle } from "./detector-state";
 import { clamp01, round, type Field, type Finding } from "./detector-types";
 
@@ -98,6 +98,14 @@ export function track(
   // faster than the physics would move a healthy value (the fault's heat or bias leaves): that
   // return is not judged, until it has slowed to what the physics allows.
   const returning = memory.recover !== undefined && side === -memory.recover;
+  if (spec.ceiling !== undefined && spec.above !== undefined && value > spec.ceiling.value && value <= BANDS[field].high) {
+    // Above what any healthy reading reaches, whatever the sky: flagged, and the tracker stands
+    // (above the band, the band's finding names it and freezes the tracker).
+    return {
+      finding: { field, check: "drift", score: clamp01(0.5 + (0.5 * (value - spec.ceiling.value)) / spec.span), type: spec.above, reason: `${field} ${value} is above the ${round(spec.ceiling.value, 3)} ${spec.ceiling.why}` },
+      memory: { ...memory, frozenSince: memory.frozenSince ?? time, side: 1, up, down, dump: spec.dump ? dumping || undefined : undefined },
+    };
+  }
   // Frozen on this side by the tracker's own alarm or another check's: the deadband holds it.
   const bar = frozen && memory.side === side ? spec.threshold * CLEAR_SHARE : spec.threshold;
   if (Math.abs(outside) > bar && type !== undefined && !crossed && !returning) {

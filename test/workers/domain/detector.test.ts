@@ -691,6 +691,16 @@ describe("detect: alarms that hold and skies that last (issue 17, sixth pass)", 
     expect(detections.slice(330).flatMap((d) => d.findings).filter((f) => f.field === "wheel_speed")).toEqual([]);
   });
 
+  it("flags a sunlit voltage above the end-of-charge clamp and its noise (29.42 V): no charger lets a bus read there", () => {
+    // A sunlit bus at 28.9 V; its sensor drifts up 0.02 V a sample to 29.7 V (under the band's 29.8 V).
+    const readings = nominal(200, 14).map((r, i) => ({ ...r, voltage: round(r.voltage! + (i < 100 ? 0 : Math.min(0.8, 0.02 * (i - 99))), 2) }));
+    const { detections } = run(readings);
+    const drift = (i: number) => detections[i]!.findings.some((f) => f.field === "voltage" && f.type === "DRIFT");
+    expect(readings.filter((r, i) => r.voltage! > 29.42 && !drift(i))).toEqual([]);
+    expect(readings.filter((r) => r.voltage! > 29.42).length).toBeGreaterThan(50);
+    expect(detections.slice(0, 100).filter((d) => d.findings.some((f) => f.field === "voltage"))).toEqual([]);
+  });
+
   it("lets the temperature go when a misread eclipse ends: it was judged on the wrong sky", () => {
     // 53 min into the third sunlight the voltage drifts down 0.12 V a sample for 15 samples, read
     // as an entry, while a payload session warms the bus by 3 °C: it does not cool as an eclipsed
