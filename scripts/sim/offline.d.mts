@@ -17,3 +17,9 @@ export interface OfflineRecord {
 
 export declare function loadDetector(entry?: string): Promise<OfflineDetector>;
 export declare function scoreOffline(detector: OfflineDetector, scenarioOptions: ScenarioOptions): { scenario: Scenario; records: OfflineRecord[]; scores: Scores; states: Map<string, unknown> };
+
+/** False positives just after fault windows, each with its class (the fault before → the anomaly type). */
+export declare function echoClasses(records: OfflineRecord[]): {
+  list: Array<{ satellite_id: string; time_ms: number; since: number; class: string; reason: string }>;
+  counts: Record<string, number>;
+};

@@ -7,6 +7,7 @@
  *
  *   node scripts/sim/offline.mjs --seeds 1001,1003 --points 12000 --satellites 3 --fault-rate 1.5
  *   node scripts/sim/offline.mjs --seeds 2002 --points 12000 --json      # one JSON line per seed
+ *   node scripts/sim/offline.mjs --seeds 1001 --echoes   # false positives just after faults, by class
  *
  * The detector is bundled with esbuild (the lib tsconfig imports without extensions, which Node's
  * type stripping cannot resolve) into a temp file and imported from there.
@@ -17,7 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { generateScenario } from "./model.mjs";
-import { formatTable, scoreRun } from "./score.mjs";
+import { ECHO_POINTS, formatTable, scoreRun } from "./score.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -58,8 +59,34 @@ export function scoreOffline(detector, scenarioOptions) {
   return { scenario, records, scores, states };
 }
 
+/**
+ * The false positives at most ECHO_POINTS points (same satellite) after a fault window, each with
+ * its class: the fault type before it and the anomaly type flagged ("stuck_sensor -> SENSOR_STUCK").
+ * @example echoClasses(scoreOffline(detector, options).records).counts // { "stuck_sensor -> SENSOR_STUCK": 1 }
+ */
+export function echoClasses(records) {
+  const since = new Map();
+  const last = new Map();
+  const list = [];
+  const counts = {};
+  for (const r of records) {
+    if (r.fault_id) {
+      since.set(r.satellite_id, 0);
+      last.set(r.satellite_id, r.fault_type);
+      continue;
+    }
+    const n = (since.get(r.satellite_id) ?? Infinity) + 1;
+    since.set(r.satellite_id, n);
+    if (!r.response.is_anomaly || n > ECHO_POINTS) continue;
+    const cls = `${last.get(r.satellite_id)} -> ${r.response.anomaly_type}`;
+    counts[cls] = (counts[cls] ?? 0) + 1;
+    list.push({ satellite_id: r.satellite_id, time_ms: r.time_ms, since: n, class: cls, reason: r.response.reason ?? "" });
+  }
+  return { list, counts };
+}
+
 function parse(argv) {
-  const opts = { seeds: [1001], points: 12000, satellites: 3, faultRate: 1.5, step: 20, json: false, fps: false, misses: false };
+  const opts = { seeds: [1001], points: 12000, satellites: 3, faultRate: 1.5, step: 20, json: false, fps: false, misses: false, echoes: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => argv[++i];
@@ -71,6 +98,7 @@ function parse(argv) {
     else if (a === "--json") opts.json = true;
     else if (a === "--fps") opts.fps = true;
     else if (a === "--misses") opts.misses = true;
+    else if (a === "--echoes") opts.echoes = true;
     else throw new Error(`unknown option ${a}`);
   }
   return opts;
@@ -100,6 +128,11 @@ async function main() {
     );
     if (opts.fps) {
       for (const r of records) if (r.response.is_anomaly && !r.fault_id) process.stdout.write(`  FP ${r.satellite_id} ${new Date(r.time_ms).toISOString()} ${r.response.anomaly_type}: ${r.response.reason}\n`);
+    }
+    if (opts.echoes) {
+      const classes = echoClasses(records);
+      for (const e of classes.list) process.stdout.write(`  ECHO ${e.satellite_id} ${new Date(e.time_ms).toISOString()} +${e.since} ${e.class}: ${e.reason}\n`);
+      process.stdout.write(`  echoes by class ${JSON.stringify(classes.counts)}\n`);
     }
     if (opts.misses) {
       const detected = new Set(records.filter((r) => r.fault_id && r.response.is_anomaly).map((r) => r.fault_id));
