@@ -18,7 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { generateScenario } from "./model.mjs";
-import { ECHO_POINTS, formatTable, scoreRun } from "./score.mjs";
+import { ECHO_POINTS, faultClock, formatTable, scoreRun } from "./score.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -65,20 +65,13 @@ export function scoreOffline(detector, scenarioOptions) {
  * @example echoClasses(scoreOffline(detector, options).records).counts // { "stuck_sensor -> SENSOR_STUCK": 1 }
  */
 export function echoClasses(records) {
-  const since = new Map();
-  const last = new Map();
+  const clock = faultClock();
   const list = [];
   const counts = {};
   for (const r of records) {
-    if (r.fault_id) {
-      since.set(r.satellite_id, 0);
-      last.set(r.satellite_id, r.fault_type);
-      continue;
-    }
-    const n = (since.get(r.satellite_id) ?? Infinity) + 1;
-    since.set(r.satellite_id, n);
-    if (!r.response.is_anomaly || n > ECHO_POINTS) continue;
-    const cls = `${last.get(r.satellite_id)} -> ${r.response.anomaly_type}`;
+    const { since: n, faultType } = clock.next(r);
+    if (n === 0 || !r.response.is_anomaly || n > ECHO_POINTS) continue;
+    const cls = `${faultType} -> ${r.response.anomaly_type}`;
     counts[cls] = (counts[cls] ?? 0) + 1;
     list.push({ satellite_id: r.satellite_id, time_ms: r.time_ms, since: n, class: cls, reason: r.response.reason ?? "" });
   }

@@ -5,6 +5,8 @@ export { FAULT_TYPES } from "./model.mjs";
 
 export declare const ANOMALY_TYPE_TO_FAULT: Readonly<Record<string, FaultType>>;
 export declare const ECHO_POINTS: number;
+/** The echo rule's clock: points since the satellite's last fault window (0 inside one) and its fault type. */
+export declare function faultClock(): { next(point: Pick<RunRecord, "satellite_id" | "fault_id" | "fault_type">): { since: number; faultType: FaultType | null } };
 
 /** One sent point: its ground truth and the Worker's answer (null when it was refused or unsent). */
 export interface RunRecord {

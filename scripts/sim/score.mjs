@@ -59,6 +59,26 @@ function stats(values) {
 }
 
 /**
+ * The echo rule's clock: per satellite, how many points a point comes after the end of that
+ * satellite's last fault window (0 inside one) and that window's fault type. Feed it every point in
+ * send order.
+ * @example const clock = faultClock(); clock.next(point).since // 0 inside a window, 1 just after
+ */
+export function faultClock() {
+  const since = new Map();
+  const last = new Map();
+  return {
+    next(p) {
+      const inFault = p.fault_id !== null && p.fault_id !== undefined;
+      const n = inFault ? 0 : (since.get(p.satellite_id) ?? Infinity) + 1;
+      since.set(p.satellite_id, n);
+      if (inFault) last.set(p.satellite_id, p.fault_type);
+      return { since: n, faultType: last.get(p.satellite_id) ?? null };
+    },
+  };
+}
+
+/**
  * @param {{ points: Array<{satellite_id: string, time_ms: number, fault_id: string|null, fault_type: string|null,
  *   response: {id: string, is_anomaly: boolean, anomaly_type: string} | null}>,
  *   faults: Array<{id: string, type: string, start_ms: number}>, faultTypes?: string[] }} run
@@ -69,13 +89,12 @@ export function scoreRun({ points, faults, faultTypes = FAULT_TYPES }) {
   const fpByAnomalyType = {};
   let echoes = 0;
   let unscored = 0;
-  const sinceFault = new Map();
+  const clock = faultClock();
   const faultById = new Map(faults.map((f) => [f.id, f]));
 
   for (const p of points) {
-    const inFault = p.fault_id !== null && p.fault_id !== undefined;
-    const since = inFault ? 0 : (sinceFault.get(p.satellite_id) ?? Infinity) + 1;
-    sinceFault.set(p.satellite_id, since);
+    const { since } = clock.next(p);
+    const inFault = since === 0;
     const r = p.response;
     if (!r) {
       unscored++;

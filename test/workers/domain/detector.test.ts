@@ -12,15 +12,17 @@ function noise(seed: number): (sd: number) => number {
   return (sd) => sd * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
-/** Runs readings through detect in order, threading the state; returns each detection. */
+/** Runs readings through detect in order, threading the state; returns each detection and the state after each. */
 function run(readings: readonly Reading[], state?: DetectorState) {
   const out = [];
+  const states: DetectorState[] = [];
   for (const r of readings) {
     const result = detect(r, state);
     state = result.state;
     out.push(result.detection);
+    states.push(result.state);
   }
-  return { detections: out, state };
+  return { detections: out, state, states };
 }
 
 /** A nominal stream, one reading every 20 s: the bus at rest, with the simulator's sensor noise. */
@@ -525,12 +527,7 @@ describe("detect: recovery and the orbit's timing (issue 17, fourth pass)", () =
     const from = 2 * 285 + 60;
     const to = from + 40;
     const readings = orbits(to + 10, 48, (i, r) => (i >= from && i < to ? { voltage: round(r.voltage! + 0.05 * (i - from + 1), 2) } : {}));
-    let state: DetectorState | undefined;
-    const skies: string[] = [];
-    readings.forEach((r, i) => {
-      state = detect(r, state).state;
-      if (i >= to) skies.push(state.sky ?? "");
-    });
+    const skies = run(readings).states.slice(to).map((st) => st.sky ?? "");
     expect(skies).not.toContain("eclipse");
   });
 
@@ -540,12 +537,7 @@ describe("detect: recovery and the orbit's timing (issue 17, fourth pass)", () =
     const from = 2 * 285 + 160;
     const to = from + 15;
     const readings = orbits(to + 8, 49, (i, r) => (i >= from && i < to ? { voltage: round(r.voltage! - 0.12 * (i - from + 1), 2) } : {}));
-    let state: DetectorState | undefined;
-    const skies: string[] = [];
-    readings.forEach((r) => {
-      state = detect(r, state).state;
-      skies.push(state.sky ?? "");
-    });
+    const skies = run(readings).states.map((st) => st.sky ?? "");
     expect(skies.slice(from + 2, to)).toContain("eclipse");
     expect(skies.slice(to + 1)).toEqual(new Array(7).fill("sunlit"));
   });
@@ -664,14 +656,8 @@ describe("detect: alarms that hold and skies that last (issue 17, sixth pass)", 
     const from = 4 * 285 + 160;
     const to = from + 15;
     const readings = orbits(to + 5, 53, (i, r) => (i >= from && i < to ? { voltage: round(r.voltage! - 0.12 * (i - from + 1), 2) } : {}));
-    let state: DetectorState | undefined;
-    const skies: string[] = [];
-    const detections = readings.map((r) => {
-      const out = detect(r, state);
-      state = out.state;
-      skies.push(out.state.skyKnown ?? "");
-      return out.detection;
-    });
+    const { detections, states } = run(readings);
+    const skies = states.map((st) => st.skyKnown ?? "");
     expect(skies.slice(from, to)).not.toContain("eclipse");
     expect(detections.slice(from, to).filter((d) => d.type === "POWER_UNDERVOLTAGE").length).toBeGreaterThan(8);
   });
